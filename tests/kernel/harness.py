@@ -1,0 +1,190 @@
+"""Runs a real outpost-kernel with the test modules and reads its state.
+
+Each test gets a private folder (config, runtime dir, log). The kernel runs
+in its own session and process group, so a test can check that nothing of
+it survives. Every check raises AssertionError with what it saw."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILD = os.environ.get("OUTPOST_BUILD", os.path.join(os.path.dirname(__file__), "../../build"))
+BIN = os.path.join(BUILD, "bin")
+TEST_MODULES = os.path.join(BUILD, "tests", "modules")
+
+# Sanitizer reports must fail the test that provoked them, so they are
+# searched for in the log; leaks are reported at a clean exit only.
+os.environ.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+os.environ.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+
+
+def module(name, plugin, restart=None, fallback=None, **settings):
+    return dict(name=name, plugin=plugin, restart=restart, fallback=fallback, settings=settings)
+
+
+def _value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v)
+    return str(v)
+
+
+def render(modules, device="test", runtime_dir=None, module_dir=TEST_MODULES, supervisor=None):
+    lines = [f'device = {{ id = "{device}"; }};']
+    if runtime_dir:
+        lines.append(f'runtime_dir = "{runtime_dir}";')
+    if module_dir:
+        lines.append(f'module_dir = "{os.path.abspath(module_dir)}";')
+    if supervisor:
+        body = " ".join(f"{k} = {_value(v)};" for k, v in supervisor.items())
+        lines.append(f"supervisor = {{ {body} }};")
+    lines.append("modules = (")
+    entries = []
+    for m in modules:
+        parts = [f'name = "{m["name"]}";', f'plugin = "{m["plugin"]}";']
+        if m.get("restart"):
+            parts.append(f'restart = "{m["restart"]}";')
+        if m.get("fallback"):
+            parts.append(f'fallback = "{m["fallback"]}";')
+        if m.get("settings"):
+            body = " ".join(f"{k} = {_value(v)};" for k, v in m["settings"].items())
+            parts.append(f"settings = {{ {body} }};")
+        entries.append("  { " + " ".join(parts) + " }")
+    lines.append(",\n".join(entries))
+    lines.append(");")
+    return "\n".join(lines) + "\n"
+
+
+class Kernel:
+    def __init__(self, modules, supervisor=None, name="k"):
+        self.dir = tempfile.mkdtemp(prefix=f"outpost-{name}-", dir="/tmp")
+        self.rundir = os.path.join(self.dir, "run")
+        self.config = os.path.join(self.dir, "device.cfg")
+        self.log_path = os.path.join(self.dir, "kernel.log")
+        self.supervisor = supervisor
+        self.write(modules)
+        self.proc = None
+
+    def write(self, modules):
+        with open(self.config, "w") as f:
+            f.write(render(modules, runtime_dir=self.rundir, supervisor=self.supervisor))
+
+    def start(self, wait_running=True):
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([os.path.join(BIN, "outpost-kernel"), "-c", self.config],
+                                     stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
+                                     start_new_session=True)
+        if wait_running:
+            self.wait(lambda s: all(m["state"] == "running" for m in s["modules"]), 10,
+                      "every module running")
+        return self
+
+    def status(self):
+        r = subprocess.run([os.path.join(BIN, "outpostctl"), "-c", self.config, "status", "--json"],
+                           capture_output=True, text=True, timeout=10)
+        if r.returncode != 0:
+            return None
+        return json.loads(r.stdout)
+
+    def mod(self, name, st=None):
+        st = st or self.status()
+        return next(m for m in st["modules"] if m["name"] == name)
+
+    def pids(self):
+        return {m["name"]: m["pid"] for m in self.status()["modules"]}
+
+    def send(self, module, command, args=None):
+        argv = [os.path.join(BIN, "outpostctl"), "-c", self.config, "send", module, command]
+        if args is not None:
+            argv.append(json.dumps(args))
+        return subprocess.run(argv, capture_output=True, text=True, timeout=10)
+
+    def wait(self, pred, timeout, what, interval=0.02):
+        """Polls status until pred(status) holds; returns (status, seconds waited)."""
+        t0 = time.monotonic()
+        last = None
+        while time.monotonic() - t0 < timeout:
+            st = self.status()
+            if st is not None:
+                last = st
+                if pred(st):
+                    return st, time.monotonic() - t0
+            time.sleep(interval)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}; last status: "
+                             f"{json.dumps(last, indent=1)}\n--- kernel log ---\n{self.read_log()}")
+
+    def read_log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def group_alive(self):
+        try:
+            os.killpg(self.proc.pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.proc and self.group_alive():
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.proc:
+            self.proc.wait()
+            self.log.close()
+
+    def check_clean_log(self):
+        log = self.read_log()
+        for bad in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+            assert bad not in log, f"sanitizer report in the kernel log:\n{log}"
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def pid_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def run_cases(cases):
+    """Runs named test functions; prints one line each and the closing tally."""
+    passed = failed = 0
+    for fn in cases:
+        t0 = time.monotonic()
+        try:
+            fn()
+            passed += 1
+            print(f"ok   {fn.__name__} ({time.monotonic() - t0:.2f} s)", flush=True)
+        except Exception as e:  # noqa: BLE001 - report every failure the same way
+            failed += 1
+            print(f"FAIL {fn.__name__}: {type(e).__name__}: {e}", flush=True)
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+def log_lines(log, pattern):
+    return [m for m in re.finditer(pattern, log, re.M)]

@@ -1,0 +1,134 @@
+/* outpostctl -c FILE status [--json] | send MODULE COMMAND [JSON]
+ *
+ * Talks to the running kernel over <runtime_dir>/control (REQ). Exit: 0 ok,
+ * 1 the kernel did not answer or refused, 2 usage or configuration error. */
+#include "config.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define ANSWER_TIMEOUT_MS 4000 /* the kernel waits up to 2 s for a module */
+
+static json_t *s_ask(const kconf_t *conf, json_t *req) {
+  char ep[160];
+  snprintf(ep, sizeof ep, "ipc://%s/control", conf->runtime_dir);
+  void *ctx = zmq_ctx_new();
+  void *s = zmq_socket(ctx, ZMQ_REQ);
+  int timeout = ANSWER_TIMEOUT_MS, zero = 0;
+  zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+  zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+  char *text = json_dumps(req, JSON_COMPACT);
+  json_t *reply = NULL;
+  char buf[1 << 20];
+  if (zmq_connect(s, ep) == 0 && zmq_send(s, text, strlen(text), 0) >= 0) {
+    int n = zmq_recv(s, buf, sizeof buf, 0);
+    if (n >= 0 && n < (int)sizeof buf)
+      reply = json_loadb(buf, (size_t)n, 0, NULL);
+  }
+  if (!reply)
+    fprintf(stderr, "outpostctl: no answer from the kernel at %s\n", ep);
+  free(text);
+  zmq_close(s);
+  zmq_ctx_term(ctx);
+  return reply;
+}
+
+static const char *s_str(json_t *o, const char *key) {
+  const char *v = json_string_value(json_object_get(o, key));
+  return v && *v ? v : "-";
+}
+
+static void s_print_table(json_t *st) {
+  printf("device %s (kernel pid %d)\n", s_str(st, "device"),
+         (int)json_integer_value(json_object_get(st, "pid")));
+  printf("%-12s %-18s %7s %-9s %8s %-24s %9s %9s %9s %7s\n", "NAME", "PLUGIN", "PID", "STATE",
+         "RESTARTS", "LAST-EXIT", "UPTIME", "IN", "OUT", "DROPS");
+  size_t i;
+  json_t *m;
+  json_array_foreach(json_object_get(st, "modules"), i, m) {
+    char plugin[64];
+    snprintf(plugin, sizeof plugin, "%s%s", s_str(m, "plugin"),
+             json_is_true(json_object_get(m, "fallback_active")) ? "*" : "");
+    printf("%-12s %-18s %7d %-9s %8d %-24s %8.1fs %9lld %9lld %7lld\n", s_str(m, "name"), plugin,
+           (int)json_integer_value(json_object_get(m, "pid")), s_str(m, "state"),
+           (int)json_integer_value(json_object_get(m, "restarts")), s_str(m, "last_exit"),
+           json_real_value(json_object_get(m, "uptime_s")),
+           (long long)json_integer_value(json_object_get(m, "frames_in")),
+           (long long)json_integer_value(json_object_get(m, "frames_out")),
+           (long long)json_integer_value(json_object_get(m, "drops")));
+    if (json_is_true(json_object_get(m, "fallback_active")))
+      printf("%-12s   * fallback for %s\n", "", s_str(m, "configured_plugin"));
+  }
+}
+
+static int s_usage(void) {
+  fprintf(stderr, "usage: outpostctl -c FILE status [--json]\n"
+                  "       outpostctl -c FILE send MODULE COMMAND [JSON-ARGS]\n");
+  return 2;
+}
+
+int main(int argc, char **argv) {
+  const char *path = NULL;
+  int o;
+  while ((o = getopt(argc, argv, "+c:")) != -1)
+    if (o == 'c')
+      path = optarg;
+    else
+      return s_usage();
+  if (!path || optind >= argc)
+    return s_usage();
+  char err[512];
+  kconf_t *conf = kconf_load(path, err, sizeof err);
+  if (!conf) {
+    fprintf(stderr, "outpostctl: %s\n", err);
+    return 2;
+  }
+  const char *verb = argv[optind];
+  json_t *req = NULL;
+  int as_json = 0;
+  if (!strcmp(verb, "status")) {
+    as_json = optind + 1 < argc && !strcmp(argv[optind + 1], "--json");
+    req = json_pack("{s:s}", "request", "status");
+  } else if (!strcmp(verb, "send") && optind + 2 < argc) {
+    json_t *args = NULL;
+    if (optind + 3 < argc) {
+      json_error_t je;
+      args = json_loads(argv[optind + 3], 0, &je);
+      if (!json_is_object(args)) {
+        fprintf(stderr, "outpostctl: JSON-ARGS must be an object: %s\n", je.text);
+        kconf_destroy(&conf);
+        return 2;
+      }
+    }
+    req = json_pack("{s:s, s:s, s:s, s:o?}", "request", "send", "module", argv[optind + 1],
+                    "command", argv[optind + 2], "args", args);
+  } else {
+    kconf_destroy(&conf);
+    return s_usage();
+  }
+  json_t *reply = s_ask(conf, req);
+  json_decref(req);
+  kconf_destroy(&conf);
+  if (!reply)
+    return 1;
+  int rc = json_object_get(reply, "error") || json_is_false(json_object_get(reply, "ok")) ? 1 : 0;
+  if (rc) {
+    const char *why = json_string_value(json_object_get(reply, "error"));
+    if (!why)
+      why = json_string_value(json_object_get(json_object_get(reply, "reply"), "error"));
+    fprintf(stderr, "outpostctl: %s\n", why ? why : "the module refused the command");
+  }
+  if (!strcmp(verb, "status") && !as_json && !rc)
+    s_print_table(reply);
+  else {
+    char *text = json_dumps(reply, JSON_INDENT(2) | JSON_SORT_KEYS);
+    printf("%s\n", text);
+    free(text);
+  }
+  json_decref(reply);
+  return rc;
+}
