@@ -20,10 +20,10 @@ struct frameio {
   void *in;            /* owned PULL socket connected to the previous module, or NULL */
   char ring_path[256]; /* our output ring */
   char in_ring_path[256];
-  ring_t *ring;        /* owned; output ring, opened at the first raw frame */
-  ring_t *in_ring;     /* owned; the previous module's ring, mapped on demand */
+  ring_t *ring;    /* owned; output ring, opened at the first raw frame */
+  ring_t *in_ring; /* owned; the previous module's ring, mapped on demand */
   /* The frame being written (between begin and commit). */
-  int pending;         /* 0 none, 1 ring slot, 2 message */
+  int pending; /* 0 none, 1 ring slot, 2 message */
   uint32_t slot;
   zmq_msg_t msg;
   /* The frame being read (between recv and done). */

@@ -24,13 +24,13 @@
 #include <zmq.h>
 
 struct outpost_host {
-  char who[64];        /* "name[pid]" for logs */
-  void *bus;           /* owned DEALER to the kernel */
-  frameio_t *fio;      /* owned */
-  int64_t wake_us;     /* 0 = none */
-  int watch_fd;        /* -1 = none */
-  json_t *status;      /* owned; the module's own status */
-  uint64_t errors;     /* module callbacks that failed, and api->error calls */
+  char who[64];    /* "name[pid]" for logs */
+  void *bus;       /* owned DEALER to the kernel */
+  frameio_t *fio;  /* owned */
+  int64_t wake_us; /* 0 = none */
+  int watch_fd;    /* -1 = none */
+  json_t *status;  /* owned; the module's own status */
+  uint64_t errors; /* module callbacks that failed, and api->error calls */
   char last_error[256];
 };
 
@@ -88,11 +88,11 @@ static void s_send(outpost_host_t *h, const char *type, json_t *body) {
 static void s_heartbeat(outpost_host_t *h) {
   const frameio_counters_t *c = frameio_counters(h->fio);
   json_t *b = json_pack("{s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:I, s:s, s:O?}", "frames_in",
-                        (json_int_t)c->frames_in, "frames_out", (json_int_t)c->frames_out,
-                        "drops", (json_int_t)(c->drops_out + c->drops_overrun + c->drops_in),
-                        "drops_detail", "out", (json_int_t)c->drops_out, "overrun",
-                        (json_int_t)c->drops_overrun, "in", (json_int_t)c->drops_in, "errors",
-                        (json_int_t)h->errors, "last_error", h->last_error, "module", h->status);
+                        (json_int_t)c->frames_in, "frames_out", (json_int_t)c->frames_out, "drops",
+                        (json_int_t)(c->drops_out + c->drops_overrun + c->drops_in), "drops_detail",
+                        "out", (json_int_t)c->drops_out, "overrun", (json_int_t)c->drops_overrun,
+                        "in", (json_int_t)c->drops_in, "errors", (json_int_t)h->errors,
+                        "last_error", h->last_error, "module", h->status);
   s_send(h, "heartbeat", b);
 }
 
@@ -116,8 +116,8 @@ static void s_on_bus(outpost_host_t *h, const outpost_module_t *mod, void *self)
       continue;
     }
     json_t *reply = NULL;
-    int rc = mod->on_command ? mod->on_command(self, name, json_object_get(cmd, "args"), &reply)
-                             : -1;
+    int rc =
+        mod->on_command ? mod->on_command(self, name, json_object_get(cmd, "args"), &reply) : -1;
     json_t *r = json_pack("{s:O, s:b, s:o?}", "id", json_object_get(cmd, "id"), "ok", rc == 0,
                           "reply", reply);
     s_send(h, "reply", r);
@@ -136,14 +136,29 @@ int main(int argc, char **argv) {
   int o;
   while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (o) {
-    case 'n': name = optarg; break;
-    case 'p': plugin = optarg; break;
-    case 'b': bus_ep = optarg; break;
-    case 'r': rundir = optarg; break;
-    case 'i': in = optarg; break;
-    case 's': settings_text = optarg; break;
-    case 'h': beat_ms = atoi(optarg) > 0 ? atoi(optarg) : 500; break;
-    default: return 1;
+    case 'n':
+      name = optarg;
+      break;
+    case 'p':
+      plugin = optarg;
+      break;
+    case 'b':
+      bus_ep = optarg;
+      break;
+    case 'r':
+      rundir = optarg;
+      break;
+    case 'i':
+      in = optarg;
+      break;
+    case 's':
+      settings_text = optarg;
+      break;
+    case 'h':
+      beat_ms = atoi(optarg) > 0 ? atoi(optarg) : 500;
+      break;
+    default:
+      return 1;
     }
   }
   if (!name || !plugin || !bus_ep || !rundir) {
@@ -158,7 +173,9 @@ int main(int argc, char **argv) {
   const outpost_module_t *mod = so ? dlsym(so, "outpost_module") : NULL;
   if (!mod || mod->abi != OUTPOST_MODULE_ABI || !mod->init || !mod->destroy) {
     outpost_log(h.who, "cannot load %s: %s", plugin,
-                !so ? dlerror() : !mod ? "no outpost_module symbol" : "ABI mismatch");
+                !so    ? dlerror()
+                : !mod ? "no outpost_module symbol"
+                       : "ABI mismatch");
     return 4;
   }
   json_error_t jerr;
@@ -190,8 +207,7 @@ int main(int argc, char **argv) {
 
   void *self = NULL;
   if (mod->init(&h, &s_api, settings, &self)) {
-    outpost_log(h.who, "%s: init failed%s%s", mod->name, h.last_error[0] ? ": " : "",
-                h.last_error);
+    outpost_log(h.who, "%s: init failed%s%s", mod->name, h.last_error[0] ? ": " : "", h.last_error);
     return 3;
   }
   outpost_log(h.who, "%s initialised", mod->name);

@@ -13,11 +13,10 @@
 
 /* Keys the kernel knows; anything else is a typo and an error (a silently
  * ignored `restrat = "temporary"` would cost someone a night). */
-static const char *s_top_keys[] = {"device", "runtime_dir", "module_dir", "supervisor", "modules",
-                                   NULL};
-static const char *s_supervisor_keys[] = {"intensity",  "period",      "heartbeat_timeout",
-                                          "grace",      "backoff_min", "backoff_max",
-                                          NULL};
+static const char *s_top_keys[] = {"device",     "runtime_dir", "module_dir",
+                                   "supervisor", "modules",     NULL};
+static const char *s_supervisor_keys[] = {
+    "intensity", "period", "heartbeat_timeout", "grace", "backoff_min", "backoff_max", NULL};
 static const char *s_module_keys[] = {"name", "plugin", "restart", "fallback", "settings", NULL};
 
 typedef struct {
@@ -58,8 +57,8 @@ static int s_known(s_ctx_t *c, const config_setting_t *group, const char *prefix
 }
 
 /* A string member: required or optional (then *out stays NULL when absent). */
-static int s_string(s_ctx_t *c, const config_setting_t *group, const char *key,
-                    const char *where, int required, char **out) {
+static int s_string(s_ctx_t *c, const config_setting_t *group, const char *key, const char *where,
+                    int required, char **out) {
   const config_setting_t *s = config_setting_get_member(group, key);
   if (!s) {
     if (required)

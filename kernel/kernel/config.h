@@ -8,10 +8,10 @@
 typedef enum { RESTART_PERMANENT, RESTART_TRANSIENT, RESTART_TEMPORARY } restart_t;
 
 typedef struct module_conf {
-  char *name;          /* owned; unique, [a-z0-9_-] */
-  char *plugin;        /* owned; resolved to <module_dir>/<plugin>.so */
-  char *fallback;      /* owned; NULL when none */
-  char *input;         /* owned; name of the previous module in the list, NULL for the first */
+  char *name;     /* owned; unique, [a-z0-9_-] */
+  char *plugin;   /* owned; resolved to <module_dir>/<plugin>.so */
+  char *fallback; /* owned; NULL when none */
+  char *input;    /* owned; name of the previous module in the list, NULL for the first */
   restart_t restart;
   char *settings_json; /* owned; the `settings` group as compact JSON, "{}" when absent */
 } module_conf_t;

@@ -167,21 +167,22 @@ static json_t *s_status(kernel_t *k) {
     child_t *c = k->children[i];
     json_t *r = c->report;
     json_t *row = json_pack(
-        "{s:s, s:s, s:s, s:b, s:i, s:s, s:i, s:s, s:f, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}",
-        "name", c->conf.name, "plugin", child_plugin(c), "configured_plugin", c->conf.plugin,
+        "{s:s, s:s, s:s, s:b, s:i, s:s, s:i, s:s, s:f, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "name",
+        c->conf.name, "plugin", child_plugin(c), "configured_plugin", c->conf.plugin,
         "fallback_active", c->on_fallback, "pid", (int)c->pid, "state", sup_state_name(c->state),
         "restarts", c->restarts, "last_exit", c->last_exit, "uptime_s",
         c->pid ? (double)(now - c->started_us) / 1e6 : 0.0, "frames_in",
         json_object_get(r, "frames_in"), "frames_out", json_object_get(r, "frames_out"), "drops",
         json_object_get(r, "drops"), "errors", json_object_get(r, "errors"), "last_error",
         json_object_get(r, "last_error"), "module", json_object_get(r, "module"));
+    json_object_set(row, "drops_detail", json_object_get(r, "drops_detail"));
     if (c->state == SUP_BACKOFF)
       json_object_set_new(row, "restart_in_s", json_real((double)(c->deadline_us - now) / 1e6));
     json_array_append_new(mods, row);
   }
-  return json_pack("{s:s, s:i, s:s, s:I, s:o}", "device", k->conf->device_id, "pid",
-                   (int)getpid(), "config", k->conf->path, "bus_rejected",
-                   (json_int_t)k->bus_rejected, "modules", mods);
+  return json_pack("{s:s, s:i, s:s, s:I, s:o}", "device", k->conf->device_id, "pid", (int)getpid(),
+                   "config", k->conf->path, "bus_rejected", (json_int_t)k->bus_rejected, "modules",
+                   mods);
 }
 
 /* {"request":"send","module":M,"command":C,"args":{...}} -> forwarded to M. */
@@ -209,8 +210,8 @@ static json_t *s_forward(kernel_t *k, json_t *req, zmq_msg_t *peer) {
   snprintf(p->module, sizeof p->module, "%s", module);
   memcpy(p->peer, zmq_msg_data(peer), p->peer_len);
   p->deadline_us = clock_mono_us() + KERNEL_COMMAND_TIMEOUT_US;
-  json_t *cmd = json_pack("{s:I, s:s, s:O?}", "id", (json_int_t)p->id, "command", command,
-                          "args", args);
+  json_t *cmd =
+      json_pack("{s:I, s:s, s:O?}", "id", (json_int_t)p->id, "command", command, "args", args);
   char *text = json_dumps(cmd, JSON_COMPACT);
   json_decref(cmd);
   zmq_send(k->bus, c->conf.name, strlen(c->conf.name), ZMQ_SNDMORE | ZMQ_DONTWAIT);

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KERNEL_MAX_PENDING 64         /* commands awaiting a module's reply */
+#define KERNEL_MAX_PENDING 64 /* commands awaiting a module's reply */
 #define KERNEL_COMMAND_TIMEOUT_US 2000000
 
 typedef struct pending {
@@ -21,8 +21,8 @@ typedef struct pending {
 } pending_t;
 
 struct kernel {
-  kconf_t *conf;      /* owned; the configuration in force */
-  char *host_path;    /* owned; outpost-host next to this binary */
+  kconf_t *conf;   /* owned; the configuration in force */
+  char *host_path; /* owned; outpost-host next to this binary */
   char bus_endpoint[128];
   child_t **children; /* owned array (and elements): config order, leaving ones last */
   size_t n_children;

@@ -105,8 +105,7 @@ static void s_settle(kernel_t *k) {
       continue;
     if (c->leaving) {
       child_destroy(&k->children[i]);
-      memmove(&k->children[i], &k->children[i + 1],
-              sizeof *k->children * (k->n_children - i - 1));
+      memmove(&k->children[i], &k->children[i + 1], sizeof *k->children * (k->n_children - i - 1));
       k->n_children--;
       i--;
     } else if (c->next) {
@@ -223,8 +222,8 @@ int main(int argc, char **argv) {
   if (sfd < 0 || control_open(&k))
     return 1;
 
-  outpost_log(WHO, "device %s: %zu module(s) from %s, pid %d", k.conf->device_id,
-              k.conf->n_modules, k.conf->path, (int)getpid());
+  outpost_log(WHO, "device %s: %zu module(s) from %s, pid %d", k.conf->device_id, k.conf->n_modules,
+              k.conf->path, (int)getpid());
   for (size_t i = 0; i < k.conf->n_modules; i++) {
     s_add_child(&k, child_new(&k.conf->modules[i]));
     sup_event(&k, k.children[i], EV_START, 0);
@@ -239,9 +238,8 @@ int main(int argc, char **argv) {
       int64_t left = deadline - clock_mono_us();
       timeout_ms = left <= 0 ? 0 : (long)((left + 999) / 1000);
     }
-    zmq_pollitem_t items[] = {{NULL, sfd, ZMQ_POLLIN, 0},
-                              {k.bus, 0, ZMQ_POLLIN, 0},
-                              {k.ctl, 0, ZMQ_POLLIN, 0}};
+    zmq_pollitem_t items[] = {
+        {NULL, sfd, ZMQ_POLLIN, 0}, {k.bus, 0, ZMQ_POLLIN, 0}, {k.ctl, 0, ZMQ_POLLIN, 0}};
     if (zmq_poll(items, 3, timeout_ms) < 0 && errno != EINTR)
       break;
     if (items[0].revents & ZMQ_POLLIN) {

@@ -75,7 +75,7 @@ void child_destroy(child_t **cp) {
 }
 
 __attribute__((format(printf, 3, 4))) static void s_log(const child_t *c, pid_t pid,
-                                                         const char *fmt, ...) {
+                                                        const char *fmt, ...) {
   char who[64], msg[256];
   snprintf(who, sizeof who, "outpost-kernel %s[%d]", c->conf.name, (int)pid);
   va_list ap;
@@ -98,12 +98,22 @@ static sup_state_t a_spawn(kernel_t *k, child_t *c, int status) {
   char beat[16];
   snprintf(beat, sizeof beat, "%d", k->conf->heartbeat_timeout_ms / 6);
   /* Build argv before fork: the child may only call async-signal-safe functions. */
-  const char *argv[] = {k->host_path,         "--name",     c->conf.name,
-                        "--plugin",           so,           "--bus",
-                        k->bus_endpoint,      "--rundir",   k->conf->runtime_dir,
-                        "--heartbeat-ms",     beat,         "--settings",
-                        c->conf.settings_json, c->conf.input ? "--in" : NULL,
-                        c->conf.input,        NULL};
+  const char *argv[] = {k->host_path,
+                        "--name",
+                        c->conf.name,
+                        "--plugin",
+                        so,
+                        "--bus",
+                        k->bus_endpoint,
+                        "--rundir",
+                        k->conf->runtime_dir,
+                        "--heartbeat-ms",
+                        beat,
+                        "--settings",
+                        c->conf.settings_json,
+                        c->conf.input ? "--in" : NULL,
+                        c->conf.input,
+                        NULL};
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
@@ -132,7 +142,8 @@ static sup_state_t a_spawn(kernel_t *k, child_t *c, int status) {
 }
 
 static sup_state_t a_up(kernel_t *k, child_t *c, int status) {
-  s_log(c, c->pid, "running (up after %lld ms)", (long long)(clock_mono_us() - c->started_us) / 1000);
+  s_log(c, c->pid, "running (up after %lld ms)",
+        (long long)(clock_mono_us() - c->started_us) / 1000);
   (void)a_alive(k, c, status);
   return SUP_RUNNING;
 }

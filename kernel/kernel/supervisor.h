@@ -30,17 +30,17 @@ typedef enum {
 } sup_event_t;
 
 typedef struct child {
-  module_conf_t conf;      /* owned copy of its configuration entry */
-  module_conf_t *next;     /* owned; a reload's new entry, applied once stopped */
-  int leaving;             /* removed by a reload: destroyed once stopped */
-  int on_fallback;         /* running conf.fallback instead of conf.plugin */
+  module_conf_t conf;  /* owned copy of its configuration entry */
+  module_conf_t *next; /* owned; a reload's new entry, applied once stopped */
+  int leaving;         /* removed by a reload: destroyed once stopped */
+  int on_fallback;     /* running conf.fallback instead of conf.plugin */
   sup_state_t state;
-  pid_t pid;               /* 0 when no process */
-  int64_t deadline_us;     /* monotonic; 0 = none */
-  int64_t started_us;      /* monotonic spawn time of the current process */
-  int restarts;            /* since the kernel started */
-  int backoff_step;        /* consecutive failures without a stable run */
-  int64_t *recent;         /* owned; restart times within the intensity period */
+  pid_t pid;           /* 0 when no process */
+  int64_t deadline_us; /* monotonic; 0 = none */
+  int64_t started_us;  /* monotonic spawn time of the current process */
+  int restarts;        /* since the kernel started */
+  int backoff_step;    /* consecutive failures without a stable run */
+  int64_t *recent;     /* owned; restart times within the intensity period */
   int n_recent;
   char last_exit[64];      /* "exit 3", "signal 9 (Killed)", ... */
   const char *kill_reason; /* static; why the kernel killed it, if it did */

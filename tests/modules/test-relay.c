@@ -49,5 +49,5 @@ static void s_destroy(void **self) {
   *self = NULL;
 }
 
-const outpost_module_t outpost_module = {OUTPOST_MODULE_ABI, "test-relay", s_init, s_frame,
+const outpost_module_t outpost_module = {OUTPOST_MODULE_ABI, "test-relay", s_init,   s_frame,
                                          s_command,          NULL,         s_destroy};

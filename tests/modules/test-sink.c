@@ -42,8 +42,8 @@ static int s_frame(void *self, const outpost_frame_t *f) {
   s->api->set_status(s->h, json_pack("{s:I, s:I, s:I, s:I, s:I, s:i, s:i}", "frames",
                                      (json_int_t)s->frames, "corrupt", (json_int_t)s->corrupt,
                                      "gaps", (json_int_t)s->gaps, "backwards",
-                                     (json_int_t)s->backwards, "last", (json_int_t)s->last,
-                                     "width", (int)f->width, "height", (int)f->height));
+                                     (json_int_t)s->backwards, "last", (json_int_t)s->last, "width",
+                                     (int)f->width, "height", (int)f->height));
   return 0;
 }
 
@@ -60,5 +60,5 @@ static void s_destroy(void **self) {
   *self = NULL;
 }
 
-const outpost_module_t outpost_module = {OUTPOST_MODULE_ABI, "test-sink", s_init, s_frame,
+const outpost_module_t outpost_module = {OUTPOST_MODULE_ABI, "test-sink", s_init,   s_frame,
                                          s_command,          NULL,        s_destroy};

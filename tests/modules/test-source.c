@@ -36,9 +36,12 @@ static void s_wake(void *self) {
   s->number++;
   if (p) {
     testkit_fill(p, size, s->number);
-    outpost_frame_t f = {.number = s->number, .capture_us = clock_real_us(),
-                         .format = OUTPOST_FMT_I420, .width = (uint32_t)s->width,
-                         .height = (uint32_t)s->height, .size = size};
+    outpost_frame_t f = {.number = s->number,
+                         .capture_us = clock_real_us(),
+                         .format = OUTPOST_FMT_I420,
+                         .width = (uint32_t)s->width,
+                         .height = (uint32_t)s->height,
+                         .size = size};
     s->api->frame_commit(s->h, &f);
   }
   /* Paced by the clock, not by the loop: a late wake-up does not shift later frames. */
@@ -67,5 +70,5 @@ static void s_destroy(void **self) {
   *self = NULL;
 }
 
-const outpost_module_t outpost_module = {OUTPOST_MODULE_ABI, "test-source", s_init, NULL,
+const outpost_module_t outpost_module = {OUTPOST_MODULE_ABI, "test-source", s_init,   NULL,
                                          s_command,          s_wake,        s_destroy};

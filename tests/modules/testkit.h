@@ -1,7 +1,8 @@
 /* Shared misbehaviour for the test modules, so tests can crash or hang a
  * module on demand: settings `crash_at_start` (abort in init) and
- * `fail_init` (init returns -1), each true or the name of the plugin it applies to; commands `crash` (abort), `hang` (block the
- * host's loop forever, as a deadlocked module would) and `ping`. */
+ * `fail_init` (init returns -1), each true or the name of the plugin it applies to; commands
+ * `crash` (abort), `hang` (block the host's loop forever, as a deadlocked module would) and `ping`.
+ */
 #ifndef OUTPOST_TESTKIT_H
 #define OUTPOST_TESTKIT_H
 

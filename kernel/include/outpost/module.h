@@ -15,17 +15,20 @@
 #define OUTPOST_MODULE_ABI 1
 
 enum outpost_format { /* raw formats go through shared memory, coded ones by message */
-  OUTPOST_FMT_I420 = 1, OUTPOST_FMT_NV12 = 2, OUTPOST_FMT_YUYV = 3,
-  OUTPOST_FMT_AV1 = 100, OUTPOST_FMT_H265 = 101,
+                      OUTPOST_FMT_I420 = 1,
+                      OUTPOST_FMT_NV12 = 2,
+                      OUTPOST_FMT_YUYV = 3,
+                      OUTPOST_FMT_AV1 = 100,
+                      OUTPOST_FMT_H265 = 101,
 };
 #define OUTPOST_FORMAT_IS_RAW(f) ((f) < 100)
 #define OUTPOST_FRAME_KEY 0x1u /* flags: a keyframe (coded formats) */
 
 typedef struct outpost_frame {
-  uint64_t number;     /* frame number given by the source */
-  int64_t capture_us;  /* capture time, CLOCK_REALTIME, microseconds */
-  uint32_t format;     /* enum outpost_format */
-  uint32_t flags;      /* OUTPOST_FRAME_* */
+  uint64_t number;    /* frame number given by the source */
+  int64_t capture_us; /* capture time, CLOCK_REALTIME, microseconds */
+  uint32_t format;    /* enum outpost_format */
+  uint32_t flags;     /* OUTPOST_FRAME_* */
   uint32_t width, height;
   const uint8_t *data; /* borrowed: valid during on_frame only (may be shared memory) */
   size_t size;
@@ -56,7 +59,8 @@ typedef struct outpost_module {
   const char *name; /* e.g. "capture-testsrc"; static storage */
   /* settings: borrowed JSON object (the config's `settings` group). On success
    * *self is the module's state, owned by the module until destroy. 0 or -1. */
-  int (*init)(outpost_host_t *h, const outpost_host_api_t *api, const json_t *settings, void **self);
+  int (*init)(outpost_host_t *h, const outpost_host_api_t *api, const json_t *settings,
+              void **self);
   /* One input frame (frame borrowed). NULL for sources. 0 or -1 (counted). */
   int (*on_frame)(void *self, const outpost_frame_t *frame);
   /* A command by name; args borrowed (may be NULL). *reply: new JSON the host
