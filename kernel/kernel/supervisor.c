@@ -27,16 +27,20 @@ static sup_state_t a_kill(kernel_t *k, child_t *c, int status);
 static sup_state_t a_stopped(kernel_t *k, child_t *c, int status);
 static sup_state_t a_drop(kernel_t *k, child_t *c, int status);
 
-/* The whole supervisor, in one screen. */
+/* The whole supervisor, in one screen. "_" is a_stay: the event changes nothing. */
+#define _ a_stay
+// clang-format off
 static const sup_action_t s_table[SUP__STATES][EV__EVENTS] = {
-    /*              START    HELLO    HEARTBEAT EXIT       TIMEOUT  STOP */
-    [SUP_STOPPED] = {a_spawn, a_stay, a_stay, a_stay, a_stay, a_stay},
-    [SUP_STARTING] = {a_stay, a_up, a_alive, a_exited, a_hung, a_term},
-    [SUP_RUNNING] = {a_stay, a_alive, a_alive, a_exited, a_hung, a_term},
-    [SUP_BACKOFF] = {a_stay, a_stay, a_stay, a_stay, a_spawn, a_drop},
-    [SUP_STOPPING] = {a_stay, a_stay, a_stay, a_stopped, a_kill, a_stay},
-    [SUP_FAILED] = {a_spawn, a_stay, a_stay, a_stay, a_stay, a_drop},
+  /*                 START    HELLO    HEARTBEAT  EXIT       TIMEOUT  STOP   */
+  [SUP_STOPPED]  = { a_spawn, _,       _,         _,         _,       _      },
+  [SUP_STARTING] = { _,       a_up,    a_alive,   a_exited,  a_hung,  a_term },
+  [SUP_RUNNING]  = { _,       a_alive, a_alive,   a_exited,  a_hung,  a_term },
+  [SUP_BACKOFF]  = { _,       _,       _,         _,         a_spawn, a_drop },
+  [SUP_STOPPING] = { _,       _,       _,         a_stopped, a_kill,  _      },
+  [SUP_FAILED]   = { a_spawn, _,       _,         _,         _,       a_drop },
 };
+// clang-format on
+#undef _
 
 static const char *s_state_names[SUP__STATES] = {"stopped", "starting", "running",
                                                  "backoff", "stopping", "failed"};
