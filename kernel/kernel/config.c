@@ -232,7 +232,7 @@ static int s_parse(s_ctx_t *c, kconf_t *k, config_t *cfg) {
   if (s_string(c, dev, "id", "device.id", 1, &k->device_id) ||
       s_string(c, root, "runtime_dir", "runtime_dir", 0, &k->runtime_dir))
     return -1;
-  if (!k->runtime_dir && asprintf(&k->runtime_dir, "/tmp/outpost-%s", k->device_id) < 0)
+  if (!k->runtime_dir && asprintf(&k->runtime_dir, "/dev/shm/outpost-%s", k->device_id) < 0)
     return -1;
   /* Sockets live there: an AF_UNIX path holds 107 bytes. */
   if (strlen(k->runtime_dir) > 64)

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -183,6 +185,11 @@ static int s_lock_runtime(const char *dir) {
     outpost_log(WHO, "another kernel holds %s", path);
     return -1;
   }
+  /* Frame rings are files here: on a disk they would be written back to it. */
+  struct statfs fs;
+  if (statfs(dir, &fs) == 0 && fs.f_type != TMPFS_MAGIC)
+    outpost_log(WHO, "warning: runtime_dir %s is not on tmpfs: frame rings will cost disk writes",
+                dir);
   return fd; /* held until exit */
 }
 

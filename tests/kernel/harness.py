@@ -64,7 +64,8 @@ def render(modules, device="test", runtime_dir=None, module_dir=TEST_MODULES, su
 
 class Kernel:
     def __init__(self, modules, supervisor=None, name="k"):
-        self.dir = tempfile.mkdtemp(prefix=f"outpost-{name}-", dir="/tmp")
+        # tmpfs, as on a device: the frame rings live in the runtime dir
+        self.dir = tempfile.mkdtemp(prefix=f"outpost-{name}-", dir="/dev/shm")
         self.rundir = os.path.join(self.dir, "run")
         self.config = os.path.join(self.dir, "device.cfg")
         self.log_path = os.path.join(self.dir, "kernel.log")
