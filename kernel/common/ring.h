@@ -41,7 +41,10 @@ uint64_t ring_publish(ring_t *ring, uint32_t slot);
 void ring_abandon(ring_t *ring, uint32_t slot);
 
 /* Consumer: READY(seq) -> READING; the slot's bytes, or NULL when the
- * descriptor is stale (slot reclaimed or ring replaced; -ESTALE). */
+ * descriptor is stale (slot reclaimed; errno ESTALE). A replaced ring is the
+ * caller's to notice: compare the descriptor's ring id with ring_id() and
+ * re-open by path. One producer and one consumer per ring is the kernel's
+ * guarantee (one process per module name, one kernel per runtime folder). */
 const uint8_t *ring_claim(ring_t *ring, uint32_t slot, uint64_t seq);
 /* Consumer: READING -> FREE. */
 void ring_release(ring_t *ring, uint32_t slot, uint64_t seq);

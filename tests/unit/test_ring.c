@@ -452,10 +452,13 @@ static int hop_producer(const char *path, int sock) {
     struct hop_desc d = {0};
     int reclaimed;
     uint8_t *p;
-    /* NULL only while the consumer is mid-claim on the last READY slot. */
-    while (!(p = ring_acquire(r, &d.slot, &reclaimed)))
-      if (errno != ENOBUFS)
+    /* NULL only while the consumer is mid-claim on the last READY slot;
+     * for longer, slots are leaking and the test must fail, not hang. */
+    for (int tries = 0; !(p = ring_acquire(r, &d.slot, &reclaimed)); tries++) {
+      if (errno != ENOBUFS || tries > 100000)
         return 3;
+      usleep(10);
+    }
     reclaims += (uint64_t)reclaimed;
     frame_fill((uint64_t *)(void *)p, next);
     d.seq = ring_publish(r, d.slot);
@@ -524,8 +527,8 @@ static void test_two_processes(void **state) {
   assert_int_equal(waitpid(pid, &status, 0), pid);
   assert_true(WIFEXITED(status));
   assert_int_equal(WEXITSTATUS(status), 0);
-  print_message("two processes: %d frames, %d claimed, %d stale, %llu reclaimed\n", frames,
-                claimed, stale, (unsigned long long)reclaims);
+  print_message("two processes: %d frames, %d claimed, %d stale, %llu reclaimed\n", frames, claimed,
+                stale, (unsigned long long)reclaims);
   assert_int_equal(frames, HOP_FRAMES);
   assert_int_equal(torn, 0);
   assert_true(claimed > 0);
