@@ -47,18 +47,5 @@ static int s_frame(void *self, const outpost_frame_t *f) {
   return 0;
 }
 
-static int s_command(void *self, const char *cmd, const json_t *args, json_t **reply) {
-  (void)self, (void)args;
-  if (testkit_command(cmd, reply))
-    return 0;
-  *reply = json_pack("{s:s}", "error", "unknown command");
-  return -1;
-}
-
-static void s_destroy(void **self) {
-  free(*self);
-  *self = NULL;
-}
-
-const outpost_module_t outpost_module = {OUTPOST_MODULE_ABI, "test-sink", s_init,   s_frame,
-                                         s_command,          NULL,        s_destroy};
+const outpost_module_t outpost_module = {OUTPOST_MODULE_ABI, "test-sink", s_init,         s_frame,
+                                         testkit_on_command, NULL,        testkit_destroy};

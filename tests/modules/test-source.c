@@ -61,14 +61,8 @@ static int s_command(void *self, const char *cmd, const json_t *args, json_t **r
     s->fps = (int)json_integer_value(json_object_get(args, "fps"));
     return 0;
   }
-  *reply = json_pack("{s:s}", "error", "unknown command");
-  return -1;
+  return testkit_on_command(self, cmd, args, reply);
 }
 
-static void s_destroy(void **self) {
-  free(*self);
-  *self = NULL;
-}
-
-const outpost_module_t outpost_module = {OUTPOST_MODULE_ABI, "test-source", s_init,   NULL,
-                                         s_command,          s_wake,        s_destroy};
+const outpost_module_t outpost_module = {OUTPOST_MODULE_ABI, "test-source", s_init,         NULL,
+                                         s_command,          s_wake,        testkit_destroy};

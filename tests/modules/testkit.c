@@ -47,3 +47,16 @@ int testkit_check(const uint8_t *p, size_t size, uint64_t number) {
   return head == number && tail == number && p[8] == mid && p[size / 2] == mid &&
          p[size - 9] == mid;
 }
+
+int testkit_on_command(void *self, const char *command, const json_t *args, json_t **reply) {
+  (void)self, (void)args;
+  if (testkit_command(command, reply))
+    return 0;
+  *reply = json_pack("{s:s}", "error", "unknown command");
+  return -1;
+}
+
+void testkit_destroy(void **self) {
+  free(*self);
+  *self = NULL;
+}
