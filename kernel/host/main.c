@@ -208,6 +208,14 @@ int main(int argc, char **argv) {
   void *self = NULL;
   if (mod->init(&h, &s_api, settings, &self)) {
     outpost_log(h.who, "%s: init failed%s%s", mod->name, h.last_error[0] ? ": " : "", h.last_error);
+    /* Tell the kernel why, so `outpostctl status` shows it: wait up to 0.5 s to send. */
+    s_heartbeat(&h);
+    int linger = 500;
+    zmq_setsockopt(h.bus, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(h.bus);
+    frameio_destroy(&h.fio);
+    zmq_ctx_term(zctx);
+    json_decref(settings);
     return 3;
   }
   outpost_log(h.who, "%s initialised", mod->name);

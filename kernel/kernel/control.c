@@ -138,8 +138,12 @@ void control_on_bus(kernel_t *k) {
       body = s_part_json(&m.part[2]);
     }
     json_int_t pid = body ? json_integer_value(json_object_get(body, "pid")) : 0;
+    const char *error = json_string_value(json_object_get(body, "last_error"));
+    if (c && pid && (pid == c->pid || pid == c->last_pid) && error && *error)
+      snprintf(c->last_error, sizeof c->last_error, "%s", error);
     if (!c || !body || !c->pid || pid != c->pid) {
-      k->bus_rejected++;
+      if (!c || pid != c->last_pid) /* a dead process's last report is expected */
+        k->bus_rejected++;
     } else if (s_part_is(&m.part[1], "hello")) {
       sup_event(k, c, EV_HELLO, 0);
     } else if (s_part_is(&m.part[1], "heartbeat")) {
@@ -167,14 +171,14 @@ static json_t *s_status(kernel_t *k) {
     child_t *c = k->children[i];
     json_t *r = c->report;
     json_t *row = json_pack(
-        "{s:s, s:s, s:s, s:b, s:i, s:s, s:i, s:s, s:f, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "name",
+        "{s:s, s:s, s:s, s:b, s:i, s:s, s:i, s:s, s:f, s:O?, s:O?, s:O?, s:O?, s:o, s:O?}", "name",
         c->conf.name, "plugin", child_plugin(c), "configured_plugin", c->conf.plugin,
         "fallback_active", c->on_fallback, "pid", (int)c->pid, "state", sup_state_name(c->state),
         "restarts", c->restarts, "last_exit", c->last_exit, "uptime_s",
         c->pid ? (double)(now - c->started_us) / 1e6 : 0.0, "frames_in",
         json_object_get(r, "frames_in"), "frames_out", json_object_get(r, "frames_out"), "drops",
         json_object_get(r, "drops"), "errors", json_object_get(r, "errors"), "last_error",
-        json_object_get(r, "last_error"), "module", json_object_get(r, "module"));
+        json_string(c->last_error), "module", json_object_get(r, "module"));
     json_object_set(row, "drops_detail", json_object_get(r, "drops_detail"));
     if (c->state == SUP_BACKOFF)
       json_object_set_new(row, "restart_in_s", json_real((double)(c->deadline_us - now) / 1e6));

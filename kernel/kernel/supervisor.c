@@ -171,6 +171,7 @@ static void s_describe_exit(child_t *c, int status) {
     snprintf(c->last_exit, sizeof c->last_exit, "signal %d (%s)%s%s", WTERMSIG(status),
              strsignal(WTERMSIG(status)), c->kill_reason ? ", " : "",
              c->kill_reason ? c->kill_reason : "");
+  c->last_pid = c->pid;
   c->pid = 0;
   c->deadline_us = 0;
   json_decref(c->report);

@@ -43,6 +43,8 @@ typedef struct child {
   int64_t *recent;     /* owned; restart times within the intensity period */
   int n_recent;
   char last_exit[64];      /* "exit 3", "signal 9 (Killed)", ... */
+  char last_error[256];    /* the module's last reported error; kept across restarts */
+  pid_t last_pid;          /* the previous process: its dying words still count */
   const char *kill_reason; /* static; why the kernel killed it, if it did */
   json_t *report;          /* owned; the host's last heartbeat (counters, module status) */
 } child_t;

@@ -16,6 +16,7 @@ import time
 
 BUILD = os.environ.get("OUTPOST_BUILD", os.path.join(os.path.dirname(__file__), "../../build"))
 BIN = os.path.join(BUILD, "bin")
+MODULES = os.path.join(BUILD, "modules")
 TEST_MODULES = os.path.join(BUILD, "tests", "modules")
 
 # Sanitizer reports must fail the test that provoked them, so they are
@@ -70,12 +71,21 @@ class Kernel:
         self.config = os.path.join(self.dir, "device.cfg")
         self.log_path = os.path.join(self.dir, "kernel.log")
         self.supervisor = supervisor
+        # A private module folder: the production modules and the test ones, side by side.
+        self.module_dir = os.path.join(self.dir, "modules")
+        os.mkdir(self.module_dir)
+        for d in (MODULES, TEST_MODULES):
+            for so in os.listdir(d) if os.path.isdir(d) else []:
+                if so.endswith(".so"):
+                    os.symlink(os.path.abspath(os.path.join(d, so)),
+                               os.path.join(self.module_dir, so))
         self.write(modules)
         self.proc = None
 
     def write(self, modules):
         with open(self.config, "w") as f:
-            f.write(render(modules, runtime_dir=self.rundir, supervisor=self.supervisor))
+            f.write(render(modules, runtime_dir=self.rundir, module_dir=self.module_dir,
+                           supervisor=self.supervisor))
 
     def start(self, wait_running=True):
         self.log = open(self.log_path, "wb")

@@ -1,8 +1,13 @@
-/* Counts frames and checks them: intact pattern, numbers increasing (gaps
- * are counted, not errors: drops are allowed, going backwards is not).
- * `delay_ms` makes it a slow consumer. */
+/* Counts frames and checks them: intact pattern (unless `pattern = false`,
+ * for real sources), numbers increasing (gaps are counted, not errors: drops
+ * are allowed, going backwards is not). `delay_ms` makes it a slow consumer.
+ * `dump = "PATH"` appends the first `dump_frames` (default 300) frames' bytes
+ * to PATH and one line per frame to PATH.txt:
+ *   number capture_us width height format flags size fnv1a64 */
 #include "testkit.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,8 +16,20 @@ typedef struct {
   outpost_host_t *h;
   const outpost_host_api_t *api;
   int delay_ms;
+  int pattern;
+  FILE *dump, *meta; /* owned; NULL without `dump` */
+  int64_t dump_left;
   uint64_t frames, corrupt, gaps, backwards, last;
 } sink_t;
+
+static void s_destroy(void **self) {
+  sink_t *s = *self;
+  if (s && s->dump)
+    fclose(s->dump);
+  if (s && s->meta)
+    fclose(s->meta);
+  testkit_destroy(self);
+}
 
 static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t *st, void **self) {
   if (testkit_init(st, "test-sink"))
@@ -21,15 +38,49 @@ static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t
   s->h = h;
   s->api = api;
   s->delay_ms = (int)json_integer_value(json_object_get(st, "delay_ms"));
+  s->pattern = !json_is_false(json_object_get(st, "pattern"));
+  const char *dump = json_string_value(json_object_get(st, "dump"));
+  s->dump_left = json_integer_value(json_object_get(st, "dump_frames")) ?: 300;
+  if (dump) {
+    char meta[4096];
+    snprintf(meta, sizeof meta, "%s.txt", dump);
+    s->dump = fopen(dump, "ab");
+    s->meta = fopen(meta, "a");
+    if (!s->dump || !s->meta) {
+      api->error(h, "cannot open %s", dump);
+      s_destroy((void **)&s);
+      return -1;
+    }
+    setvbuf(s->meta, NULL, _IOLBF, 0);
+  }
   *self = s;
   return 0;
+}
+
+static uint64_t s_fnv1a(const uint8_t *p, size_t n) {
+  uint64_t h = 1469598103934665603ULL;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ p[i]) * 1099511628211ULL;
+  return h;
+}
+
+static void s_dump(sink_t *s, const outpost_frame_t *f) {
+  if (!s->dump || s->dump_left <= 0)
+    return;
+  s->dump_left--;
+  fwrite(f->data, 1, f->size, s->dump);
+  fflush(s->dump);
+  fprintf(s->meta, "%" PRIu64 " %" PRId64 " %u %u %u %u %zu %016" PRIx64 "\n", f->number,
+          f->capture_us, f->width, f->height, f->format, f->flags, f->size,
+          s_fnv1a(f->data, f->size));
 }
 
 static int s_frame(void *self, const outpost_frame_t *f) {
   sink_t *s = self;
   s->frames++;
-  if (!testkit_check(f->data, f->size, f->number))
+  if (s->pattern && !testkit_check(f->data, f->size, f->number))
     s->corrupt++;
+  s_dump(s, f);
   if (s->last && f->number < s->last)
     s->backwards++;
   else if (s->last && f->number > s->last + 1)
@@ -47,5 +98,5 @@ static int s_frame(void *self, const outpost_frame_t *f) {
   return 0;
 }
 
-const outpost_module_t outpost_module = {OUTPOST_MODULE_ABI, "test-sink", s_init,         s_frame,
-                                         testkit_on_command, NULL,        testkit_destroy};
+const outpost_module_t outpost_module = {OUTPOST_MODULE_ABI, "test-sink", s_init,   s_frame,
+                                         testkit_on_command, NULL,        s_destroy};
