@@ -6,6 +6,7 @@
  * The file is mapped and indexed at init: a wrong or truncated file fails
  * init with a message naming the file, the frame and the byte. */
 #include "clock.h"
+#include "framenum.h"
 #include "y4m.h"
 
 #include <outpost/module.h>
@@ -20,7 +21,8 @@ typedef struct {
   int64_t num, den; /* frame rate num/den */
   int64_t t0_us;    /* monotonic time of frame 0 of the schedule */
   uint64_t tick;    /* frames scheduled since t0 */
-  uint64_t number;  /* frames produced, across loops */
+  framenum_t fn;    /* frame numbers: a gap in numbers is a gap in time */
+  uint64_t frames;  /* frames produced, across loops */
   size_t index;     /* next frame in the file */
   uint64_t loops, copy_us_total;
 } y4m_src_t;
@@ -69,9 +71,9 @@ static void s_status(y4m_src_t *s) {
       s->h,
       json_pack("{s:i, s:i, s:f, s:I, s:I, s:I, s:b, s:f}", "width", y4m_width(s->file), "height",
                 y4m_height(s->file), "fps", (double)s->num / (double)s->den, "frames",
-                (json_int_t)s->number, "frames_in_file", (json_int_t)y4m_frames(s->file), "loops",
+                (json_int_t)s->frames, "frames_in_file", (json_int_t)y4m_frames(s->file), "loops",
                 (json_int_t)s->loops, "ended", !s->loop && s->index >= y4m_frames(s->file),
-                "copy_us_mean", s->number ? (double)s->copy_us_total / (double)s->number : 0.0));
+                "copy_us_mean", s->frames ? (double)s->copy_us_total / (double)s->frames : 0.0));
 }
 
 static void s_wake(void *self) {
@@ -87,18 +89,19 @@ static void s_wake(void *self) {
   int64_t t = clock_mono_us();
   size_t size = y4m_frame_size(s->file);
   uint8_t *p = s->api->frame_begin(s->h, OUTPOST_FMT_I420, size);
+  int64_t now = clock_real_us();
+  uint64_t number = framenum_next(&s->fn, now, 1000000 * s->den / s->num);
+  s->frames++;
   if (p) {
     memcpy(p, y4m_frame(s->file, s->index), size);
-    outpost_frame_t f = {.number = ++s->number,
-                         .capture_us = clock_real_us(),
+    outpost_frame_t f = {.number = number,
+                         .capture_us = now,
                          .format = OUTPOST_FMT_I420,
                          .width = (uint32_t)y4m_width(s->file),
                          .height = (uint32_t)y4m_height(s->file),
                          .size = size};
     s->api->frame_commit(s->h, &f);
     s->copy_us_total += (uint64_t)(clock_mono_us() - t);
-  } else {
-    s->number++; /* the frame existed; the drop is counted by the host */
   }
   s->index++;
   /* Absolute schedule: frame k is due at t0 + k * den/num s, so rounding never drifts. */
