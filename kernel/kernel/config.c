@@ -129,10 +129,15 @@ static int s_valid_name(const char *n) {
 }
 
 char *kconf_plugin_path(const kconf_t *conf, const char *plugin) {
-  char *p = NULL;
-  if (asprintf(&p, "%s/%s.so", conf->module_dir, plugin) < 0)
-    return NULL;
-  return p;
+  for (size_t i = 0; i < conf->n_module_dirs; i++) {
+    char *p = NULL;
+    if (asprintf(&p, "%s/%s.so", conf->module_dirs[i], plugin) < 0)
+      return NULL;
+    if (access(p, R_OK) == 0 || i + 1 == conf->n_module_dirs)
+      return p; /* the first folder that has it; else the last candidate, for the message */
+    free(p);
+  }
+  return NULL;
 }
 
 static int s_plugin_exists(s_ctx_t *c, kconf_t *k, const config_setting_t *s, const char *key,
@@ -193,33 +198,52 @@ static int s_module(s_ctx_t *c, kconf_t *k, const config_setting_t *g, size_t i)
   return 0;
 }
 
-/* module_dir: relative to the config file's folder; default: ../modules next to this binary. */
-static int s_module_dir(s_ctx_t *c, kconf_t *k, config_t *cfg) {
-  const char *v = NULL;
+/* One folder, relative to the config file's folder (or absolute). */
+static int s_add_module_dir(s_ctx_t *c, kconf_t *k, const config_setting_t *s, const char *v) {
   char buf[PATH_MAX];
-  if (config_lookup_string(cfg, "module_dir", &v) == CONFIG_TRUE) {
-    if (v[0] == '/')
-      snprintf(buf, sizeof buf, "%s", v);
-    else {
-      char *copy = strdup(c->file);
-      snprintf(buf, sizeof buf, "%s/%s", dirname(copy), v);
-      free(copy);
-    }
+  if (v[0] == '/') {
+    snprintf(buf, sizeof buf, "%s", v);
   } else {
-    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-    if (n < 0)
-      return s_fail(c, 0, "module_dir", "cannot find this binary: %s", strerror(errno));
-    buf[n] = 0;
-    char *copy = strdup(buf);
-    snprintf(buf, sizeof buf, "%s/../modules", dirname(copy));
+    char *copy = strdup(c->file);
+    snprintf(buf, sizeof buf, "%s/%s", dirname(copy), v);
     free(copy);
   }
   char *abs = realpath(buf, NULL);
   if (!abs)
-    return s_fail(c, s_line(config_lookup(cfg, "module_dir")), "module_dir", "%s: %s", buf,
-                  strerror(errno));
-  k->module_dir = abs;
+    return s_fail(c, s_line(s), "module_dir", "%s: %s", buf, strerror(errno));
+  k->module_dirs = realloc(k->module_dirs, sizeof *k->module_dirs * (k->n_module_dirs + 1));
+  k->module_dirs[k->n_module_dirs++] = abs;
   return 0;
+}
+
+/* module_dir: a folder or a list of folders searched in order; default:
+ * ../modules next to this binary. */
+static int s_module_dirs(s_ctx_t *c, kconf_t *k, config_t *cfg) {
+  const config_setting_t *s = config_lookup(cfg, "module_dir");
+  if (s && config_setting_type(s) == CONFIG_TYPE_STRING)
+    return s_add_module_dir(c, k, s, config_setting_get_string(s));
+  if (s && (config_setting_is_list(s) || config_setting_is_array(s)) &&
+      config_setting_length(s) > 0) {
+    for (int i = 0; i < config_setting_length(s); i++) {
+      const char *v = config_setting_get_string_elem(s, i);
+      if (!v)
+        return s_fail(c, s_line(s), "module_dir", "must be a folder or a list of folders");
+      if (s_add_module_dir(c, k, s, v))
+        return -1;
+    }
+    return 0;
+  }
+  if (s)
+    return s_fail(c, s_line(s), "module_dir", "must be a folder or a list of folders");
+  char buf[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n < 0)
+    return s_fail(c, 0, "module_dir", "cannot find this binary: %s", strerror(errno));
+  buf[n] = 0;
+  char *copy = strdup(buf);
+  snprintf(buf, sizeof buf, "%s/../modules", dirname(copy));
+  free(copy);
+  return s_add_module_dir(c, k, NULL, buf);
 }
 
 static int s_parse(s_ctx_t *c, kconf_t *k, config_t *cfg) {
@@ -262,7 +286,7 @@ static int s_parse(s_ctx_t *c, kconf_t *k, config_t *cfg) {
         s_seconds(c, sup, "backoff_max", 0.01, 3600, &k->backoff_max_ms))
       return -1;
   }
-  if (s_module_dir(c, k, cfg))
+  if (s_module_dirs(c, k, cfg))
     return -1;
   config_setting_t *mods = config_lookup(cfg, "modules");
   if (!mods)
@@ -308,7 +332,9 @@ void kconf_destroy(kconf_t **conf) {
   free(k->path);
   free(k->device_id);
   free(k->runtime_dir);
-  free(k->module_dir);
+  for (size_t i = 0; i < k->n_module_dirs; i++)
+    free(k->module_dirs[i]);
+  free(k->module_dirs);
   free(k);
   *conf = NULL;
 }

@@ -17,11 +17,12 @@ typedef struct module_conf {
 } module_conf_t;
 
 typedef struct kconf {
-  char *path;        /* owned; the file it was read from */
-  char *device_id;   /* owned */
-  char *runtime_dir; /* owned; sockets and frame rings */
-  char *module_dir;  /* owned; absolute */
-  int intensity;     /* restarts allowed within period_ms before a module is failed */
+  char *path;         /* owned; the file it was read from */
+  char *device_id;    /* owned */
+  char *runtime_dir;  /* owned; sockets and frame rings */
+  char **module_dirs; /* owned; absolute folders searched in order for <plugin>.so */
+  size_t n_module_dirs;
+  int intensity; /* restarts allowed within period_ms before a module is failed */
   int period_ms, heartbeat_timeout_ms, grace_ms, backoff_min_ms, backoff_max_ms;
   size_t n_modules;
   module_conf_t *modules; /* owned array of n_modules */
@@ -34,7 +35,7 @@ void kconf_destroy(kconf_t **conf);
 
 /* 1 when the two entries would run the same process the same way. */
 int module_conf_equal(const module_conf_t *a, const module_conf_t *b);
-/* The path of plugin's .so in conf's module_dir; malloc'd, caller frees. */
+/* The path of plugin's .so in the first module_dir that has it; malloc'd, caller frees. */
 char *kconf_plugin_path(const kconf_t *conf, const char *plugin);
 const char *restart_name(restart_t r);
 /* Deep copy into dst (owned by the caller, freed with module_conf_clear). */

@@ -60,11 +60,11 @@ def test_frames_equal_the_file_bit_for_bit():
         got = read_dump(dump)
         assert len(got) == 75, len(got)
         numbers = [g[0] for g in got]
-        # Numbers count frame intervals: consecutive while nothing is lost. The first
-        # frame or two may go before the sink is connected (counted, not queued).
+        # Numbers count frame intervals: consecutive while nothing is lost. Frames made
+        # before the sink connected are dropped at the source (counted, not queued), so
+        # the sink may start anywhere in the file; from there it must follow the file.
         assert numbers == list(range(numbers[0], numbers[0] + 75)), numbers
         first = want.index(got[0][4])
-        assert first <= 2, f"first frame at the sink is file frame {first}"
         for j, (num, _, w, h, data) in enumerate(got):
             assert (w, h) == (320, 240), (w, h)
             i = (first + j) % len(want)

@@ -1,7 +1,9 @@
 """1. Configuration errors: exit 2, a message naming file:line and key, nothing started."""
 import os
+import signal
 import subprocess
 import tempfile
+import time
 
 from harness import BIN, TEST_MODULES, run_cases
 
@@ -84,6 +86,26 @@ def test_duplicate_name():
                  "modules.src")
 
 
-run_cases([test_missing_file, test_syntax_error, test_unknown_plugin, test_unknown_fallback,
+def test_module_dir_search_path():
+    empty = tempfile.mkdtemp(prefix="outpost-empty-")
+    text = (f'device = {{ id = "d"; }};\nruntime_dir = "@RUN@";\n'
+            f'module_dir = [ "{empty}", "@MODDIR@" ];\n'
+            'modules = ( { name = "src"; plugin = "test-source"; } );\n')
+    d = tempfile.mkdtemp(prefix="outpost-cfg-", dir="/dev/shm")
+    path = os.path.join(d, "device.cfg")
+    with open(path, "w") as f:
+        f.write(text.replace("@MODDIR@", TEST_MODULES).replace("@RUN@", d + "/run"))
+    p = subprocess.Popen([os.path.join(BIN, "outpost-kernel"), "-c", path],
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)
+        assert p.poll() is None, f"kernel exited {p.returncode}: {p.stderr.read()}"
+    finally:
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=10)
+    assert p.returncode == 0 and "spawned (plugin test-source)" in err, err
+
+
+run_cases([test_module_dir_search_path, test_missing_file, test_syntax_error, test_unknown_plugin, test_unknown_fallback,
            test_missing_key, test_missing_device, test_unknown_key_is_a_typo,
            test_bad_restart_value, test_bad_supervisor_value, test_duplicate_name])
