@@ -24,7 +24,7 @@ typedef struct outpost_frame_desc {
   uint64_t ring_id; /* identity of the ring file the slot belongs to */
   uint64_t seq;     /* the slot's publication number: stale descriptors are detected */
   uint32_t slot;
-  uint32_t reserved;
+  uint32_t encode_us; /* coded frames: time through the encoder */
 } outpost_frame_desc_t;
 
 /* Validates len bytes as a descriptor and copies it out: 0, or -EBADMSG. */

@@ -86,6 +86,7 @@ const frameio_counters_t *frameio_counters(const frameio_t *f) {
   return &f->counters;
 }
 
+/* For coded formats the caller may commit fewer bytes than it asked for. */
 uint8_t *frameio_begin(frameio_t *f, uint32_t format, size_t size) {
   if (f->pending == 1)
     ring_abandon(f->ring, f->slot);
@@ -132,6 +133,7 @@ int frameio_commit(frameio_t *f, const outpost_frame_t *meta) {
       .width = meta->width,
       .height = meta->height,
       .size = meta->size,
+      .encode_us = meta->encode_us,
   };
   int rc;
   if (f->pending == 1) {
@@ -191,13 +193,16 @@ int frameio_recv(frameio_t *f, outpost_frame_t *frame) {
                              .flags = d.flags,
                              .width = d.width,
                              .height = d.height,
+                             .encode_us = d.encode_us,
                              .size = d.size};
   if (!d.in_ring) {
     zmq_msg_init(&f->payload);
     f->have_payload = 1;
     zmq_msg_recv(&f->payload, f->in, 0);
     s_drain(f->in);
-    if (zmq_msg_size(&f->payload) != d.size) {
+    /* The buffer may be longer than the frame: a module may fill less than it
+     * asked for (AV1 minus its temporal delimiter), and messages do not shrink. */
+    if (zmq_msg_size(&f->payload) < d.size) {
       frameio_done(f);
       f->counters.drops_in++;
       return -EBADMSG;

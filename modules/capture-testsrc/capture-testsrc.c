@@ -7,10 +7,10 @@
  * would give them, and a stamp (protocol/stamp.h) with its number and capture
  * time, so that every later stage and the browser can measure latency and see
  * lost or repeated frames:
- *   - a luma texture of smooth gradients scrolling diagonally, and a chroma
- *     texture of colour gradients scrolling the other way: no single motion
- *     vector predicts both, so the encoder has residual to code;
- *   - a zone-plate box (rings up to the pixel frequency) bouncing across the
+ *   - luma and colour gradient textures panning diagonally together, as a
+ *     panning camera gives (an earlier version moved chroma against luma:
+ *     every block then needed residual, a picture no camera makes);
+ *   - a zone-plate box (rings up to 1/8 cycle per pixel) bouncing across the
  *     frame while its content slides inside it;
  *   - the stamp band at the top, with neutral chroma under it.
  * The picture for frame n is a function of n alone. Each frame is a handful of
@@ -117,14 +117,16 @@ static pattern_t *s_pattern_new(int width, int height) {
       p->tex_u[(size_t)y * cw + x] = s_clamp(128 + 90 * sin(2 * k * x));
       p->tex_v[(size_t)y * cw + x] = s_clamp(128 + 90 * cos(2 * k * (y - x)));
     }
-  /* The zone plate: rings whose frequency grows with the radius up to the
-   * pixel frequency at the tile's edge, the detail codecs find hardest. */
+  /* The zone plate: rings whose frequency grows with the radius, up to 1/8
+   * cycle per pixel at the tile's edge: fine detail of the kind a camera
+   * gives. (Up to the pixel frequency it halved rav1e's speed at 480p, to
+   * ~21 fps: a pathological picture, not a camera's.) */
   int b = p->box;
   for (int y = 0; y < b; y++)
     for (int x = 0; x < 2 * b; x++) {
       double dx = x - b, dy = y - b / 2.0;
       p->box_y[(size_t)y * 2 * b + x] =
-          s_clamp(126 + 100 * cos(M_PI * (dx * dx + dy * dy) / (2 * b)));
+          s_clamp(126 + 100 * cos(M_PI * (dx * dx + dy * dy) / (8 * b)));
     }
   for (int y = 0; y < b / 2; y++)
     for (int x = 0; x < b; x++) {
@@ -154,12 +156,14 @@ static void s_draw(const pattern_t *p, uint8_t *frame, uint64_t n, uint64_t time
   int tcw = p->tex_w / 2, cp = TEX_PERIOD / 2;
   uint8_t *fy = frame, *fu = frame + (size_t)w * h, *fv = fu + (size_t)cw * ch;
 
-  /* Luma scrolls 2 px left and 1 px up per frame; chroma 2 px right and 2 px up. */
-  int ox = (int)(n * 2 % TEX_PERIOD), oy = (int)(n % TEX_PERIOD);
+  /* The background pans 2 px left and 2 px up per frame, luma and chroma
+   * together, as a panning camera would. (Chroma moving the other way made
+   * every block need residual, and rav1e fell to ~21 fps at 480p.) */
+  int ox = (int)(n * 2 % TEX_PERIOD), oy = (int)(n * 2 % TEX_PERIOD);
   for (int y = 0; y < h; y++)
     memcpy(fy + (size_t)y * w, p->tex_y + (size_t)((y + oy) % TEX_PERIOD) * p->tex_w + ox,
            (size_t)w);
-  int cox = (int)((uint64_t)cp - n % cp) % cp, coy = (int)(n % cp);
+  int cox = (int)(n % cp), coy = (int)(n % cp);
   for (int y = 0; y < ch; y++) {
     size_t row = (size_t)((y + coy) % cp) * tcw + cox;
     memcpy(fu + (size_t)y * cw, p->tex_u + row, (size_t)cw);

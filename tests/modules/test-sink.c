@@ -3,7 +3,7 @@
  * are allowed, going backwards is not). `delay_ms` makes it a slow consumer.
  * `dump = "PATH"` appends the first `dump_frames` (default 300) frames' bytes
  * to PATH and one line per frame to PATH.txt:
- *   number capture_us width height format flags size fnv1a64 */
+ *   number capture_us width height format flags size fnv1a64 encode_us */
 #include "testkit.h"
 
 #include <inttypes.h>
@@ -70,9 +70,9 @@ static void s_dump(sink_t *s, const outpost_frame_t *f) {
   s->dump_left--;
   fwrite(f->data, 1, f->size, s->dump);
   fflush(s->dump);
-  fprintf(s->meta, "%" PRIu64 " %" PRId64 " %u %u %u %u %zu %016" PRIx64 "\n", f->number,
+  fprintf(s->meta, "%" PRIu64 " %" PRId64 " %u %u %u %u %zu %016" PRIx64 " %u\n", f->number,
           f->capture_us, f->width, f->height, f->format, f->flags, f->size,
-          s_fnv1a(f->data, f->size));
+          s_fnv1a(f->data, f->size), f->encode_us);
 }
 
 static int s_frame(void *self, const outpost_frame_t *f) {

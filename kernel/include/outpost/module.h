@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define OUTPOST_MODULE_ABI 1
+#define OUTPOST_MODULE_ABI 2
 
 enum outpost_format { /* raw formats go through shared memory, coded ones by message */
                       OUTPOST_FMT_I420 = 1,
@@ -30,6 +30,7 @@ typedef struct outpost_frame {
   uint32_t format;    /* enum outpost_format */
   uint32_t flags;     /* OUTPOST_FRAME_* */
   uint32_t width, height;
+  uint32_t encode_us;  /* coded frames: raw frame in -> coded unit out of the encoder, µs */
   const uint8_t *data; /* borrowed: valid during on_frame only (may be shared memory) */
   size_t size;
 } outpost_frame_t;
@@ -38,7 +39,8 @@ typedef struct outpost_host outpost_host_t; /* opaque, owned by the host */
 
 typedef struct outpost_host_api {
   /* A writable buffer for the next output frame (shared memory for raw formats).
-   * Owned by the host; valid until frame_commit. NULL: no room (the drop is counted). */
+   * Owned by the host; valid until frame_commit, which may say fewer bytes
+   * (meta->size) than asked for here. NULL: no room (the drop is counted). */
   uint8_t *(*frame_begin)(outpost_host_t *h, uint32_t format, size_t size);
   /* Sends the buffer from frame_begin with this metadata (meta->data is ignored;
    * meta borrowed). 0, or -errno when dropped (counted by the host). */

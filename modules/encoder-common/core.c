@@ -1,0 +1,309 @@
+/* The encoder module around a backend: I420 frames in, one coded unit (AV1
+ * temporal unit without its temporal delimiter, or H.265 access unit) out per
+ * frame, carrying the raw frame's number and capture time.
+ *
+ * Settings: bitrate (kbit/s, 500), fps (30), keyframe_interval (seconds, 300:
+ * keyframes are expensive on a paid uplink and come on request), speed
+ * (rav1e, 10), preset (x265, "ultrafast"), tiles, threads.
+ * Commands: keyframe, bitrate {"kbps":N}, fps {"fps":N}.
+ * A change the library cannot apply in place, and a change of frame size,
+ * drain the encoder (nothing in flight is lost), close and re-open it at a
+ * frame boundary: that costs a keyframe, and status says so. */
+#include "clock.h"
+#include "encoder.h"
+#include "stats.h"
+
+#include "av1_obu.h"
+
+#include <errno.h>
+#include <outpost/module.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define META_RING 64 /* frames that can be inside an encoder at once */
+#define STATUS_EVERY_US 250000
+
+typedef struct {
+  uint64_t number;
+  int64_t capture_us;
+  int64_t in_us; /* monotonic: when the raw frame reached us */
+  uintptr_t tag;
+  int forced;
+} meta_t;
+
+typedef struct {
+  outpost_host_t *h;             /* borrowed */
+  const outpost_host_api_t *api; /* borrowed */
+  const enc_backend_t *be;       /* static */
+  enc_config_t cfg;
+  double keyint_s;
+  void *enc; /* owned backend instance; NULL until the first frame */
+  int force_key, reconfig_pending;
+  meta_t meta[META_RING];
+  uintptr_t next_tag;
+  enc_stats_t stats;
+  uint64_t frames_in, units_out, bytes_out, dropped_in;
+  uint64_t keys_requested, keys_restart, keys_periodic;
+  uint64_t reopens, reconfigs_in_place;
+  double last_reopen_ms;
+  char last_reopen_why[32];
+  int64_t next_status_us;
+  uint64_t last_out_number;
+  uint64_t units_since_open;
+} enc_t;
+
+static int s_int(const json_t *st, const char *key, int def, int lo, int hi, int *out,
+                 const outpost_host_api_t *api, outpost_host_t *h) {
+  json_t *v = json_object_get(st, key);
+  if (!v) {
+    *out = def;
+    return 0;
+  }
+  double d = json_number_value(v);
+  if (!json_is_number(v) || d < lo || d > hi) {
+    api->error(h, "settings.%s: must be a number from %d to %d", key, lo, hi);
+    return -1;
+  }
+  *out = (int)d;
+  return 0;
+}
+
+static void s_publish(enc_t *e, int64_t now) {
+  json_t *st = json_pack(
+      "{s:s, s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:s, s:I, s:I, s:f, s:s}",
+      "codec", e->be->codec, "width", e->cfg.width, "height", e->cfg.height, "target_kbps",
+      e->cfg.bitrate_kbps, "target_fps", e->cfg.fps, "frames_in", (json_int_t)e->frames_in,
+      "units_out", (json_int_t)e->units_out, "in_flight",
+      (json_int_t)(e->frames_in - e->units_out - e->dropped_in), "bytes_out",
+      (json_int_t)e->bytes_out, "keyframes", "requested", (json_int_t)e->keys_requested, "restart",
+      (json_int_t)e->keys_restart, "periodic", (json_int_t)e->keys_periodic, "reconfigure",
+      e->be->reconfigure_note, "reopens", (json_int_t)e->reopens, "reconfigured_in_place",
+      (json_int_t)e->reconfigs_in_place, "last_reopen_ms", e->last_reopen_ms, "last_reopen_why",
+      e->last_reopen_why);
+  enc_stats_report(&e->stats, now, st);
+  e->api->set_status(e->h, st);
+  e->next_status_us = now + STATUS_EVERY_US;
+}
+
+static void s_emit(enc_t *e, const enc_unit_t *u) {
+  const meta_t *m = &e->meta[u->tag % META_RING];
+  if (m->tag != u->tag) {
+    e->api->error(e->h, "unit for an unknown frame (tag %lu) dropped", (unsigned long)u->tag);
+    return;
+  }
+  int64_t now = clock_mono_us();
+  uint8_t *out = e->api->frame_begin(e->h, e->be->format, u->len);
+  size_t len = u->len;
+  if (out && e->be->format == OUTPOST_FMT_AV1) {
+    long n = av1_strip_temporal_delimiters(u->data, u->len, out);
+    if (n < 0) {
+      e->api->error(e->h, "encoder produced a malformed temporal unit; dropped");
+      return;
+    }
+    len = (size_t)n;
+  } else if (out) {
+    memcpy(out, u->data, u->len);
+  }
+  e->units_out++;
+  e->last_out_number = m->number;
+  if (u->key) {
+    if (m->forced)
+      e->keys_requested++;
+    else if (e->units_since_open == 0)
+      e->keys_restart++; /* the first unit of a (re-)opened encoder */
+    else
+      e->keys_periodic++;
+  }
+  e->units_since_open++;
+  uint32_t latency = (uint32_t)(now - m->in_us);
+  enc_stats_unit(&e->stats, now, len, latency);
+  e->bytes_out += len;
+  if (!out)
+    return; /* no room downstream: counted by the host */
+  outpost_frame_t f = {.number = m->number,
+                       .capture_us = m->capture_us,
+                       .format = e->be->format,
+                       .flags = u->key ? OUTPOST_FRAME_KEY : 0,
+                       .width = (uint32_t)e->cfg.width,
+                       .height = (uint32_t)e->cfg.height,
+                       .encode_us = latency,
+                       .size = len};
+  e->api->frame_commit(e->h, &f);
+}
+
+static int s_drain(enc_t *e) {
+  enc_unit_t u;
+  int rc;
+  while ((rc = e->be->receive(e->enc, &u)) == 0)
+    s_emit(e, &u);
+  return rc == -EAGAIN || rc == -ENODATA ? 0 : -1;
+}
+
+/* Flush what is in flight, then close: nothing already given to the encoder is lost. */
+static void s_close(enc_t *e) {
+  if (!e->enc)
+    return;
+  if (e->be->encode(e->enc, NULL, 0, 0) == 0)
+    s_drain(e);
+  e->be->close(&e->enc);
+}
+
+static int s_open(enc_t *e, const char *why) {
+  char err[256] = "";
+  int64_t t0 = clock_mono_us();
+  if (e->enc) {
+    s_close(e);
+    e->reopens++;
+  }
+  if (e->be->open(&e->cfg, &e->enc, err, sizeof err)) {
+    e->api->error(e->h, "%s: cannot open the encoder: %s", e->be->name, err);
+    return -1;
+  }
+  e->units_since_open = 0;
+  e->last_reopen_ms = (double)(clock_mono_us() - t0) / 1000.0;
+  snprintf(e->last_reopen_why, sizeof e->last_reopen_why, "%s", why);
+  e->api->log(e->h,
+              "%s %dx%d at %d fps, %d kbit/s, keyframes at most every %d frames (%s, %.1f ms)",
+              e->be->name, e->cfg.width, e->cfg.height, e->cfg.fps, e->cfg.bitrate_kbps,
+              e->cfg.keyint_frames, why, e->last_reopen_ms);
+  return 0;
+}
+
+static int s_frame(void *self, const outpost_frame_t *f) {
+  enc_t *e = self;
+  int64_t t0 = clock_mono_us();
+  if (f->format != OUTPOST_FMT_I420 || f->width < 16 || f->height < 16 || f->width % 2 ||
+      f->height % 2 || f->size != (size_t)f->width * f->height * 3 / 2) {
+    e->dropped_in++;
+    e->frames_in++;
+    e->api->error(e->h, "not an I420 frame (format %u, %ux%u, %zu bytes): dropped", f->format,
+                  f->width, f->height, f->size);
+    return -1;
+  }
+  e->frames_in++;
+  if (!e->enc || (int)f->width != e->cfg.width || (int)f->height != e->cfg.height) {
+    const char *why = e->enc ? "new frame size" : "first frame";
+    e->cfg.width = (int)f->width;
+    e->cfg.height = (int)f->height;
+    if (s_open(e, why))
+      return -1;
+    e->reconfig_pending = 0;
+  } else if (e->reconfig_pending) {
+    e->reconfig_pending = 0;
+    int rc = e->be->reconfigure(e->enc, &e->cfg);
+    if (rc == 0)
+      e->reconfigs_in_place++;
+    else if (s_open(e, "bitrate/fps change"))
+      return -1;
+  }
+  uintptr_t tag = ++e->next_tag;
+  meta_t *m = &e->meta[tag % META_RING];
+  *m = (meta_t){f->number, f->capture_us, t0, tag, e->force_key};
+  int rc = e->be->encode(e->enc, f->data, tag, e->force_key);
+  if (rc == -EAGAIN) {
+    s_drain(e);
+    rc = e->be->encode(e->enc, f->data, tag, e->force_key);
+  }
+  e->force_key = 0;
+  if (rc) {
+    e->dropped_in++;
+    e->api->error(e->h, "%s: encode failed", e->be->name);
+    return -1;
+  }
+  if (s_drain(e))
+    e->api->error(e->h, "%s: receiving from the encoder failed", e->be->name);
+  int64_t now = clock_mono_us();
+  enc_stats_work(&e->stats, (uint32_t)(now - t0));
+  if (now >= e->next_status_us)
+    s_publish(e, now);
+  return 0;
+}
+
+static int s_command(void *self, const char *cmd, const json_t *args, json_t **reply) {
+  enc_t *e = self;
+  json_t *v = NULL;
+  if (!strcmp(cmd, "keyframe")) {
+    e->force_key = 1;
+    /* What the caller needs to check the promise: the last unit out, and how
+     * many frames are inside the encoder ahead of the one that will be key. */
+    *reply = json_pack("{s:I, s:I, s:i}", "last_out", (json_int_t)e->last_out_number, "in_flight",
+                       (json_int_t)(e->frames_in - e->units_out - e->dropped_in), "delay_frames",
+                       e->be->delay_frames);
+    return 0;
+  }
+  if (!strcmp(cmd, "bitrate") &&
+      ((v = json_object_get(args, "kbps")) || (v = json_object_get(args, "bitrate")))) {
+    int kbps = (int)json_number_value(v);
+    if (kbps < 10 || kbps > 100000)
+      goto bad;
+    e->cfg.bitrate_kbps = kbps;
+  } else if (!strcmp(cmd, "fps") && (v = json_object_get(args, "fps"))) {
+    int fps = (int)json_number_value(v);
+    if (fps < 1 || fps > 240)
+      goto bad;
+    e->cfg.fps = fps;
+    e->cfg.keyint_frames = (int)(e->keyint_s * fps);
+  } else if (!strcmp(cmd, "ping")) {
+    *reply = json_pack("{s:s}", "pong", e->be->name);
+    return 0;
+  } else {
+    goto bad;
+  }
+  e->reconfig_pending = 1; /* applied at the next frame boundary */
+  *reply = json_pack("{s:i, s:i, s:s}", "target_kbps", e->cfg.bitrate_kbps, "fps", e->cfg.fps,
+                     "cost", e->be->reconfigure_note);
+  return 0;
+bad:
+  *reply = json_pack("{s:s}", "error",
+                     "commands: keyframe, bitrate {\"kbps\": 10..100000}, fps {\"fps\": 1..240}");
+  return -1;
+}
+
+static void s_destroy(void **self) {
+  enc_t *e = *self;
+  if (e && e->enc)
+    e->be->close(&e->enc);
+  free(e);
+  *self = NULL;
+}
+
+static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t *st, void **self) {
+  enc_t *e = calloc(1, sizeof *e);
+  e->h = h;
+  e->api = api;
+  e->be = &encoder_backend;
+  int keyint = 0;
+  if (s_int(st, "bitrate", 500, 10, 100000, &e->cfg.bitrate_kbps, api, h) ||
+      s_int(st, "fps", 30, 1, 240, &e->cfg.fps, api, h) ||
+      s_int(st, "keyframe_interval", 300, 1, 86400, &keyint, api, h) ||
+      s_int(st, "speed", 10, 0, 10, &e->cfg.speed, api, h) ||
+      s_int(st, "tiles", 0, 0, 64, &e->cfg.tiles, api, h) ||
+      s_int(st, "threads", 0, 0, 64, &e->cfg.threads, api, h)) {
+    free(e);
+    return -1;
+  }
+  e->keyint_s = keyint;
+  e->cfg.keyint_frames = keyint * e->cfg.fps;
+  const char *preset = json_string_value(json_object_get(st, "preset"));
+  snprintf(e->cfg.preset, sizeof e->cfg.preset, "%s", preset ? preset : "ultrafast");
+  /* Open once now with a nominal size, so that an impossible setting fails
+   * init (and the kernel's fallback can take over) rather than the first frame. */
+  enc_config_t probe = e->cfg;
+  probe.width = 640;
+  probe.height = 480;
+  void *test = NULL;
+  char err[256] = "";
+  if (e->be->open(&probe, &test, err, sizeof err)) {
+    api->error(h, "%s: %s", e->be->name, err);
+    free(e);
+    return -1;
+  }
+  e->be->close(&test);
+  *self = e;
+  return 0;
+}
+
+/* ENCODER_NAME comes from the build: the core is compiled into each encoder module. */
+const outpost_module_t outpost_module = {OUTPOST_MODULE_ABI, ENCODER_NAME, s_init,   s_frame,
+                                         s_command,          NULL,         s_destroy};

@@ -1,0 +1,51 @@
+/* What an encoder module is made of: the shared core (core.c: settings,
+ * commands, metadata carried through the encoder, AV1 temporal-delimiter
+ * removal, statistics, re-creation when a change cannot be applied in place)
+ * and one backend per library. Each encoder .so links the core and defines
+ * `encoder_backend`; the core defines the module descriptor. */
+#ifndef OUTPOST_ENCODER_H
+#define OUTPOST_ENCODER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct enc_config {
+  int width, height; /* from the frames */
+  int fps;
+  int bitrate_kbps;
+  int keyint_frames; /* the longest run without a keyframe */
+  int speed;         /* rav1e: 0..10 */
+  char preset[24];   /* x265: ultrafast .. placebo */
+  int tiles;         /* 0: the backend decides (rav1e: 2 from 720p up) */
+  int threads;       /* 0: the library decides */
+} enc_config_t;
+
+typedef struct enc_unit {
+  const uint8_t *data; /* borrowed until the next receive or close */
+  size_t len;
+  int key;
+  uintptr_t tag; /* what encode() was given with the frame */
+} enc_unit_t;
+
+typedef struct enc_backend {
+  const char *name;             /* the module name, e.g. "encoder-rav1e" */
+  const char *codec;            /* "av1" or "h265" */
+  uint32_t format;              /* OUTPOST_FMT_AV1 / OUTPOST_FMT_H265 */
+  int delay_frames;             /* frames in flight with our live settings */
+  const char *reconfigure_note; /* what a bitrate/fps change costs, for status */
+  /* 0 with *self set, or -1 with a message in err. */
+  int (*open)(const enc_config_t *cfg, void **self, char *err, size_t errlen);
+  void (*close)(void **self);
+  /* New bitrate/fps: 0 applied in place, 1 not possible in place (the core
+   * drains, closes and re-opens, which costs a keyframe). */
+  int (*reconfigure)(void *self, const enc_config_t *cfg);
+  /* One I420 frame (w*h*3/2 bytes), or NULL to flush. 0, -EAGAIN (drain
+   * with receive first, then call again), -1 error. */
+  int (*encode)(void *self, const uint8_t *i420, uintptr_t tag, int force_key);
+  /* 0 with a unit, -EAGAIN nothing yet, -ENODATA flushed out, -1 error. */
+  int (*receive)(void *self, enc_unit_t *unit);
+} enc_backend_t;
+
+extern const enc_backend_t encoder_backend; /* defined by each encoder module */
+
+#endif
