@@ -8,7 +8,12 @@
  * Commands: keyframe, bitrate {"kbps":N}, fps {"fps":N}.
  * A change the library cannot apply in place, and a change of frame size,
  * drain the encoder (nothing in flight is lost), close and re-open it at a
- * frame boundary: that costs a keyframe, and status says so. */
+ * frame boundary: that costs a keyframe, and status says so.
+ *
+ * A coded unit lost on the way out (the next module not connected yet, or
+ * too slow) breaks every later picture until a keyframe: the core then skips
+ * the undecodable units instead of spending bytes on them, and forces a
+ * keyframe, one at a time, until one gets through. */
 #include "clock.h"
 #include "encoder.h"
 #include "stats.h"
@@ -30,6 +35,7 @@ typedef struct {
   int64_t in_us; /* monotonic: when the raw frame reached us */
   uintptr_t tag;
   int forced;
+  uint32_t width, height; /* of the raw frame: a flush at a size change still has old ones */
 } meta_t;
 
 typedef struct {
@@ -51,6 +57,9 @@ typedef struct {
   int64_t next_status_us;
   uint64_t last_out_number;
   uint64_t units_since_open;
+  int need_key;           /* a unit was lost downstream: nothing decodes until a keyframe */
+  uintptr_t recovery_tag; /* the frame forced as the recovery keyframe, while in flight */
+  uint64_t lost_out, skipped_undecodable, keys_recovery;
 } enc_t;
 
 static int s_int(const json_t *st, const char *key, int def, int lo, int hi, int *out,
@@ -71,16 +80,18 @@ static int s_int(const json_t *st, const char *key, int def, int lo, int hi, int
 
 static void s_publish(enc_t *e, int64_t now) {
   json_t *st = json_pack(
-      "{s:s, s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:s, s:I, s:I, s:f, s:s}",
+      "{s:s, s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:s, s:I, s:I, s:f, "
+      "s:s, s:I, s:I}",
       "codec", e->be->codec, "width", e->cfg.width, "height", e->cfg.height, "target_kbps",
       e->cfg.bitrate_kbps, "target_fps", e->cfg.fps, "frames_in", (json_int_t)e->frames_in,
       "units_out", (json_int_t)e->units_out, "in_flight",
       (json_int_t)(e->frames_in - e->units_out - e->dropped_in), "bytes_out",
       (json_int_t)e->bytes_out, "keyframes", "requested", (json_int_t)e->keys_requested, "restart",
-      (json_int_t)e->keys_restart, "periodic", (json_int_t)e->keys_periodic, "reconfigure",
-      e->be->reconfigure_note, "reopens", (json_int_t)e->reopens, "reconfigured_in_place",
-      (json_int_t)e->reconfigs_in_place, "last_reopen_ms", e->last_reopen_ms, "last_reopen_why",
-      e->last_reopen_why);
+      (json_int_t)e->keys_restart, "periodic", (json_int_t)e->keys_periodic, "recovery",
+      (json_int_t)e->keys_recovery, "reconfigure", e->be->reconfigure_note, "reopens",
+      (json_int_t)e->reopens, "reconfigured_in_place", (json_int_t)e->reconfigs_in_place,
+      "last_reopen_ms", e->last_reopen_ms, "last_reopen_why", e->last_reopen_why, "lost_downstream",
+      (json_int_t)e->lost_out, "skipped_undecodable", (json_int_t)e->skipped_undecodable);
   enc_stats_report(&e->stats, now, st);
   e->api->set_status(e->h, st);
   e->next_status_us = now + STATUS_EVERY_US;
@@ -93,6 +104,12 @@ static void s_emit(enc_t *e, const enc_unit_t *u) {
     return;
   }
   int64_t now = clock_mono_us();
+  if (u->tag == e->recovery_tag)
+    e->recovery_tag = 0; /* whatever happens to it now, a new one may be forced */
+  if (e->need_key && !u->key) {
+    e->skipped_undecodable++; /* refers to a picture the receiver never got */
+    return;
+  }
   uint8_t *out = e->api->frame_begin(e->h, e->be->format, u->len);
   size_t len = u->len;
   if (out && e->be->format == OUTPOST_FMT_AV1) {
@@ -108,7 +125,9 @@ static void s_emit(enc_t *e, const enc_unit_t *u) {
   e->units_out++;
   e->last_out_number = m->number;
   if (u->key) {
-    if (m->forced)
+    if (m->forced == 2)
+      e->keys_recovery++;
+    else if (m->forced)
       e->keys_requested++;
     else if (e->units_since_open == 0)
       e->keys_restart++; /* the first unit of a (re-)opened encoder */
@@ -119,17 +138,25 @@ static void s_emit(enc_t *e, const enc_unit_t *u) {
   uint32_t latency = (uint32_t)(now - m->in_us);
   enc_stats_unit(&e->stats, now, len, latency);
   e->bytes_out += len;
-  if (!out)
-    return; /* no room downstream: counted by the host */
+  if (!out) {
+    e->lost_out++; /* counted by the host too */
+    e->need_key = 1;
+    return;
+  }
   outpost_frame_t f = {.number = m->number,
                        .capture_us = m->capture_us,
                        .format = e->be->format,
                        .flags = u->key ? OUTPOST_FRAME_KEY : 0,
-                       .width = (uint32_t)e->cfg.width,
-                       .height = (uint32_t)e->cfg.height,
+                       .width = m->width,
+                       .height = m->height,
                        .encode_us = latency,
                        .size = len};
-  e->api->frame_commit(e->h, &f);
+  if (e->api->frame_commit(e->h, &f)) {
+    e->lost_out++;
+    e->need_key = 1;
+  } else if (u->key) {
+    e->need_key = 0;
+  }
 }
 
 static int s_drain(enc_t *e) {
@@ -198,12 +225,17 @@ static int s_frame(void *self, const outpost_frame_t *f) {
       return -1;
   }
   uintptr_t tag = ++e->next_tag;
+  int force = e->force_key;
+  if (e->need_key && !e->recovery_tag && !force) {
+    force = 2; /* recovery: one keyframe in flight at a time */
+    e->recovery_tag = tag;
+  }
   meta_t *m = &e->meta[tag % META_RING];
-  *m = (meta_t){f->number, f->capture_us, t0, tag, e->force_key};
-  int rc = e->be->encode(e->enc, f->data, tag, e->force_key);
+  *m = (meta_t){f->number, f->capture_us, t0, tag, force, f->width, f->height};
+  int rc = e->be->encode(e->enc, f->data, tag, force != 0);
   if (rc == -EAGAIN) {
     s_drain(e);
-    rc = e->be->encode(e->enc, f->data, tag, e->force_key);
+    rc = e->be->encode(e->enc, f->data, tag, force != 0);
   }
   e->force_key = 0;
   if (rc) {
@@ -260,6 +292,8 @@ bad:
   return -1;
 }
 
+/* At shutdown the frames inside the encoder are dropped, not flushed: the
+ * kernel stops the next module first, so there is nobody to send them to. */
 static void s_destroy(void **self) {
   enc_t *e = *self;
   if (e && e->enc)

@@ -84,9 +84,16 @@ static void s_close(void **self) {
   *self = NULL;
 }
 
-/* x265_encoder_reconfig() accepts a new rate but 3.5 left the output
- * unchanged when measured here; until that is shown to work, a change
- * re-opens the encoder (3-8.5 ms, starting with an IDR). */
+/* x265 3.5 cannot change its rate in place through x265_encoder_reconfig():
+ * it returns 0, but after copying the new rate into its latest parameters it
+ * validates them with Encoder::configure(), which points Encoder::m_param at
+ * that same struct; when the change is applied at the next frame, the copy
+ * into m_param is a copy onto itself, and RateControl (which kept the
+ * original struct) re-reads the old rate. Measured: byte-identical output.
+ * The zone API (x265_encoder_reconfig_zone) does work for ABR, but only if a
+ * zone is submitted for every window from the start (skip one and the encoder
+ * blocks): too brittle for a device. So a change re-opens the encoder: 1-11 ms,
+ * and a ~5.5 KB IDR at 500 kbit/s 640x480. */
 static int s_reconfigure(void *self, const enc_config_t *cfg) {
   (void)self, (void)cfg;
   return 1;

@@ -23,6 +23,8 @@ TEST_MODULES = os.path.join(BUILD, "tests", "modules")
 # searched for in the log; leaks are reported at a clean exit only.
 os.environ.setdefault("ASAN_OPTIONS", "detect_leaks=1")
 os.environ.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+os.environ.setdefault("LSAN_OPTIONS", "print_suppressions=0:suppressions=" + os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "lsan.supp"))
 
 
 def module(name, plugin, restart=None, fallback=None, **settings):
@@ -122,6 +124,9 @@ class Kernel:
         t0 = time.monotonic()
         last = None
         while time.monotonic() - t0 < timeout:
+            if self.proc and self.proc.poll() is not None:
+                raise AssertionError(f"the kernel exited ({self.proc.returncode}) while waiting "
+                                     f"for {what}:\n{self.read_log()}")
             st = self.status()
             if st is not None:
                 last = st
