@@ -24,13 +24,14 @@
 #include <zmq.h>
 
 struct outpost_host {
-  char who[64];    /* "name[pid]" for logs */
-  void *bus;       /* owned DEALER to the kernel */
-  frameio_t *fio;  /* owned */
-  int64_t wake_us; /* 0 = none */
-  int watch_fd;    /* -1 = none */
-  json_t *status;  /* owned; the module's own status */
-  uint64_t errors; /* module callbacks that failed, and api->error calls */
+  char who[64];          /* "name[pid]" for logs */
+  void *bus;             /* owned DEALER to the kernel */
+  frameio_t *fio;        /* owned */
+  int64_t wake_us;       /* 0 = none */
+  int watch_fd;          /* -1 = none */
+  json_t *status;        /* owned; the module's own status */
+  uint64_t errors;       /* module callbacks that failed, and api->error calls */
+  uint64_t next_request; /* ids for api->command */
   char last_error[256];
 };
 
@@ -73,8 +74,19 @@ static void h_log(outpost_host_t *h, const char *fmt, ...) {
   outpost_log(h->who, "%s", msg);
 }
 
+static void s_send(outpost_host_t *h, const char *type, json_t *body);
+
+static uint64_t h_command(outpost_host_t *h, const char *module, const char *command,
+                          json_t *args) {
+  uint64_t id = ++h->next_request;
+  s_send(h, "route",
+         json_pack("{s:I, s:s, s:s, s:o?}", "id", (json_int_t)id, "module", module, "command",
+                   command, "args", args));
+  return id;
+}
+
 static const outpost_host_api_t s_api = {h_frame_begin, h_frame_commit, h_wake_at, h_watch_fd,
-                                         h_set_status,  h_error,        h_log};
+                                         h_set_status,  h_error,        h_log,     h_command};
 
 static void s_send(outpost_host_t *h, const char *type, json_t *body) {
   json_object_set_new(body, "pid", json_integer(getpid()));
@@ -109,6 +121,13 @@ static void s_on_bus(outpost_host_t *h, const outpost_module_t *mod, void *self)
     zmq_getsockopt(h->bus, ZMQ_RCVMORE, &more, &len);
     int m = more ? zmq_recv(h->bus, body, sizeof body, 0) : -1;
     json_t *cmd = (m >= 0 && m < (int)sizeof body) ? json_loadb(body, (size_t)m, 0, NULL) : NULL;
+    if (!strcmp(type, "reply") && json_is_integer(json_object_get(cmd, "id"))) {
+      if (mod->on_reply)
+        mod->on_reply(self, (uint64_t)json_integer_value(json_object_get(cmd, "id")),
+                      json_is_true(json_object_get(cmd, "ok")), json_object_get(cmd, "reply"));
+      json_decref(cmd);
+      continue;
+    }
     const char *name = json_string_value(json_object_get(cmd, "command"));
     if (strcmp(type, "command") || !name) {
       h_error(h, "malformed message from the kernel dropped");

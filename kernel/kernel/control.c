@@ -4,7 +4,12 @@
  *   [type]["json"] with type hello | heartbeat | reply; the kernel sends
  *   [name]["command"]["json"]. A message is trusted only when its pid is the
  *   child's current pid: a dying process's last words are dropped and counted.
- * ctl: outpostctl (REQ). [peer][""][json request] -> [peer][""][json reply]. */
+ * ctl: outpostctl (REQ). [peer][""][json request] -> [peer][""][json reply].
+ *
+ * Commands reach a module from outpostctl ("send") or from another module
+ * ("route": the uplink relays the server's commands); the module "kernel"
+ * answers "status" itself. Every command in flight has a pending entry that
+ * remembers who asked; the answer, or a timeout after 2 s, goes back there. */
 #include "clock.h"
 #include "kernel.h"
 #include "log.h"
@@ -122,10 +127,52 @@ static pending_t *s_pending_by_id(kernel_t *k, uint64_t id) {
   return NULL;
 }
 
+static void s_to_module(kernel_t *k, const char *name, const char *type, json_t *body) {
+  char *text = json_dumps(body, JSON_COMPACT);
+  zmq_send(k->bus, name, strlen(name), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+  zmq_send(k->bus, type, strlen(type), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+  zmq_send(k->bus, text, strlen(text), ZMQ_DONTWAIT);
+  free(text);
+}
+
+/* reply: stolen; the target's {"id","ok","reply"} or an {"error"} of our own. */
 static void s_answer(kernel_t *k, pending_t *p, json_t *reply) {
-  s_send_json(k->ctl, p->peer, p->peer_len, 1, reply);
+  if (p->origin[0]) {
+    json_t *error = json_object_get(reply, "error");
+    json_t *body = json_pack("{s:I, s:b, s:O}", "id", (json_int_t)p->origin_id, "ok",
+                             !error && json_is_true(json_object_get(reply, "ok")), "reply",
+                             error ? reply : json_object_get(reply, "reply") ?: json_null());
+    s_to_module(k, p->origin, "reply", body);
+    json_decref(body);
+  } else {
+    s_send_json(k->ctl, p->peer, p->peer_len, 1, reply);
+  }
   json_decref(reply);
   p->used = 0;
+}
+
+static json_t *s_status(kernel_t *k);
+static json_t *s_forward(kernel_t *k, json_t *req, const pending_t *origin);
+
+/* A module asks another module (or the kernel) something: {"id","module","command","args"}. */
+static void s_route(kernel_t *k, child_t *from, json_t *body) {
+  pending_t origin = {.origin_id = (uint64_t)json_integer_value(json_object_get(body, "id"))};
+  snprintf(origin.origin, sizeof origin.origin, "%s", from->conf.name);
+  const char *target = json_string_value(json_object_get(body, "module"));
+  const char *command = json_string_value(json_object_get(body, "command"));
+  json_t *answer = NULL;
+  if (target && !strcmp(target, "kernel")) {
+    answer = command && !strcmp(command, "status")
+                 ? json_pack("{s:b, s:o}", "ok", 1, "reply", s_status(k))
+                 : json_pack("{s:s}", "error", "the kernel answers: status");
+  } else {
+    answer = s_forward(k, body, &origin);
+  }
+  if (answer) { /* answered at once: an error, or the kernel itself */
+    pending_t now = origin;
+    now.used = 1;
+    s_answer(k, &now, answer);
+  }
 }
 
 void control_on_bus(kernel_t *k) {
@@ -150,6 +197,8 @@ void control_on_bus(kernel_t *k) {
       json_decref(c->report);
       c->report = json_incref(body);
       sup_event(k, c, EV_HEARTBEAT, 0);
+    } else if (s_part_is(&m.part[1], "route")) {
+      s_route(k, c, body);
     } else if (s_part_is(&m.part[1], "reply")) {
       pending_t *p = s_pending_by_id(k, (uint64_t)json_integer_value(json_object_get(body, "id")));
       if (p && !strcmp(p->module, c->conf.name))
@@ -189,8 +238,9 @@ static json_t *s_status(kernel_t *k) {
                    mods);
 }
 
-/* {"request":"send","module":M,"command":C,"args":{...}} -> forwarded to M. */
-static json_t *s_forward(kernel_t *k, json_t *req, zmq_msg_t *peer) {
+/* {"module":M,"command":C,"args":{...}} -> forwarded to M, answered later to
+ * origin (a control client's peer, or a module). NULL when sent; else the error. */
+static json_t *s_forward(kernel_t *k, json_t *req, const pending_t *origin) {
   const char *module = json_string_value(json_object_get(req, "module"));
   const char *command = json_string_value(json_object_get(req, "command"));
   json_t *args = json_object_get(req, "args");
@@ -208,20 +258,17 @@ static json_t *s_forward(kernel_t *k, json_t *req, zmq_msg_t *peer) {
   for (int i = 0; i < KERNEL_MAX_PENDING && !p; i++)
     if (!k->pending[i].used)
       p = &k->pending[i];
-  if (!p || zmq_msg_size(peer) > sizeof p->peer)
+  if (!p)
     return json_pack("{s:s}", "error", "too many commands in flight");
-  *p = (pending_t){.used = 1, .id = ++k->next_command_id, .peer_len = zmq_msg_size(peer)};
+  *p = *origin;
+  p->used = 1;
+  p->id = ++k->next_command_id;
   snprintf(p->module, sizeof p->module, "%s", module);
-  memcpy(p->peer, zmq_msg_data(peer), p->peer_len);
   p->deadline_us = clock_mono_us() + KERNEL_COMMAND_TIMEOUT_US;
   json_t *cmd =
       json_pack("{s:I, s:s, s:O?}", "id", (json_int_t)p->id, "command", command, "args", args);
-  char *text = json_dumps(cmd, JSON_COMPACT);
+  s_to_module(k, c->conf.name, "command", cmd);
   json_decref(cmd);
-  zmq_send(k->bus, c->conf.name, strlen(c->conf.name), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-  zmq_send(k->bus, "command", 7, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-  zmq_send(k->bus, text, strlen(text), ZMQ_DONTWAIT);
-  free(text);
   return NULL; /* answered when the module replies, or by control_expire */
 }
 
@@ -237,7 +284,13 @@ void control_on_ctl(kernel_t *k) {
     } else if (!strcmp(what, "status")) {
       reply = s_status(k);
     } else if (!strcmp(what, "send")) {
-      reply = s_forward(k, req, &m.part[0]);
+      pending_t origin = {.peer_len = zmq_msg_size(&m.part[0])};
+      if (origin.peer_len <= sizeof origin.peer) {
+        memcpy(origin.peer, zmq_msg_data(&m.part[0]), origin.peer_len);
+        reply = s_forward(k, req, &origin);
+      } else {
+        reply = json_pack("{s:s}", "error", "control client id too long");
+      }
     } else {
       k->ctl_rejected++;
       reply = json_pack("{s:s}", "error", "unknown request");

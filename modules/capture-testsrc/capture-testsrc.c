@@ -343,4 +343,10 @@ static int s_command(void *self, const char *cmd, const json_t *args, json_t **r
 }
 
 const outpost_module_t outpost_module = {
-    OUTPOST_MODULE_ABI, "capture-testsrc", s_init, NULL, s_command, s_wake, s_destroy};
+    .abi = OUTPOST_MODULE_ABI,
+    .name = "capture-testsrc",
+    .init = s_init,
+    .on_command = s_command,
+    .on_wake = s_wake,
+    .destroy = s_destroy,
+};

@@ -256,5 +256,11 @@ static int s_command(void *self, const char *cmd, const json_t *args, json_t **r
   return 0;
 }
 
-const outpost_module_t outpost_module = {OUTPOST_MODULE_ABI, "capture-v4l2", s_init,   NULL,
-                                         s_command,          s_wake,         s_destroy};
+const outpost_module_t outpost_module = {
+    .abi = OUTPOST_MODULE_ABI,
+    .name = "capture-v4l2",
+    .init = s_init,
+    .on_command = s_command,
+    .on_wake = s_wake,
+    .destroy = s_destroy,
+};

@@ -126,5 +126,11 @@ static int s_command(void *self, const char *cmd, const json_t *args, json_t **r
   return -1;
 }
 
-const outpost_module_t outpost_module = {OUTPOST_MODULE_ABI, "capture-y4m", s_init,   NULL,
-                                         s_command,          s_wake,        s_destroy};
+const outpost_module_t outpost_module = {
+    .abi = OUTPOST_MODULE_ABI,
+    .name = "capture-y4m",
+    .init = s_init,
+    .on_command = s_command,
+    .on_wake = s_wake,
+    .destroy = s_destroy,
+};

@@ -339,5 +339,11 @@ static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t
 }
 
 /* ENCODER_NAME comes from the build: the core is compiled into each encoder module. */
-const outpost_module_t outpost_module = {OUTPOST_MODULE_ABI, ENCODER_NAME, s_init,   s_frame,
-                                         s_command,          NULL,         s_destroy};
+const outpost_module_t outpost_module = {
+    .abi = OUTPOST_MODULE_ABI,
+    .name = ENCODER_NAME,
+    .init = s_init,
+    .on_frame = s_frame,
+    .on_command = s_command,
+    .destroy = s_destroy,
+};

@@ -10,7 +10,15 @@ typedef struct {
   const outpost_host_api_t *api;
   int pattern; /* check the testkit pattern (off for real sources) */
   uint64_t relayed, corrupt;
+  json_t *last_reply; /* owned; the answer to the last "ask" */
+  uint64_t asked;
 } relay_t;
+
+static void s_status(relay_t *r) {
+  r->api->set_status(r->h, json_pack("{s:I, s:I, s:I, s:O?}", "relayed", (json_int_t)r->relayed,
+                                     "corrupt", (json_int_t)r->corrupt, "asked",
+                                     (json_int_t)r->asked, "last_reply", r->last_reply));
+}
 
 static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t *st, void **self) {
   if (testkit_init(st, "test-relay"))
@@ -33,10 +41,47 @@ static int s_frame(void *self, const outpost_frame_t *f) {
     if (r->api->frame_commit(r->h, f) == 0)
       r->relayed++;
   }
-  r->api->set_status(r->h, json_pack("{s:I, s:I}", "relayed", (json_int_t)r->relayed, "corrupt",
-                                     (json_int_t)r->corrupt));
+  s_status(r);
   return 0;
 }
 
-const outpost_module_t outpost_module = {OUTPOST_MODULE_ABI, "test-relay", s_init,         s_frame,
-                                         testkit_on_command, NULL,         testkit_destroy};
+/* "ask" {"module","command","args"}: asks another module through the kernel;
+ * the answer shows in status as last_reply {id, ok, reply}. */
+static int s_command(void *self, const char *cmd, const json_t *args, json_t **reply) {
+  relay_t *r = self;
+  if (strcmp(cmd, "ask"))
+    return testkit_on_command(self, cmd, args, reply);
+  const char *module = json_string_value(json_object_get(args, "module"));
+  const char *command = json_string_value(json_object_get(args, "command"));
+  if (!module || !command)
+    return -1;
+  json_t *a = json_object_get(args, "args");
+  uint64_t id = r->api->command(r->h, module, command, a ? json_incref(a) : NULL);
+  r->asked++;
+  *reply = json_pack("{s:I}", "id", (json_int_t)id);
+  return 0;
+}
+
+static void s_reply(void *self, uint64_t id, int ok, const json_t *reply) {
+  relay_t *r = self;
+  json_decref(r->last_reply);
+  r->last_reply = json_pack("{s:I, s:b, s:O?}", "id", (json_int_t)id, "ok", ok, "reply", reply);
+  s_status(r);
+}
+
+static void s_destroy(void **self) {
+  relay_t *r = *self;
+  if (r)
+    json_decref(r->last_reply);
+  testkit_destroy(self);
+}
+
+const outpost_module_t outpost_module = {
+    .abi = OUTPOST_MODULE_ABI,
+    .name = "test-relay",
+    .init = s_init,
+    .on_frame = s_frame,
+    .on_command = s_command,
+    .destroy = s_destroy,
+    .on_reply = s_reply,
+};

@@ -98,5 +98,11 @@ static int s_frame(void *self, const outpost_frame_t *f) {
   return 0;
 }
 
-const outpost_module_t outpost_module = {OUTPOST_MODULE_ABI, "test-sink", s_init,   s_frame,
-                                         testkit_on_command, NULL,        s_destroy};
+const outpost_module_t outpost_module = {
+    .abi = OUTPOST_MODULE_ABI,
+    .name = "test-sink",
+    .init = s_init,
+    .on_frame = s_frame,
+    .on_command = testkit_on_command,
+    .destroy = s_destroy,
+};

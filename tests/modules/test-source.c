@@ -64,5 +64,11 @@ static int s_command(void *self, const char *cmd, const json_t *args, json_t **r
   return testkit_on_command(self, cmd, args, reply);
 }
 
-const outpost_module_t outpost_module = {OUTPOST_MODULE_ABI, "test-source", s_init,         NULL,
-                                         s_command,          s_wake,        testkit_destroy};
+const outpost_module_t outpost_module = {
+    .abi = OUTPOST_MODULE_ABI,
+    .name = "test-source",
+    .init = s_init,
+    .on_command = s_command,
+    .on_wake = s_wake,
+    .destroy = testkit_destroy,
+};

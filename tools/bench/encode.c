@@ -79,8 +79,15 @@ __attribute__((format(printf, 2, 3))) static void s_log(outpost_host_t *h, const
   va_end(ap);
 }
 
+static uint64_t s_command(outpost_host_t *h, const char *module, const char *command,
+                          json_t *args) {
+  (void)h, (void)module, (void)command;
+  json_decref(args); /* an encoder sends none; there is no kernel here to route them */
+  return 0;
+}
+
 static const outpost_host_api_t s_api = {s_frame_begin, s_frame_commit, s_wake_at, s_watch_fd,
-                                         s_set_status,  s_error,        s_log};
+                                         s_set_status,  s_error,        s_log,     s_command};
 
 static double s_wall_s(void) {
   struct timespec ts;

@@ -54,6 +54,10 @@ typedef struct outpost_host_api {
   /* Records an error: logged, counted and shown as `last error` in status. */
   void (*error)(outpost_host_t *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
   void (*log)(outpost_host_t *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+  /* Sends a command to another module, or to "kernel" ("status": the module
+   * table), through the kernel. args: stolen, may be NULL. Returns the request
+   * id (> 0); the answer comes to on_reply, within ~2 s (a timeout is an answer). */
+  uint64_t (*command)(outpost_host_t *h, const char *module, const char *command, json_t *args);
 } outpost_host_api_t;
 
 typedef struct outpost_module {
@@ -72,6 +76,8 @@ typedef struct outpost_module {
   void (*on_wake)(void *self);
   /* Frees everything and sets *self to NULL. */
   void (*destroy)(void **self);
+  /* The answer to api->command (reply borrowed; ok 0 on error or timeout). May be NULL. */
+  void (*on_reply)(void *self, uint64_t id, int ok, const json_t *reply);
 } outpost_module_t;
 
 #endif
