@@ -1,0 +1,121 @@
+/* janus.plugin.outpost: shared state of the plugin's parts.
+ *
+ * Threads: Janus's (requests, media callbacks), one control thread (ZeroMQ
+ * ROUTER + ZAP, control.c), one ingest thread (UDP, devices.c), one request
+ * thread (asynchronous viewer requests, plugin.c). Locking, as in the
+ * Streaming plugin: the sessions table and the devices table each have a
+ * mutex; a device's viewers list and mutable fields have the device's mutex;
+ * sessions and devices are reference counted (janus_refcount) and carry
+ * atomic destroyed/hangingup flags. Lock order: devices_mutex, then a
+ * device's mutex, then sessions_mutex. */
+#ifndef OUTPOST_JANUS_PLUGIN_H
+#define OUTPOST_JANUS_PLUGIN_H
+
+#include <glib.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <stdint.h>
+
+#include <janus/mutex.h>
+#include <janus/plugins/plugin.h>
+#include <janus/record.h>
+#include <janus/refcount.h>
+#include <janus/rtp.h>
+
+#define OUTPOST_PLUGIN_PACKAGE "janus.plugin.outpost"
+
+typedef struct op_session op_session_t;
+
+typedef enum { MODE_ON_DEMAND, MODE_ALWAYS, MODE_MANUAL } op_mode_t;
+
+typedef struct op_device {
+  char *id;          /* owned; from the configuration */
+  char *public_key;  /* owned; Z85 CURVE key: the device's identity */
+  char *description; /* owned */
+  op_mode_t mode;
+  janus_mutex mutex; /* guards everything below */
+  /* control */
+  gboolean online;
+  unsigned char route[256]; /* ZeroMQ routing id of its connection */
+  size_t route_len;
+  gint64 last_control_us; /* monotonic */
+  json_t *status;         /* owned; its last status message */
+  json_t *last_ack;       /* owned */
+  /* session and media */
+  uint32_t ssrc; /* 0: no session */
+  int pt;
+  char codec[8]; /* "av1" / "h265" */
+  gboolean streaming;
+  gboolean latched;
+  struct sockaddr_storage source; /* latched from the first packet of the session */
+  socklen_t source_len;
+  gint64 last_packet_us;
+  uint64_t packets, bytes, keyframes;
+  uint64_t bytes_window; /* for the bitrate estimate */
+  gint64 window_start_us;
+  double kbps;
+  gint64 last_pli_us; /* keyframe requests to the device: at most one a second */
+  uint64_t plis_sent;
+  GList *viewers; /* op_session_t*, each holding a reference */
+  janus_recorder *recorder;
+  char *recording; /* owned; its file name */
+  volatile gint destroyed;
+  janus_refcount ref;
+} op_device_t;
+
+struct op_session {
+  janus_plugin_session *handle;
+  janus_mutex mutex;
+  op_device_t *device; /* a reference, or NULL */
+  janus_rtp_switching_context context;
+  gboolean started, paused;
+  volatile gint hangingup, destroyed;
+  janus_refcount ref;
+};
+
+typedef struct op_config {
+  char *control_endpoint; /* e.g. tcp://0.0.0.0:7700 */
+  char *secret_key;       /* Z85 CURVE secret key of the server */
+  char *operator_secret;
+  char *recordings; /* folder */
+  int ingest_port;
+  char *ingest_ip;
+  int keyframe_interval_ms; /* at most one keyframe request per device per this */
+} op_config_t;
+
+/* plugin.c */
+extern janus_callbacks *op_gateway;
+extern janus_plugin op_plugin;
+extern op_config_t op_conf;
+void op_push_status(op_device_t *d, const char *status); /* to viewers and event handlers */
+
+/* devices.c: the registry and the media path. */
+int op_devices_load(const char *config_path);
+void op_devices_free(void);
+op_device_t *op_device_get(const char *id);            /* a reference, or NULL */
+op_device_t *op_device_by_key(const char *public_key); /* a reference, or NULL */
+void op_device_unref(op_device_t *d);
+json_t *op_device_summary(op_device_t *d, gboolean full);
+json_t *op_devices_list(gboolean full);
+int op_ingest_start(void);
+void op_ingest_stop(void);
+uint32_t op_device_new_session(op_device_t *d, const char *codec);
+void op_device_request_keyframe(op_device_t *d, const char *why);
+void op_device_add_viewer(op_device_t *d, op_session_t *s);
+void op_device_remove_viewer(op_device_t *d, op_session_t *s);
+int op_device_record(op_device_t *d, gboolean start, char *err, size_t errlen);
+void op_device_offline(op_device_t *d);
+void op_device_counters(json_t *into);
+
+/* control.c: the devices' ZeroMQ control channel. */
+int op_control_start(void);
+void op_control_stop(void);
+/* Queues a command {command, args} for the device (args stolen): the request id. */
+int op_control_command(op_device_t *d, const char *command, json_t *args);
+
+/* requests.c: what viewers and operators ask. */
+json_t *op_request(op_session_t *s, json_t *message, json_t *jsep, gboolean admin, gboolean *async);
+void op_request_async(op_session_t *s, const char *transaction, json_t *message, json_t *jsep);
+void op_session_unref(op_session_t *s);
+
+#endif

@@ -1,0 +1,366 @@
+/* janus.plugin.outpost: Janus glue. Sessions (viewer handles), the
+ * asynchronous request thread, media callbacks, lifecycle. The devices, the
+ * media path and the control channel live in devices.c and control.c. */
+#include "outpost.h"
+
+#include <janus/config.h>
+#include <janus/debug.h>
+#include <janus/rtcp.h>
+#include <janus/utils.h>
+
+#define OP_VERSION 1
+#define OP_VERSION_STRING "0.1.0"
+
+janus_callbacks *op_gateway;
+op_config_t op_conf;
+
+static volatile gint s_initialized, s_stopping;
+static GHashTable *s_sessions; /* janus_plugin_session* -> op_session_t* */
+static janus_mutex s_sessions_mutex = JANUS_MUTEX_INITIALIZER;
+static GAsyncQueue *s_messages; /* bounded by Janus's own request flow */
+static GThread *s_handler;
+
+typedef struct {
+  op_session_t *session; /* a reference */
+  char *transaction;
+  json_t *message, *jsep;
+} s_message_t;
+
+static s_message_t s_exit_message;
+
+static void s_session_free(const janus_refcount *ref) {
+  op_session_t *s = janus_refcount_containerof(ref, op_session_t, ref);
+  janus_refcount_decrease(&s->handle->ref);
+  g_free(s);
+}
+
+void op_session_unref(op_session_t *s) {
+  janus_refcount_decrease(&s->ref);
+}
+
+static op_session_t *s_lookup(janus_plugin_session *handle) {
+  janus_mutex_lock(&s_sessions_mutex);
+  op_session_t *s = g_hash_table_lookup(s_sessions, handle);
+  if (s && !g_atomic_int_get(&s->destroyed)) {
+    janus_refcount_increase(&s->ref);
+  } else {
+    s = NULL;
+  }
+  janus_mutex_unlock(&s_sessions_mutex);
+  return s;
+}
+
+static void s_message_free(s_message_t *m) {
+  if (!m || m == &s_exit_message)
+    return;
+  if (m->session)
+    op_session_unref(m->session);
+  g_free(m->transaction);
+  json_decref(m->message);
+  json_decref(m->jsep);
+  g_free(m);
+}
+
+static void *s_handler_thread(void *data) {
+  (void)data;
+  s_message_t *m;
+  while (g_atomic_int_get(&s_initialized) && !g_atomic_int_get(&s_stopping)) {
+    m = g_async_queue_pop(s_messages);
+    if (m == &s_exit_message)
+      break;
+    if (!g_atomic_int_get(&m->session->destroyed))
+      op_request_async(m->session, m->transaction, m->message, m->jsep);
+    s_message_free(m);
+  }
+  return NULL;
+}
+
+void op_push_status(op_device_t *d, const char *status) {
+  json_t *ev = json_pack("{s:s, s:{s:s, s:s}}", "streaming", "event", "result", "status", status,
+                         "id", d->id);
+  janus_mutex_lock(&d->mutex);
+  for (GList *l = d->viewers; l; l = l->next) {
+    op_session_t *s = l->data;
+    if (!g_atomic_int_get(&s->destroyed))
+      op_gateway->push_event(s->handle, &op_plugin, NULL, ev, NULL);
+  }
+  janus_mutex_unlock(&d->mutex);
+  json_decref(ev);
+  if (op_gateway->events_is_enabled())
+    op_gateway->notify_event(&op_plugin, NULL,
+                             json_pack("{s:s, s:s}", "device", d->id, "status", status));
+}
+
+static char *s_string(janus_config *c, janus_config_category *cat, const char *key,
+                      const char *def) {
+  janus_config_item *i = janus_config_get(c, cat, janus_config_type_item, key);
+  return g_strdup(i && i->value ? i->value : def);
+}
+
+static int s_init(janus_callbacks *callback, const char *config_path) {
+  if (g_atomic_int_get(&s_stopping) || !callback || !config_path)
+    return -1;
+  char file[1024];
+  g_snprintf(file, sizeof file, "%s/%s.jcfg", config_path, OUTPOST_PLUGIN_PACKAGE);
+  janus_config *c = janus_config_parse(file);
+  if (!c) {
+    JANUS_LOG(LOG_ERR, "outpost: cannot read %s\n", file);
+    return -1;
+  }
+  janus_config_category *g =
+      janus_config_get_create(c, NULL, janus_config_type_category, "general");
+  op_conf.control_endpoint = s_string(c, g, "control", "tcp://0.0.0.0:7700");
+  op_conf.secret_key = s_string(c, g, "server_secret_key", NULL);
+  op_conf.operator_secret = s_string(c, g, "operator_secret", NULL);
+  op_conf.recordings = s_string(c, g, "recordings", "/tmp");
+  op_conf.ingest_ip = s_string(c, g, "ingest_ip", "0.0.0.0");
+  char *port = s_string(c, g, "ingest_port", "7710");
+  char *kf = s_string(c, g, "keyframe_interval_ms", "1000");
+  op_conf.ingest_port = atoi(port);
+  op_conf.keyframe_interval_ms = atoi(kf);
+  g_free(port);
+  g_free(kf);
+  janus_config_destroy(c);
+  if (!op_conf.secret_key || strlen(op_conf.secret_key) != 40 || !op_conf.operator_secret ||
+      op_conf.ingest_port <= 0 || op_conf.ingest_port > 65535) {
+    JANUS_LOG(LOG_ERR,
+              "outpost: %s: general needs server_secret_key (Z85, 40 chars), "
+              "operator_secret and a valid ingest_port\n",
+              file);
+    return -1;
+  }
+  op_gateway = callback;
+  if (op_devices_load(file))
+    return -1;
+  s_sessions = g_hash_table_new_full(NULL, NULL, NULL, NULL);
+  s_messages = g_async_queue_new_full((GDestroyNotify)s_message_free);
+  g_atomic_int_set(&s_initialized, 1);
+  if (op_ingest_start() || op_control_start()) {
+    g_atomic_int_set(&s_initialized, 0);
+    return -1;
+  }
+  GError *err = NULL;
+  s_handler = g_thread_try_new("outpost handler", s_handler_thread, NULL, &err);
+  if (err) {
+    JANUS_LOG(LOG_ERR, "outpost: cannot start the handler thread: %s\n", err->message);
+    g_error_free(err);
+    return -1;
+  }
+  JANUS_LOG(LOG_INFO, "%s initialized (control %s, ingest udp %d)\n", OUTPOST_PLUGIN_PACKAGE,
+            op_conf.control_endpoint, op_conf.ingest_port);
+  return 0;
+}
+
+static void s_destroy(void) {
+  if (!g_atomic_int_get(&s_initialized))
+    return;
+  g_atomic_int_set(&s_stopping, 1);
+  g_async_queue_push(s_messages, &s_exit_message);
+  if (s_handler)
+    g_thread_join(s_handler);
+  s_handler = NULL;
+  op_control_stop();
+  op_ingest_stop();
+  janus_mutex_lock(&s_sessions_mutex);
+  g_hash_table_destroy(s_sessions);
+  s_sessions = NULL;
+  janus_mutex_unlock(&s_sessions_mutex);
+  g_async_queue_unref(s_messages);
+  op_devices_free();
+  g_free(op_conf.control_endpoint);
+  g_free(op_conf.secret_key);
+  g_free(op_conf.operator_secret);
+  g_free(op_conf.recordings);
+  g_free(op_conf.ingest_ip);
+  g_atomic_int_set(&s_initialized, 0);
+  JANUS_LOG(LOG_INFO, "%s destroyed\n", OUTPOST_PLUGIN_PACKAGE);
+}
+
+static int s_api(void) {
+  return JANUS_PLUGIN_API_VERSION;
+}
+static int s_version(void) {
+  return OP_VERSION;
+}
+static const char *s_version_string(void) {
+  return OP_VERSION_STRING;
+}
+static const char *s_description(void) {
+  return "Outpost: live cameras behind paid links, forwarded to WebRTC viewers without "
+         "re-encoding.";
+}
+static const char *s_name(void) {
+  return "Outpost plugin";
+}
+static const char *s_author(void) {
+  return "Outpost";
+}
+static const char *s_package(void) {
+  return OUTPOST_PLUGIN_PACKAGE;
+}
+
+static void s_create_session(janus_plugin_session *handle, int *error) {
+  if (g_atomic_int_get(&s_stopping) || !g_atomic_int_get(&s_initialized)) {
+    *error = -1;
+    return;
+  }
+  op_session_t *s = g_malloc0(sizeof *s);
+  s->handle = handle;
+  janus_mutex_init(&s->mutex);
+  janus_rtp_switching_context_reset(&s->context);
+  janus_refcount_init(&s->ref, s_session_free);
+  janus_refcount_increase(&handle->ref);
+  handle->plugin_handle = s;
+  janus_mutex_lock(&s_sessions_mutex);
+  g_hash_table_insert(s_sessions, handle, s);
+  janus_mutex_unlock(&s_sessions_mutex);
+}
+
+/* Leaves the device it watches (if any). */
+static void s_leave(op_session_t *s) {
+  janus_mutex_lock(&s->mutex);
+  op_device_t *d = s->device;
+  s->device = NULL;
+  s->started = FALSE;
+  janus_mutex_unlock(&s->mutex);
+  if (d) {
+    op_device_remove_viewer(d, s);
+    op_device_unref(d);
+  }
+}
+
+static void s_destroy_session(janus_plugin_session *handle, int *error) {
+  janus_mutex_lock(&s_sessions_mutex);
+  op_session_t *s = g_hash_table_lookup(s_sessions, handle);
+  if (!s) {
+    janus_mutex_unlock(&s_sessions_mutex);
+    *error = -2;
+    return;
+  }
+  g_hash_table_remove(s_sessions, handle);
+  janus_mutex_unlock(&s_sessions_mutex);
+  if (!g_atomic_int_compare_and_exchange(&s->destroyed, 0, 1))
+    return;
+  s_leave(s);
+  handle->plugin_handle = NULL;
+  op_session_unref(s);
+}
+
+static json_t *s_query_session(janus_plugin_session *handle) {
+  op_session_t *s = s_lookup(handle);
+  if (!s)
+    return NULL;
+  janus_mutex_lock(&s->mutex);
+  json_t *info = json_pack("{s:s?, s:b, s:b}", "device", s->device ? s->device->id : NULL,
+                           "started", s->started, "paused", s->paused);
+  janus_mutex_unlock(&s->mutex);
+  op_session_unref(s);
+  return info;
+}
+
+static struct janus_plugin_result *s_handle_message(janus_plugin_session *handle, char *transaction,
+                                                    json_t *message, json_t *jsep) {
+  op_session_t *s = s_lookup(handle);
+  if (!s) {
+    g_free(transaction);
+    json_decref(message);
+    json_decref(jsep);
+    return janus_plugin_result_new(JANUS_PLUGIN_ERROR, "No session associated with this handle",
+                                   NULL);
+  }
+  gboolean async = FALSE;
+  json_t *reply = op_request(s, message, jsep, FALSE, &async);
+  if (async) { /* watch, start, switch, ...: answered by an event from the handler thread */
+    s_message_t *m = g_malloc0(sizeof *m);
+    m->session = s; /* our reference moves to the message */
+    m->transaction = transaction;
+    m->message = message;
+    m->jsep = jsep;
+    g_async_queue_push(s_messages, m);
+    return janus_plugin_result_new(JANUS_PLUGIN_OK_WAIT, NULL, NULL);
+  }
+  op_session_unref(s);
+  g_free(transaction);
+  json_decref(message);
+  json_decref(jsep);
+  return janus_plugin_result_new(JANUS_PLUGIN_OK, NULL, reply);
+}
+
+static json_t *s_handle_admin_message(json_t *message) {
+  gboolean async = FALSE;
+  return op_request(NULL, message, NULL, TRUE, &async);
+}
+
+static void s_setup_media(janus_plugin_session *handle) {
+  op_session_t *s = s_lookup(handle);
+  if (!s)
+    return;
+  g_atomic_int_set(&s->hangingup, 0);
+  janus_mutex_lock(&s->mutex);
+  op_device_t *d = s->device;
+  if (d)
+    janus_refcount_increase(&d->ref);
+  s->started = TRUE;
+  janus_mutex_unlock(&s->mutex);
+  json_t *ev = json_pack("{s:s, s:{s:s}}", "streaming", "event", "result", "status", "started");
+  op_gateway->push_event(handle, &op_plugin, NULL, ev, NULL);
+  json_decref(ev);
+  if (d) {
+    op_device_request_keyframe(d, "a viewer started");
+    op_device_unref(d);
+  }
+  op_session_unref(s);
+}
+
+static void s_incoming_rtp(janus_plugin_session *handle, janus_plugin_rtp *packet) {
+  (void)handle, (void)packet; /* viewers only receive */
+}
+
+/* A viewer's PLI or FIR becomes at most one keyframe request a second to the device. */
+static void s_incoming_rtcp(janus_plugin_session *handle, janus_plugin_rtcp *packet) {
+  if (g_atomic_int_get(&s_stopping))
+    return;
+  op_session_t *s = handle ? handle->plugin_handle : NULL;
+  if (!s || g_atomic_int_get(&s->destroyed) || !packet->video)
+    return;
+  if (!janus_rtcp_has_pli(packet->buffer, packet->length) &&
+      !janus_rtcp_has_fir(packet->buffer, packet->length))
+    return;
+  janus_mutex_lock(&s->mutex);
+  op_device_t *d = s->device;
+  if (d)
+    janus_refcount_increase(&d->ref);
+  janus_mutex_unlock(&s->mutex);
+  if (d) {
+    op_device_request_keyframe(d, "a viewer asked (PLI/FIR)");
+    op_device_unref(d);
+  }
+}
+
+static void s_hangup_media(janus_plugin_session *handle) {
+  op_session_t *s = s_lookup(handle);
+  if (!s)
+    return;
+  if (g_atomic_int_compare_and_exchange(&s->hangingup, 0, 1)) {
+    s_leave(s);
+    json_t *ev = json_pack("{s:s, s:{s:s}}", "streaming", "event", "result", "status", "stopped");
+    op_gateway->push_event(handle, &op_plugin, NULL, ev, NULL);
+    json_decref(ev);
+  }
+  op_session_unref(s);
+}
+
+janus_plugin op_plugin =
+    JANUS_PLUGIN_INIT(.init = s_init, .destroy = s_destroy, .get_api_compatibility = s_api,
+                      .get_version = s_version, .get_version_string = s_version_string,
+                      .get_description = s_description, .get_name = s_name, .get_author = s_author,
+                      .get_package = s_package, .create_session = s_create_session,
+                      .handle_message = s_handle_message,
+                      .handle_admin_message = s_handle_admin_message, .setup_media = s_setup_media,
+                      .incoming_rtp = s_incoming_rtp, .incoming_rtcp = s_incoming_rtcp,
+                      .hangup_media = s_hangup_media, .destroy_session = s_destroy_session,
+                      .query_session = s_query_session, );
+
+janus_plugin *create(void) {
+  return &op_plugin;
+}

@@ -1,0 +1,262 @@
+/* What viewers and operators ask.
+ *
+ * Viewers speak the Streaming plugin's API (list, info, watch, start, pause,
+ * configure, switch, stop) with its event shapes, so janus.js habits carry
+ * over; device ids are strings. A message carrying "secret" is an operator
+ * request instead (status, start, stop, configure, keyframe, record), and so
+ * is every request through the Admin API: the operator secret is checked in
+ * both places; without it, nothing changes. */
+#include "outpost.h"
+
+#include <string.h>
+
+#include <janus/debug.h>
+#include <janus/sdp-utils.h>
+#include <janus/utils.h>
+
+#define E_INVALID 450
+#define E_NO_SUCH_DEVICE 455
+#define E_UNAUTHORIZED 456
+#define E_STATE 457
+
+void op_control_counters(json_t *into);
+
+static json_t *s_error(const char *kind, int code, const char *text) {
+  return json_pack("{s:s, s:i, s:s}", kind, kind[0] == 's' ? "event" : "error", "error_code", code,
+                   "error", text);
+}
+
+/* The offer for a device's stream: one sendonly video m-line in its codec. */
+static char *s_offer(op_device_t *d) {
+  janus_mutex_lock(&d->mutex);
+  char codec[8];
+  g_strlcpy(codec, d->codec, sizeof codec);
+  int pt = d->pt;
+  janus_mutex_unlock(&d->mutex);
+  janus_sdp *offer = janus_sdp_generate_offer(
+      d->id, "127.0.0.1", JANUS_SDP_OA_MLINE, JANUS_SDP_VIDEO, JANUS_SDP_OA_PT, pt,
+      JANUS_SDP_OA_DIRECTION, JANUS_SDP_SENDONLY, JANUS_SDP_OA_CODEC, codec,
+      JANUS_SDP_OA_VIDEO_RTCPFB_DEFAULTS, TRUE, JANUS_SDP_OA_DONE);
+  char *sdp = offer ? janus_sdp_write(offer) : NULL;
+  janus_sdp_destroy(offer);
+  return sdp;
+}
+
+static void s_viewers_changed(op_device_t *d) {
+  if (d->mode != MODE_ON_DEMAND)
+    return;
+  janus_mutex_lock(&d->mutex);
+  gboolean want = d->viewers != NULL, had = d->streaming;
+  d->streaming = want;
+  janus_mutex_unlock(&d->mutex);
+  if (want != had) /* on demand: the uplink is paid by the byte */
+    op_control_command(d, want ? "start" : "stop", NULL);
+}
+
+static void s_event(op_session_t *s, const char *transaction, json_t *ev, json_t *jsep) {
+  op_gateway->push_event(s->handle, &op_plugin, transaction, ev, jsep);
+  json_decref(ev);
+  json_decref(jsep);
+}
+
+static json_t *s_status_event(const char *status, const char *id) {
+  return json_pack("{s:s, s:{s:s, s:s?}}", "streaming", "event", "result", "status", status, "id",
+                   id);
+}
+
+/* watch / switch: the session now follows device d (a reference, taken over). */
+static void s_attach(op_session_t *s, op_device_t *d) {
+  janus_mutex_lock(&s->mutex);
+  op_device_t *old = s->device;
+  s->device = d;
+  s->paused = FALSE;
+  janus_rtp_switching_context_reset(&s->context);
+  janus_mutex_unlock(&s->mutex);
+  if (old) {
+    op_device_remove_viewer(old, s);
+    s_viewers_changed(old);
+    op_device_unref(old);
+  }
+  op_device_add_viewer(d, s);
+  s_viewers_changed(d);
+}
+
+void op_request_async(op_session_t *s, const char *transaction, json_t *message, json_t *jsep) {
+  (void)jsep; /* the viewer's answer: Janus's core negotiates it */
+  const char *req = json_string_value(json_object_get(message, "request"));
+  const char *id = json_string_value(json_object_get(message, "id"));
+  if (!strcmp(req, "watch") || !strcmp(req, "switch")) {
+    op_device_t *d = op_device_get(id);
+    if (!d) {
+      s_event(s, transaction, s_error("streaming", E_NO_SUCH_DEVICE, "No such device"), NULL);
+      return;
+    }
+    janus_mutex_lock(&d->mutex);
+    gboolean ready = d->codec[0] != 0;
+    janus_mutex_unlock(&d->mutex);
+    if (!ready) {
+      op_device_unref(d);
+      s_event(s, transaction, s_error("streaming", E_STATE, "Device has not connected yet"), NULL);
+      return;
+    }
+    if (!strcmp(req, "switch")) {
+      janus_mutex_lock(&s->mutex);
+      gboolean same = s->device && !strcmp(s->device->codec, d->codec);
+      janus_mutex_unlock(&s->mutex);
+      if (!same) {
+        op_device_unref(d);
+        s_event(s, transaction,
+                s_error("streaming", E_STATE, "Switch needs a watched device of the same codec"),
+                NULL);
+        return;
+      }
+      s_attach(s, d);
+      op_device_request_keyframe(d, "a viewer switched to it");
+      s_event(s, transaction,
+              json_pack("{s:s, s:{s:s, s:s}}", "streaming", "event", "result", "switched", "ok",
+                        "id", id),
+              NULL);
+      return;
+    }
+    char *sdp = s_offer(d);
+    s_attach(s, d);
+    json_t *offer = json_pack("{s:s, s:s}", "type", "offer", "sdp", sdp);
+    g_free(sdp);
+    s_event(s, transaction, s_status_event("preparing", id), offer);
+  } else if (!strcmp(req, "start")) {
+    s_event(s, transaction, s_status_event("starting", NULL), NULL);
+  } else if (!strcmp(req, "pause") || !strcmp(req, "configure")) {
+    janus_mutex_lock(&s->mutex);
+    json_t *video = json_object_get(message, "video");
+    s->paused = !strcmp(req, "pause") ? TRUE : video ? !json_is_true(video) : s->paused;
+    gboolean paused = s->paused;
+    janus_mutex_unlock(&s->mutex);
+    s_event(s, transaction,
+            !strcmp(req, "pause") ? s_status_event("pausing", NULL)
+                                  : json_pack("{s:s, s:{s:s, s:b}}", "streaming", "event", "result",
+                                              "event", "configured", "video", !paused),
+            NULL);
+  } else if (!strcmp(req, "stop")) {
+    s_event(s, transaction, s_status_event("stopping", NULL), NULL);
+    op_gateway->close_pc(s->handle);
+  }
+}
+
+/* Operator requests: the secret first, then the device. */
+static json_t *s_operator(json_t *message) {
+  const char *req = json_string_value(json_object_get(message, "request"));
+  const char *secret = json_string_value(json_object_get(message, "secret"));
+  if (!req)
+    return s_error("outpost", E_INVALID, "Missing request");
+  if (!strcmp(req, "list")) /* what any viewer may see anyway */
+    return json_pack("{s:s, s:o}", "outpost", "list", "list", op_devices_list(FALSE));
+  if (!secret || !op_conf.operator_secret || strcmp(secret, op_conf.operator_secret))
+    return s_error("outpost", E_UNAUTHORIZED, "Unauthorized (operator secret)");
+  if (!strcmp(req, "status")) {
+    const char *id = json_string_value(json_object_get(message, "id"));
+    json_t *r = json_pack("{s:s}", "outpost", "status");
+    if (id) {
+      op_device_t *d = op_device_get(id);
+      if (!d) {
+        json_decref(r);
+        return s_error("outpost", E_NO_SUCH_DEVICE, "No such device");
+      }
+      json_object_set_new(r, "device", op_device_summary(d, TRUE));
+      op_device_unref(d);
+    } else {
+      json_object_set_new(r, "devices", op_devices_list(TRUE));
+    }
+    json_t *counters = json_object();
+    op_device_counters(counters);
+    op_control_counters(counters);
+    json_object_set_new(r, "counters", counters);
+    return r;
+  }
+  op_device_t *d = op_device_get(json_string_value(json_object_get(message, "id")));
+  if (!d)
+    return s_error("outpost", E_NO_SUCH_DEVICE, "No such device");
+  json_t *r = NULL;
+  json_t *sent = json_array();
+  if (!strcmp(req, "start") || !strcmp(req, "stop")) {
+    janus_mutex_lock(&d->mutex);
+    d->streaming = !strcmp(req, "start");
+    janus_mutex_unlock(&d->mutex);
+    json_array_append_new(sent, json_integer(op_control_command(d, req, NULL)));
+    op_push_status(d, !strcmp(req, "start") ? "streaming" : "stopped");
+  } else if (!strcmp(req, "keyframe")) {
+    json_array_append_new(sent, json_integer(op_control_command(d, "keyframe", NULL)));
+  } else if (!strcmp(req, "configure")) {
+    json_t *bitrate = json_object_get(message, "bitrate"), *fps = json_object_get(message, "fps");
+    json_t *w = json_object_get(message, "width"), *h = json_object_get(message, "height");
+    if ((bitrate && (!json_is_integer(bitrate) || json_integer_value(bitrate) < 10 ||
+                     json_integer_value(bitrate) > 100000)) ||
+        (fps &&
+         (!json_is_integer(fps) || json_integer_value(fps) < 1 || json_integer_value(fps) > 240)) ||
+        (!w != !h) || (w && (!json_is_integer(w) || !json_is_integer(h))) ||
+        (!bitrate && !fps && !w)) {
+      r = s_error("outpost", E_INVALID,
+                  "configure takes bitrate (kbit/s 10-100000), fps (1-240), width+height");
+    } else {
+      if (bitrate)
+        json_array_append_new(sent, json_integer(op_control_command(
+                                        d, "bitrate", json_pack("{s:O}", "kbps", bitrate))));
+      if (fps)
+        json_array_append_new(
+            sent, json_integer(op_control_command(d, "fps", json_pack("{s:O}", "fps", fps))));
+      if (w)
+        json_array_append_new(
+            sent, json_integer(op_control_command(
+                      d, "resolution", json_pack("{s:O, s:O}", "width", w, "height", h))));
+    }
+  } else if (!strcmp(req, "record")) {
+    const char *action = json_string_value(json_object_get(message, "action"));
+    char err[256] = "";
+    if (!action || (strcmp(action, "start") && strcmp(action, "stop")))
+      r = s_error("outpost", E_INVALID, "record takes action: start or stop");
+    else if (op_device_record(d, !strcmp(action, "start"), err, sizeof err))
+      r = s_error("outpost", E_STATE, err);
+    else
+      r = json_pack("{s:s, s:s, s:o}", "outpost", "record", "id", d->id, "device",
+                    op_device_summary(d, TRUE));
+  } else {
+    r = s_error("outpost", E_INVALID, "Unknown operator request");
+  }
+  if (!r)
+    r = json_pack("{s:s, s:s, s:O}", "outpost", req, "id", d->id, "sent", sent);
+  json_decref(sent);
+  op_device_unref(d);
+  return r;
+}
+
+json_t *op_request(op_session_t *s, json_t *message, json_t *jsep, gboolean admin,
+                   gboolean *async) {
+  (void)jsep;
+  *async = FALSE;
+  if (!json_is_object(message))
+    return s_error(admin ? "outpost" : "streaming", E_INVALID, "JSON error: not an object");
+  if (admin || json_object_get(message, "secret"))
+    return s_operator(message);
+  const char *req = json_string_value(json_object_get(message, "request"));
+  if (!req)
+    return s_error("streaming", E_INVALID, "Missing element (request)");
+  if (!strcmp(req, "list"))
+    return json_pack("{s:s, s:o}", "streaming", "list", "list", op_devices_list(FALSE));
+  if (!strcmp(req, "info")) {
+    op_device_t *d = op_device_get(json_string_value(json_object_get(message, "id")));
+    if (!d)
+      return s_error("streaming", E_NO_SUCH_DEVICE, "No such device");
+    json_t *r = json_pack("{s:s, s:o}", "streaming", "info", "info", op_device_summary(d, FALSE));
+    op_device_unref(d);
+    return r;
+  }
+  if ((!strcmp(req, "watch") || !strcmp(req, "switch")) &&
+      !json_is_string(json_object_get(message, "id")))
+    return s_error("streaming", E_INVALID, "Missing element (id, a string)");
+  if (!strcmp(req, "watch") || !strcmp(req, "switch") || !strcmp(req, "start") ||
+      !strcmp(req, "pause") || !strcmp(req, "configure") || !strcmp(req, "stop")) {
+    *async = TRUE;
+    return NULL;
+  }
+  (void)s;
+  return s_error("streaming", E_INVALID, "Unknown request");
+}
