@@ -194,11 +194,24 @@ void op_device_request_keyframe(op_device_t *d, const char *why) {
   JANUS_LOG(LOG_VERB, "outpost: keyframe request to %s (%s)\n", d->id, why);
 }
 
+/* On demand, a device streams while someone watches: the uplink is paid by the byte. */
+static void s_viewers_changed(op_device_t *d) {
+  janus_mutex_lock(&d->mutex);
+  gboolean want = d->viewers != NULL, had = d->streaming;
+  gboolean act = d->mode == MODE_ON_DEMAND && want != had;
+  if (act)
+    d->streaming = want;
+  janus_mutex_unlock(&d->mutex);
+  if (act)
+    op_control_command(d, want ? "start" : "stop", NULL);
+}
+
 void op_device_add_viewer(op_device_t *d, op_session_t *s) {
   janus_refcount_increase(&s->ref);
   janus_mutex_lock(&d->mutex);
   d->viewers = g_list_append(d->viewers, s);
   janus_mutex_unlock(&d->mutex);
+  s_viewers_changed(d);
 }
 
 void op_device_remove_viewer(op_device_t *d, op_session_t *s) {
@@ -207,8 +220,10 @@ void op_device_remove_viewer(op_device_t *d, op_session_t *s) {
   if (l)
     d->viewers = g_list_delete_link(d->viewers, l);
   janus_mutex_unlock(&d->mutex);
-  if (l)
+  if (l) {
     op_session_unref(s);
+    s_viewers_changed(d);
+  }
 }
 
 int op_device_record(op_device_t *d, gboolean start, char *err, size_t errlen) {

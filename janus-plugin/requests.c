@@ -42,17 +42,6 @@ static char *s_offer(op_device_t *d) {
   return sdp;
 }
 
-static void s_viewers_changed(op_device_t *d) {
-  if (d->mode != MODE_ON_DEMAND)
-    return;
-  janus_mutex_lock(&d->mutex);
-  gboolean want = d->viewers != NULL, had = d->streaming;
-  d->streaming = want;
-  janus_mutex_unlock(&d->mutex);
-  if (want != had) /* on demand: the uplink is paid by the byte */
-    op_control_command(d, want ? "start" : "stop", NULL);
-}
-
 static void s_event(op_session_t *s, const char *transaction, json_t *ev, json_t *jsep) {
   op_gateway->push_event(s->handle, &op_plugin, transaction, ev, jsep);
   json_decref(ev);
@@ -74,11 +63,9 @@ static void s_attach(op_session_t *s, op_device_t *d) {
   janus_mutex_unlock(&s->mutex);
   if (old) {
     op_device_remove_viewer(old, s);
-    s_viewers_changed(old);
     op_device_unref(old);
   }
   op_device_add_viewer(d, s);
-  s_viewers_changed(d);
 }
 
 void op_request_async(op_session_t *s, const char *transaction, json_t *message, json_t *jsep) {
