@@ -8,27 +8,15 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "kernel"))
 from harness import Kernel, module, run_cases  # noqa: E402
+from media import make_clip, read_y4m  # noqa: E402
 
 
-def make_y4m(path, size="320x240", frames=30, rate=30, pix="yuv420p"):
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                    f"testsrc2=size={size}:rate={rate}", "-frames:v", str(frames), "-pix_fmt",
-                    pix, path], check=True)
+def make_y4m(path, size="320x240", frames=30, pix="yuv420p"):
+    make_clip(path, "smooth", size=size, frames=frames, pix=pix)
 
 
 def y4m_frames(path):
-    data = open(path, "rb").read()
-    head, rest = data.split(b"\n", 1)
-    tok = {t[:1]: t[1:] for t in head.split()[1:]}
-    w, h = int(tok[b"W"]), int(tok[b"H"])
-    size = w * h * 3 // 2
-    frames = []
-    while rest:
-        marker, rest = rest.split(b"\n", 1)
-        assert marker.startswith(b"FRAME")
-        frames.append(rest[:size])
-        rest = rest[size:]
-    return frames
+    return read_y4m(path)[2]
 
 
 def read_dump(path):

@@ -18,7 +18,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "kernel"))
+sys.path.insert(0, os.path.join(HERE, "..", "kernel"))  # harness, media
 from harness import BIN, Kernel, module, run_cases  # noqa: E402
 from media import (FMT_AV1, FMT_H265, decode, make_clip, psnr_y, read_units,  # noqa: E402
                    read_y4m, write_stream, write_y4m)

@@ -9,7 +9,8 @@ FMT_I420, FMT_AV1, FMT_H265 = 1, 100, 101
 TD = b"\x12\x00"  # an AV1 temporal delimiter OBU: RTP drops it, files want it back
 
 
-def make_clip(path, kind="hard", size="640x480", rate=30, seconds=10):
+def make_clip(path, kind="hard", size="640x480", rate=30, seconds=10, frames=None,
+              pix="yuv420p"):
     """hard: a moving test pattern seen as a camera sees it: lens softness and
     fresh sensor noise every frame (motion + noise). Calibrated with ffmpeg's own
     librav1e/libx265 at our live settings, 500 kbit/s: 35.9 / 36.5 dB PSNR-Y,
@@ -18,7 +19,7 @@ def make_clip(path, kind="hard", size="640x480", rate=30, seconds=10):
     src = {"hard": f"testsrc2=size={size}:rate={rate},gblur=sigma=0.8,noise=alls=6:allf=t",
            "smooth": f"testsrc2=size={size}:rate={rate}"}[kind]
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", src, "-frames:v",
-                    str(rate * seconds), "-pix_fmt", "yuv420p", path], check=True)
+                    str(frames or rate * seconds), "-pix_fmt", pix, path], check=True)
 
 
 def read_y4m(path):
