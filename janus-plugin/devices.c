@@ -243,6 +243,8 @@ int op_device_record(op_device_t *d, gboolean start, char *err, size_t errlen) {
       } else {
         g_free(d->recording);
         d->recording = g_strdup_printf("%s/%s.mjr", op_conf.recordings, name);
+        d->record_wait_key = TRUE;
+        d->units_recorded = 0;
       }
     }
   } else if (!start && d->recorder) {
@@ -385,8 +387,13 @@ static void s_packet(char *buf, int len, const struct sockaddr_storage *from, so
                                       : rtp_av1_is_keyframe(payload, plen);
   if (key == 1)
     d->keyframes++;
-  if (d->recorder)
+  if (d->recorder && d->record_wait_key && key == 1)
+    d->record_wait_key = FALSE; /* the first packet of a keyframe unit */
+  if (d->recorder && !d->record_wait_key) {
     janus_recorder_save_frame(d->recorder, buf, (uint)len);
+    if (rh.marker)
+      d->units_recorded++;
+  }
   s_forward(d, buf, len);
   janus_mutex_unlock(&d->mutex);
   op_device_unref(d);

@@ -58,7 +58,9 @@ typedef struct op_device {
   uint64_t plis_sent;
   GList *viewers; /* op_session_t*, each holding a reference */
   janus_recorder *recorder;
-  char *recording; /* owned; its file name */
+  char *recording;          /* owned; its file name */
+  gboolean record_wait_key; /* a recording opens on a keyframe: nothing decodes before */
+  uint64_t units_recorded;  /* temporal / access units written (marker packets) */
   volatile gint destroyed;
   janus_refcount ref;
 } op_device_t;

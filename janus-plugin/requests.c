@@ -202,9 +202,12 @@ static json_t *s_operator(json_t *message) {
       r = s_error("outpost", E_INVALID, "record takes action: start or stop");
     else if (op_device_record(d, !strcmp(action, "start"), err, sizeof err))
       r = s_error("outpost", E_STATE, err);
-    else
-      r = json_pack("{s:s, s:s, s:o}", "outpost", "record", "id", d->id, "device",
-                    op_device_summary(d, TRUE));
+    else {
+      janus_mutex_lock(&d->mutex);
+      r = json_pack("{s:s, s:s, s:s, s:s?, s:I}", "outpost", "record", "id", d->id, "action",
+                    action, "file", d->recording, "units", (json_int_t)d->units_recorded);
+      janus_mutex_unlock(&d->mutex);
+    }
   } else {
     r = s_error("outpost", E_INVALID, "Unknown operator request");
   }

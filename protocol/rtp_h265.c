@@ -134,14 +134,15 @@ void rtp_h265_pack_destroy(rtp_h265_pack_t **self_p) {
 }
 
 /* Sends the NAL unit nal (n > mtu bytes) as FUs. */
-static int s_send_fu(rtp_h265_pack_t *self, const uint8_t *nal, size_t n, int last_nal,
+/* room: the most NAL bytes per fragment (at most MTU - 3). */
+static int s_send_fu(rtp_h265_pack_t *self, const uint8_t *nal, size_t n, int last_nal, size_t room,
                      rtp_emit_fn emit, void *ctx, int *packets) {
   uint8_t *s = self->scratch;
   /* The payload header is the NAL header with Type = 49; FuType keeps the
    * real type. The NAL header itself is not sent: the receiver rebuilds it. */
   s[0] = (uint8_t)((nal[0] & 0x81) | H265_FU << 1);
   s[1] = nal[1];
-  size_t room = self->mtu - 3, off = 2;
+  size_t off = 2;
   while (off < n) {
     size_t take = n - off < room ? n - off : room;
     int end = off + take == n;
@@ -179,7 +180,7 @@ int rtp_h265_pack(rtp_h265_pack_t *self, const uint8_t *au, size_t len, rtp_emit
   int have = s_annexb_next(&a, &nal, &n);
   while (have) {
     if (n > self->mtu) {
-      if ((rc = s_send_fu(self, nal, n, index + 1 == total, emit, ctx, &packets)))
+      if ((rc = s_send_fu(self, nal, n, index + 1 == total, self->mtu - 3, emit, ctx, &packets)))
         return rc;
       index++;
       have = s_annexb_next(&a, &nal, &n);
@@ -195,6 +196,18 @@ int rtp_h265_pack(rtp_h265_pack_t *self, const uint8_t *au, size_t len, rtp_emit
     while (s_annexb_next(&look, &next, &next_n) && size + 2 + next_n <= self->mtu) {
       size += 2 + next_n;
       count++;
+    }
+    if (count == 1 && s_type(nal) < 32 && n >= 4) {
+      /* A slice alone goes as two fragment units rather than a single NAL unit
+       * packet: janus-pp-rec 1.1.2 (pp-h265.c) writes no start code before a
+       * single-NAL slice, so recordings of it do not decode. It costs one
+       * packet header, and only for a slice too big to share an AP with its
+       * access unit delimiter. */
+      if ((rc = s_send_fu(self, nal, n, index + 1 == total, (n - 2 + 1) / 2, emit, ctx, &packets)))
+        return rc;
+      index++;
+      have = s_annexb_next(&a, &nal, &n);
+      continue;
     }
     if (count == 1) {
       if (emit(ctx, nal, n, index + 1 == total))

@@ -42,6 +42,18 @@ static void s_settings(x265_param *p, const enc_config_t *cfg) {
   p->rc.vbvMaxBitrate = cfg->bitrate_kbps;
   p->rc.vbvBufferSize = cfg->bitrate_kbps; /* one second */
   p->logLevel = X265_LOG_ERROR;
+  /* No "x265 info" SEI: with repeated headers x265 sends its ~2.4 KB options
+   * string on every keyframe, bytes the uplink pays for and nobody reads. It
+   * also broke recordings: janus-pp-rec 1.1.2 rebuilds a fragmented NAL's type
+   * from 5 bits of the FU header (pp-h265.c), so the SEI (type 39) came out as
+   * type 7 and the MP4 did not decode. */
+  p->bEmitInfoSEI = 0;
+  /* Access unit delimiters (3 bytes an AU): the RTP packetizer aggregates the
+   * AUD with a small slice into one AP packet. janus-pp-rec 1.1.2 adds start
+   * codes only to parameter sets, APs and FU starts, so a slice sent alone as a
+   * single NAL unit packet is glued to its neighbour in the MP4; in an AP it
+   * comes out whole. Receivers also get a clean AU boundary to resync on. */
+  p->bEnableAccessUnitDelimiters = 1;
   if (cfg->threads)
     p->frameNumThreads = cfg->threads;
 }

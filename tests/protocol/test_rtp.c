@@ -915,8 +915,16 @@ static void test_h265_packing(void **state) {
   /* FU payloads use the MTU to the byte: ceil((NAL - 2) / (mtu - 3)) FUs. */
   size_t idr = len - idr_at - 4;
   assert_int_equal(k.n - 1, (idr - 2 + RTP_H265_DEFAULT_MTU - 4) / (RTP_H265_DEFAULT_MTU - 3));
-  /* A slice that fits goes alone, uncopied into an AP. */
+  /* A slice that fits but has nobody to share an AP with goes as two FUs,
+   * never as a single NAL unit packet (janus-pp-rec 1.1.2 cannot record those;
+   * see rtp_h265_pack). A parameter set alone still goes as it is. */
   len = s_nal(au, NAL_TRAIL_R, 0, 1, 1000);
+  s_pkts_reset(&k, RTP_H265_DEFAULT_MTU);
+  assert_int_equal(rtp_h265_pack(pack, au, len, s_collect, &k), 2);
+  assert_int_equal((PKT(&k, 0)[0] >> 1) & 0x3f, 49);
+  assert_int_equal(PKT(&k, 0)[2], 0x80 | NAL_TRAIL_R); /* S */
+  assert_int_equal(PKT(&k, 1)[2], 0x40 | NAL_TRAIL_R); /* E */
+  len = s_nal(au, NAL_PPS, 0, 1, 1000);
   s_pkts_reset(&k, RTP_H265_DEFAULT_MTU);
   assert_int_equal(rtp_h265_pack(pack, au, len, s_collect, &k), 1);
   assert_int_equal(k.len[0], len - 4);
