@@ -1,9 +1,13 @@
 /* outpostctl -c FILE status [--json] | send MODULE COMMAND [JSON]
+ * outpostctl keygen
  *
  * Talks to the running kernel over <runtime_dir>/control (REQ). Exit: 0 ok,
- * 1 the kernel did not answer or refused, 2 usage or configuration error. */
+ * 1 the kernel did not answer or refused, 2 usage or configuration error.
+ * keygen needs no kernel and no configuration: it prints a new CURVE key
+ * pair for a device's uplink settings. */
 #include "config.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,8 +71,21 @@ static void s_print_table(json_t *st) {
 
 static int s_usage(void) {
   fprintf(stderr, "usage: outpostctl -c FILE status [--json]\n"
-                  "       outpostctl -c FILE send MODULE COMMAND [JSON-ARGS]\n");
+                  "       outpostctl -c FILE send MODULE COMMAND [JSON-ARGS]\n"
+                  "       outpostctl keygen\n");
   return 2;
+}
+
+/* A new CURVE key pair, as libconfig lines to paste into the uplink's
+ * settings; the public key also goes into the server's device list. */
+static int s_keygen(void) {
+  char public_key[41], secret_key[41];
+  if (zmq_curve_keypair(public_key, secret_key)) {
+    fprintf(stderr, "outpostctl: cannot make a CURVE key pair: %s\n", zmq_strerror(errno));
+    return 1;
+  }
+  printf("public_key = \"%s\";\nsecret_key = \"%s\";\n", public_key, secret_key);
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -79,6 +96,8 @@ int main(int argc, char **argv) {
       path = optarg;
     else
       return s_usage();
+  if (optind < argc && !strcmp(argv[optind], "keygen"))
+    return optind + 1 == argc ? s_keygen() : s_usage();
   if (!path || optind >= argc)
     return s_usage();
   char err[512];

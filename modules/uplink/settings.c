@@ -1,0 +1,145 @@
+#include "settings.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define MTU_MIN 256
+#define MTU_MAX 1460 /* 1500-byte Ethernet MTU - IPv4 20 - UDP 8 - RTP 12 */
+
+static const char *s_known[] = {"server",          "server_key", "public_key", "secret_key",
+                                "device",          "encoder",    "capture",    "mtu",
+                                "nack_history_ms", "media_host", NULL};
+
+/* A string setting: 0 with it copied into out (def when absent), -1 when it
+ * is not a string of 1..max bytes. */
+static int s_string(const json_t *st, const char *key, const char *def, char *out, size_t max,
+                    char *err, size_t errlen) {
+  json_t *v = json_object_get(st, key);
+  if (!v) {
+    snprintf(out, max + 1, "%s", def);
+    return 0;
+  }
+  size_t n = json_string_length(v);
+  if (!json_is_string(v) || n == 0 || n > max || strlen(json_string_value(v)) != n) {
+    snprintf(err, errlen, "settings.%s: must be a string of 1 to %zu characters", key, max);
+    return -1;
+  }
+  memcpy(out, json_string_value(v), n + 1);
+  return 0;
+}
+
+static int s_int(const json_t *st, const char *key, int def, int lo, int hi, int *out, char *err,
+                 size_t errlen) {
+  json_t *v = json_object_get(st, key);
+  if (!v) {
+    *out = def;
+    return 0;
+  }
+  if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+    snprintf(err, errlen, "settings.%s: must be an integer from %d to %d", key, lo, hi);
+    return -1;
+  }
+  *out = (int)json_integer_value(v);
+  return 0;
+}
+
+/* A CURVE key in Z85 (40 characters), decoded into out (32 bytes). */
+static int s_key(const json_t *st, const char *key, uint8_t *out, char *err, size_t errlen) {
+  const char *z = json_string_value(json_object_get(st, key));
+  if (!z) {
+    snprintf(err, errlen,
+             "settings.%s: missing: a CURVE key, 40 characters of Z85 (`outpostctl keygen` "
+             "makes a key pair)",
+             key);
+    return -1;
+  }
+  if (strlen(z) != 40 || !zmq_z85_decode(out, z)) {
+    snprintf(err, errlen, "settings.%s: not a CURVE key (40 characters of Z85)", key);
+    return -1;
+  }
+  return 0;
+}
+
+/* tcp://HOST:PORT, HOST a name, an IPv4 address or a bracketed IPv6 one:
+ * HOST (without brackets) into host. */
+static int s_endpoint(const char *ep, char *host, size_t hostlen) {
+  if (strncmp(ep, "tcp://", 6))
+    return -1;
+  const char *h = ep + 6, *end, *colon;
+  if (*h == '[') {
+    end = strchr(h, ']');
+    if (!end || end[1] != ':')
+      return -1;
+    colon = end + 1;
+    h++;
+  } else {
+    colon = strrchr(h, ':');
+    end = colon;
+    if (!colon || memchr(h, ':', (size_t)(colon - h)))
+      return -1; /* an IPv6 address needs its brackets */
+  }
+  size_t n = (size_t)(end - h);
+  if (n == 0 || n >= hostlen || (n == 1 && *h == '*'))
+    return -1;
+  char *stop = NULL;
+  long port = strtol(colon + 1, &stop, 10);
+  if (!colon[1] || *stop || port < 1 || port > 65535)
+    return -1;
+  memcpy(host, h, n);
+  host[n] = 0;
+  return 0;
+}
+
+int uplink_settings_parse(const json_t *st, uplink_settings_t *out, char *err, size_t errlen) {
+  memset(out, 0, sizeof *out);
+  const char *key;
+  json_t *v;
+  json_object_foreach((json_t *)st, key, v) {
+    int known = 0;
+    for (const char **k = s_known; *k && !known; k++)
+      known = !strcmp(key, *k);
+    if (!known) {
+      snprintf(err, errlen,
+               "settings.%s: unknown key (known: server, server_key, public_key, secret_key, "
+               "device, encoder, capture, mtu, nack_history_ms, media_host)",
+               key);
+      return -1;
+    }
+  }
+  char host[256];
+  if (!json_object_get(st, "server")) {
+    snprintf(err, errlen,
+             "settings.server: missing: the plugin's endpoint, e.g. "
+             "\"tcp://server.example:7700\"");
+    return -1;
+  }
+  if (s_string(st, "server", "", out->server, sizeof out->server - 1, err, errlen))
+    return -1;
+  if (s_endpoint(out->server, host, sizeof host)) {
+    snprintf(err, errlen, "settings.server: '%s' is not tcp://HOST:PORT", out->server);
+    return -1;
+  }
+  uint8_t derived_z85[41];
+  if (s_key(st, "server_key", out->server_key, err, errlen) ||
+      s_key(st, "public_key", out->public_key, err, errlen) ||
+      s_key(st, "secret_key", out->secret_key, err, errlen) ||
+      s_string(st, "media_host", host, out->media_host, sizeof out->media_host - 1, err, errlen) ||
+      s_string(st, "device", "", out->device, sizeof out->device - 1, err, errlen) ||
+      s_string(st, "encoder", "encoder", out->encoder, UPLINK_NAME_MAX, err, errlen) ||
+      s_string(st, "capture", "capture", out->capture, UPLINK_NAME_MAX, err, errlen) ||
+      s_int(st, "mtu", 1200, MTU_MIN, MTU_MAX, &out->mtu, err, errlen) ||
+      s_int(st, "nack_history_ms", 1000, 0, 10000, &out->nack_history_ms, err, errlen))
+    return -1;
+  /* A pasted pair that does not belong together would only show as a
+   * refused handshake on the server: say it here. */
+  char secret_z85[41];
+  if (!zmq_z85_encode(secret_z85, out->secret_key, 32) ||
+      zmq_curve_public((char *)derived_z85, secret_z85) ||
+      strcmp((char *)derived_z85, json_string_value(json_object_get(st, "public_key")))) {
+    snprintf(err, errlen, "settings.public_key: does not belong to settings.secret_key");
+    return -1;
+  }
+  return 0;
+}

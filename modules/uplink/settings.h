@@ -1,0 +1,27 @@
+/* The uplink's settings, read and checked whole at init: a bad value fails
+ * init with a message naming the key, so a typo never runs as a default. */
+#ifndef OUTPOST_UPLINK_SETTINGS_H
+#define OUTPOST_UPLINK_SETTINGS_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define UPLINK_NAME_MAX 32 /* module names, as the kernel keeps them */
+
+typedef struct uplink_settings {
+  char server[256];     /* tcp://HOST:PORT, the plugin's ROUTER */
+  char media_host[256]; /* where RTP goes; default HOST of server */
+  char device[65];      /* "" : ask the kernel */
+  char encoder[UPLINK_NAME_MAX + 1];
+  char capture[UPLINK_NAME_MAX + 1];
+  uint8_t server_key[32], public_key[32], secret_key[32]; /* CURVE, decoded */
+  int mtu;                                                /* max RTP payload bytes */
+  int nack_history_ms;                                    /* 0: no retransmissions */
+} uplink_settings_t;
+
+/* Fills *out from the settings object st (borrowed). 0, or -1 with a message
+ * naming the key in err. */
+int uplink_settings_parse(const json_t *st, uplink_settings_t *out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,835 @@
+/* uplink: the last module of the device chain. Coded units in (AV1 temporal
+ * units or H.265 access units from the encoder), RTP over UDP out to the
+ * server; the control link to the server's plugin (ZeroMQ, CURVE) in and out.
+ *
+ * Settings: server (tcp://HOST:PORT of the plugin's ROUTER), server_key,
+ * public_key, secret_key (CURVE, Z85), device (default: the kernel's device
+ * id), encoder ("encoder") and capture ("capture") module names, mtu (RTP
+ * payload bytes, 1200), nack_history_ms (1000), media_host (default: HOST).
+ *
+ * The conversation (protocol/control.h): once the CURVE handshake is done
+ * the uplink says `hello`, and again with back-off (2 s doubling to 10 s)
+ * until a `session` {ssrc, pt, codec, port, streaming} comes. Media flows
+ * while there is a session, it says streaming (or a `start` came since) and
+ * the units' codec is the session's; otherwise units are dropped and
+ * counted. Whenever media starts to flow (a new session after a reconnect,
+ * `start`) the encoder is asked for a keyframe and units are held back until
+ * one comes: anything before it would not decode at the far end, and the
+ * link is paid by the byte. The link dropping ends the session; ZeroMQ
+ * reconnects by itself and the conversation starts again.
+ *
+ * Commands, from the server (`command`, answered by `ack`) or from
+ * outpostctl: start, stop (handled here), keyframe and bitrate {"kbps"} (to
+ * the encoder), fps {"fps"} (to the encoder and the capture), resolution
+ * {"width","height"} (to the capture), ping (outpostctl only).
+ *
+ * Every 2 s while connected: `status` {uplink counters, the kernel's module
+ * table, the encoder's own status}. The same counters are in `outpostctl
+ * status --json`.
+ *
+ * The host watches one descriptor per module: ours is an epoll set holding
+ * the control socket's and its monitor's ZeroMQ descriptors and the media
+ * socket. Timers go through api->wake_at. */
+#include "clock.h"
+#include "control.h"
+#include "ctlink.h"
+#include "media.h"
+#include "resolve.h"
+#include "settings.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <outpost/module.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#define HISTORY_BYTES (2u << 20) /* ~1700 slots at mtu 1200: 1 s of history to ~14 Mbit/s */
+#define HELLO_FIRST_US 2000000
+#define HELLO_MAX_US 10000000
+#define TICK_US 1000000 /* sender report, local status */
+#define STATUS_EVERY_US 2000000
+#define RELAYS 16
+#define RELAY_TIMEOUT_US 5000000 /* the kernel answers within ~2 s: a backstop */
+#define KEY_WAIT_MIN_US 500000
+#define KEY_WAIT_MAX_US 5000000
+#define RESOLVE_POLL_US 50000
+#define RESOLVE_RETRY_US 2000000
+#define CODEC_WAIT_US 2000000 /* the first hello waits this long to know the codec */
+#define KEY_GUARD_US 300000   /* feedback this soon after a keyframe left predates it */
+
+typedef enum { ORIGIN_LOCAL, ORIGIN_SERVER } origin_t;
+
+/* A command relayed to other modules, waiting for their answers. */
+typedef struct {
+  int used;
+  origin_t origin;
+  json_int_t server_id; /* the server's command id, for the ack */
+  char command[16];
+  int waiting; /* answers still to come */
+  int ok;      /* every answer so far was ok */
+  int n;
+  uint64_t ids[2];
+  const char *targets[2]; /* borrowed from the settings */
+  json_t *replies;        /* owned: {target: reply} */
+  int64_t deadline_us;
+} relay_t;
+
+typedef struct {
+  outpost_host_t *h;             /* borrowed */
+  const outpost_host_api_t *api; /* borrowed */
+  uplink_settings_t set;
+  int epfd;           /* owned: what the host watches */
+  ctlink_t *ctl;      /* owned */
+  media_t *media;     /* owned */
+  resolve_t *resolve; /* owned: media_host */
+  int resolving;
+  int64_t resolve_retry_us;
+  char last_media_error[400];
+  /* The session */
+  int have_session;
+  uint32_t ssrc;
+  int pt, port;
+  char session_codec[8];
+  int streaming;  /* the server's wish: the session's flag, then start/stop */
+  int dest_ready; /* the media socket is connected to media_host:port */
+  int flowing;    /* have_session && streaming && dest_ready */
+  /* Hello */
+  int64_t next_hello_us, hello_backoff_us;
+  /* What we know of the chain */
+  const char *codec; /* "av1"/"h265": of the last unit, else the encoder's status; NULL */
+  int width, height, fps, bitrate_kbps;
+  /* Keyframes */
+  uint64_t key_req;         /* the request in flight (api->command id), 0 none */
+  int64_t key_wait_until;   /* a requested keyframe is due until then */
+  int awaiting_key;         /* units are held back until a keyframe */
+  int64_t key_retry_us;     /* while awaiting: ask again then */
+  int64_t last_key_sent_us; /* when the last keyframe went out */
+  int64_t codec_wait_until; /* the first hello waits for the codec until then */
+  /* The kernel's status */
+  uint64_t kstatus_req;
+  json_t *kstatus; /* owned: the last answer */
+  /* Timers */
+  int64_t next_tick_us, next_status_us, last_tick_us;
+  uint64_t last_tick_bytes;
+  double kbps; /* media bytes sent over the last tick */
+  relay_t relays[RELAYS];
+  /* Counters */
+  uint64_t units_in, units_sent, units_dropped, units_awaiting_key, units_wrong_codec;
+  uint64_t hellos, sessions, keyframes_requested, keyframes_suppressed, acks, relays_refused;
+  char last_refusal[400];
+  char last_server_error[513];
+} uplink_t;
+
+static void s_arm(uplink_t *u, int more);
+static void s_request_key(uplink_t *u, const char *why, int feedback);
+
+/* ---- Status ----------------------------------------------------------------------- */
+
+static json_t *s_counters(uplink_t *u) {
+  const media_stats_t *m = media_stats(u->media);
+  const ctlink_stats_t *c = ctlink_stats(u->ctl);
+  json_t *o = json_pack(
+      "{s:b, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+      "s:I, s:I, s:I, s:f}",
+      "connected", ctlink_connected(u->ctl), "streaming", u->streaming, "flowing", u->flowing,
+      "ssrc", (json_int_t)(u->have_session ? u->ssrc : 0), "bytes_sent", (json_int_t)m->bytes_sent,
+      "packets_sent", (json_int_t)m->packets_sent, "units_in", (json_int_t)u->units_in,
+      "units_sent", (json_int_t)u->units_sent, "units_dropped", (json_int_t)u->units_dropped,
+      "retransmissions", (json_int_t)m->retransmissions, "nacks_received",
+      (json_int_t)m->nacks_received, "plis_received", (json_int_t)m->plis_received, "firs_received",
+      (json_int_t)m->firs_received, "rtcp_malformed", (json_int_t)m->rtcp_malformed,
+      "control_malformed", (json_int_t)c->malformed, "rtcp_received", (json_int_t)m->rtcp_received,
+      "rtcp_sent", (json_int_t)m->rtcp_sent, "keyframes_requested",
+      (json_int_t)u->keyframes_requested, "reconnects", (json_int_t)(c->ups > 0 ? c->ups - 1 : 0),
+      "sessions", (json_int_t)u->sessions, "kbps", u->kbps);
+  json_object_update_new(
+      o, json_pack(
+             "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+             "s:I, s:i, s:b, s:s, s:s, s:s}",
+             "units_awaiting_keyframe", (json_int_t)u->units_awaiting_key, "units_wrong_codec",
+             (json_int_t)u->units_wrong_codec, "units_malformed", (json_int_t)m->units_malformed,
+             "payload_bytes", (json_int_t)m->payload_bytes, "retransmit_bytes",
+             (json_int_t)m->retransmit_bytes, "retransmit_missed", (json_int_t)m->retransmit_missed,
+             "retransmit_suppressed", (json_int_t)m->retransmit_suppressed, "nacked_packets",
+             (json_int_t)m->nacked_packets, "rtcp_foreign", (json_int_t)m->rtcp_foreign,
+             "send_errors", (json_int_t)(m->send_errors + m->icmp_errors), "keyframes_suppressed",
+             (json_int_t)u->keyframes_suppressed, "hellos", (json_int_t)u->hellos, "control_sent",
+             (json_int_t)c->sent, "control_dropped", (json_int_t)c->send_dropped,
+             "handshake_failures", (json_int_t)c->handshake_failures, "acks", (json_int_t)u->acks,
+             "next_seq", (int)media_next_seq(u->media), "awaiting_keyframe", u->awaiting_key,
+             "device", u->set.device, "server", u->set.server, "last_control_malformed",
+             ctlink_last_malformed(u->ctl)));
+  if (u->have_session)
+    json_object_set_new(o, "session",
+                        json_pack("{s:I, s:i, s:s, s:s, s:i}", "ssrc", (json_int_t)u->ssrc, "pt",
+                                  u->pt, "codec", u->session_codec, "media_host", u->set.media_host,
+                                  "port", u->port));
+  json_object_set_new(o, "commands_refused", json_integer((json_int_t)u->relays_refused));
+  if (u->last_server_error[0])
+    json_object_set_new(o, "last_server_error", json_string(u->last_server_error));
+  if (m->rtt_us >= 0)
+    json_object_set_new(o, "rtt_ms", json_real((double)m->rtt_us / 1000.0));
+  json_object_set_new(o, "fraction_lost", json_real(m->fraction_lost / 256.0));
+  json_object_set_new(o, "cumulative_lost", json_integer(m->cumulative_lost));
+  if (u->last_media_error[0])
+    json_object_set_new(o, "last_media_error", json_string(u->last_media_error));
+  return o;
+}
+
+static void s_publish(uplink_t *u) {
+  u->api->set_status(u->h, s_counters(u));
+}
+
+/* The kernel's row for module name, or NULL. */
+static json_t *s_row(uplink_t *u, const char *name) {
+  size_t i;
+  json_t *row;
+  json_array_foreach(json_object_get(u->kstatus, "modules"), i, row) {
+    const char *n = json_string_value(json_object_get(row, "name"));
+    if (n && !strcmp(n, name))
+      return row;
+  }
+  return NULL;
+}
+
+static json_t *s_status_msg(uplink_t *u, int with_modules) {
+  json_t *m = ctl_new(CTL_STATUS);
+  json_object_set_new(m, "uplink", s_counters(u));
+  json_t *mods = json_object_get(u->kstatus, "modules");
+  if (with_modules && json_is_array(mods))
+    json_object_set(m, "modules", mods);
+  json_t *enc = json_object_get(s_row(u, u->set.encoder), "module");
+  if (json_is_object(enc))
+    json_object_set(m, "encoder", enc);
+  return m;
+}
+
+static void s_send_status(uplink_t *u) {
+  if (ctlink_send(u->ctl, s_status_msg(u, 1)) && errno == EMSGSIZE)
+    ctlink_send(u->ctl, s_status_msg(u, 0)); /* a huge module table: the uplink's own part */
+}
+
+/* What the kernel's table tells: the device id, the codec, size and rates. */
+static void s_on_kernel_status(uplink_t *u, const json_t *reply) {
+  json_decref(u->kstatus);
+  u->kstatus = json_incref((json_t *)reply);
+  const char *dev = json_string_value(json_object_get(reply, "device"));
+  if (!u->set.device[0] && dev && *dev && strlen(dev) < sizeof u->set.device) {
+    snprintf(u->set.device, sizeof u->set.device, "%s", dev);
+    media_set_cname(u->media, dev);
+    u->api->log(u->h, "device id '%s' (from the kernel)", dev);
+  }
+  json_t *enc = json_object_get(s_row(u, u->set.encoder), "module");
+  const char *codec = json_string_value(json_object_get(enc, "codec"));
+  if (!u->codec && codec && (!strcmp(codec, "av1") || !strcmp(codec, "h265")))
+    u->codec = !strcmp(codec, "av1") ? "av1" : "h265";
+  if (json_is_number(json_object_get(enc, "target_kbps")))
+    u->bitrate_kbps = (int)json_number_value(json_object_get(enc, "target_kbps"));
+  json_t *cap = json_object_get(s_row(u, u->set.capture), "module");
+  if (json_is_number(json_object_get(cap, "fps")))
+    u->fps = (int)(json_number_value(json_object_get(cap, "fps")) + 0.5);
+  if (!u->width && json_is_integer(json_object_get(cap, "width")) &&
+      json_is_integer(json_object_get(cap, "height"))) {
+    u->width = (int)json_integer_value(json_object_get(cap, "width"));
+    u->height = (int)json_integer_value(json_object_get(cap, "height"));
+  }
+}
+
+static void s_ask_kernel(uplink_t *u) {
+  if (!u->kstatus_req)
+    u->kstatus_req = u->api->command(u->h, "kernel", "status", NULL);
+}
+
+/* ---- Media flow ------------------------------------------------------------------- */
+
+/* Media flows or not; restart: the stream changed under a flowing media
+ * (new SSRC or codec), so the far end needs a keyframe as at a start. */
+static void s_update_flow(uplink_t *u, int restart) {
+  int was = u->flowing;
+  u->flowing = u->have_session && u->streaming && u->dest_ready;
+  if (u->flowing && (!was || restart)) {
+    u->api->log(u->h, "media flowing: ssrc %08x, pt %d, %s to %s port %d", u->ssrc, u->pt,
+                u->session_codec, u->set.media_host, u->port);
+    u->awaiting_key = 1;
+    u->key_wait_until = 0; /* a keyframe already on its way may predate the session */
+    s_request_key(u, "media starts", 0);
+  } else if (!u->flowing && was) {
+    u->api->log(u->h, "media stopped (%s)",
+                !u->have_session ? "no session"
+                : !u->streaming  ? "stopped"
+                                 : "no media address");
+    u->awaiting_key = 0;
+  }
+}
+
+/* Points the media socket at media_host:port once the host is resolved. */
+static void s_destination(uplink_t *u) {
+  struct sockaddr_storage a;
+  socklen_t len = 0;
+  const char *why = NULL;
+  int64_t now = clock_mono_us();
+  u->resolving = resolve_running(u->resolve);
+  if (resolve_get(u->resolve, &a, &len, &why)) {
+    if (!u->resolving && now >= u->resolve_retry_us) {
+      char msg[sizeof u->last_media_error];
+      snprintf(msg, sizeof msg, "settings.media_host '%s': %s; retrying", u->set.media_host, why);
+      if (strcmp(msg, u->last_media_error))
+        u->api->error(u->h, "%s", msg);
+      snprintf(u->last_media_error, sizeof u->last_media_error, "%s", msg);
+      resolve_start(u->resolve);
+      u->resolving = resolve_running(u->resolve);
+      u->resolve_retry_us = now + RESOLVE_RETRY_US;
+    }
+    return;
+  }
+  if (a.ss_family == AF_INET)
+    ((struct sockaddr_in *)&a)->sin_port = htons((uint16_t)u->port);
+  else if (a.ss_family == AF_INET6)
+    ((struct sockaddr_in6 *)&a)->sin6_port = htons((uint16_t)u->port);
+  if (!media_is_peer(u->media, (struct sockaddr *)&a, len)) {
+    if (media_set_peer(u->media, (struct sockaddr *)&a, len)) {
+      snprintf(u->last_media_error, sizeof u->last_media_error, "media socket to %s port %d: %s",
+               u->set.media_host, u->port, strerror(errno));
+      u->api->error(u->h, "%s", u->last_media_error);
+      u->dest_ready = 0;
+      u->resolve_retry_us = now + RESOLVE_RETRY_US;
+      s_update_flow(u, 0);
+      return;
+    }
+    /* The socket may be the same one or a new one under a recycled number (a
+     * closed one leaves the set by itself): remove, then add. */
+    int fd = media_fd(u->media);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+    epoll_ctl(u->epfd, EPOLL_CTL_DEL, fd, NULL);
+    if (epoll_ctl(u->epfd, EPOLL_CTL_ADD, fd, &ev))
+      u->api->error(u->h, "cannot watch the media socket: %s", strerror(errno));
+  }
+  u->last_media_error[0] = 0;
+  u->dest_ready = 1;
+  s_update_flow(u, 0);
+}
+
+/* ---- Keyframes ---------------------------------------------------------------------- */
+
+/* At most one request in flight, and none while the keyframe asked for is
+ * still due: a burst of PLIs from the server must cost one keyframe. Feedback
+ * (PLI, FIR) that arrives within a round trip of a keyframe leaving was sent
+ * before the server saw that keyframe: it is answered already. */
+static void s_request_key(uplink_t *u, const char *why, int feedback) {
+  int64_t now = clock_mono_us();
+  int64_t rtt = media_stats(u->media)->rtt_us;
+  int64_t guard = KEY_GUARD_US + (rtt > 0 ? rtt : 0);
+  if (u->key_req || now < u->key_wait_until ||
+      (feedback && u->last_key_sent_us && now - u->last_key_sent_us < guard)) {
+    u->keyframes_suppressed++;
+    return;
+  }
+  u->key_req = u->api->command(u->h, u->set.encoder, "keyframe", NULL);
+  u->keyframes_requested++;
+  u->key_retry_us = now + KEY_WAIT_MAX_US;
+  u->api->log(u->h, "keyframe requested (%s)", why);
+}
+
+/* When the keyframe the encoder promised is due: its delay (frames in
+ * flight) at the frame rate, plus a margin. */
+static int64_t s_key_delay(uplink_t *u, const json_t *reply) {
+  int fps = u->fps > 0 ? u->fps : 30;
+  json_int_t frames = json_integer_value(json_object_get(reply, "delay_frames"));
+  int64_t d = (frames + 2) * 1000000 / fps;
+  return d < KEY_WAIT_MIN_US ? KEY_WAIT_MIN_US : d > KEY_WAIT_MAX_US ? KEY_WAIT_MAX_US : d;
+}
+
+static void s_on_key_request(void *ctx, const char *why) {
+  uplink_t *u = ctx;
+  if (u->flowing) /* nobody watches otherwise: no keyframe is worth its bytes */
+    s_request_key(u, why, 1);
+}
+
+/* ---- Control: hello, session, commands ----------------------------------------------- */
+
+static int s_hello_needed(uplink_t *u) {
+  if (!ctlink_connected(u->ctl) || !u->set.device[0])
+    return 0;
+  /* A hello with a guessed codec would only be followed by another (and the
+   * server would set up two sessions): wait a little for the real one. */
+  if (!u->codec && clock_mono_us() < u->codec_wait_until)
+    return 0;
+  return !u->have_session || (u->codec && strcmp(u->codec, u->session_codec));
+}
+
+static void s_hello(uplink_t *u) {
+  json_t *m = ctl_new(CTL_HELLO);
+  json_object_set_new(m, "device", json_string(u->set.device));
+  json_object_set_new(m, "codec", json_string(u->codec ? u->codec : "av1"));
+  json_object_set_new(m, "codecs", json_pack("[s, s]", "av1", "h265"));
+  /* Only what the schema allows: the server drops a message with a field out of range. */
+  if (u->width >= 16 && u->width <= 8192 && u->height >= 16 && u->height <= 8192) {
+    json_object_set_new(m, "width", json_integer(u->width));
+    json_object_set_new(m, "height", json_integer(u->height));
+  }
+  if (u->fps >= 1 && u->fps <= 240)
+    json_object_set_new(m, "fps", json_integer(u->fps));
+  if (u->bitrate_kbps >= 10 && u->bitrate_kbps <= 100000)
+    json_object_set_new(m, "bitrate_kbps", json_integer(u->bitrate_kbps));
+  if (ctlink_send(u->ctl, m) == 0)
+    u->hellos++;
+  u->next_hello_us = clock_mono_us() + u->hello_backoff_us;
+  u->hello_backoff_us =
+      u->hello_backoff_us * 2 > HELLO_MAX_US ? HELLO_MAX_US : u->hello_backoff_us * 2;
+}
+
+static void s_on_session(uplink_t *u, const json_t *msg) {
+  uint32_t ssrc = (uint32_t)json_integer_value(json_object_get(msg, "ssrc"));
+  const char *codec = json_string_value(json_object_get(msg, "codec"));
+  int restart = u->have_session && (ssrc != u->ssrc || strcmp(codec, u->session_codec));
+  u->have_session = 1;
+  u->sessions++;
+  u->ssrc = ssrc;
+  u->pt = (int)json_integer_value(json_object_get(msg, "pt"));
+  u->port = (int)json_integer_value(json_object_get(msg, "port"));
+  snprintf(u->session_codec, sizeof u->session_codec, "%s", codec);
+  u->streaming = json_is_true(json_object_get(msg, "streaming"));
+  u->hello_backoff_us = HELLO_FIRST_US;
+  media_set_stream(u->media, u->ssrc, u->pt);
+  u->api->log(u->h, "session: ssrc %08x, pt %d, %s, port %d, %s", u->ssrc, u->pt, u->session_codec,
+              u->port, u->streaming ? "streaming" : "not streaming");
+  if (u->codec && strcmp(u->codec, u->session_codec))
+    u->api->error(u->h, "the session is for %s but the encoder makes %s: asking again",
+                  u->session_codec, u->codec);
+  /* Looked up afresh at every session (the server may have moved); the last
+   * answer stands meanwhile. */
+  resolve_start(u->resolve);
+  u->resolve_retry_us = 0;
+  s_destination(u);
+  s_update_flow(u, restart);
+}
+
+static void s_ack(uplink_t *u, json_int_t id, int ok, json_t *reply) {
+  json_t *m = ctl_new(CTL_ACK);
+  json_object_set_new(m, "id", json_integer(id));
+  json_object_set_new(m, "ok", json_boolean(ok));
+  if (reply)
+    json_object_set_new(m, "reply", reply);
+  if (ctlink_send(u->ctl, m) == 0)
+    u->acks++;
+}
+
+static relay_t *s_relay_by_id(uplink_t *u, uint64_t id, int *which) {
+  for (int i = 0; i < RELAYS; i++)
+    for (int t = 0; u->relays[i].used && t < u->relays[i].n; t++)
+      if (u->relays[i].ids[t] == id) {
+        *which = t;
+        return &u->relays[i];
+      }
+  return NULL;
+}
+
+static void s_relay_done(uplink_t *u, relay_t *r) {
+  json_t *reply = r->n == 1 ? json_object_get(r->replies, r->targets[0]) : r->replies;
+  if (r->origin == ORIGIN_SERVER) {
+    s_ack(u, r->server_id, r->ok, json_incref(reply));
+  } else {
+    char *text = json_dumps(reply, JSON_COMPACT | JSON_ENCODE_ANY);
+    u->api->log(u->h, "%s: %s %s", r->command, r->ok ? "done" : "failed", text ? text : "");
+    free(text);
+  }
+  json_decref(r->replies);
+  memset(r, 0, sizeof *r);
+}
+
+/* Sends command to each target with its own copy of args (stolen). 1 when
+ * relayed, -1 with *reply set when no room. */
+static int s_relay(uplink_t *u, origin_t origin, json_int_t server_id, const char *command,
+                   const char *t1, const char *t2, json_t *args, json_t **reply) {
+  relay_t *r = NULL;
+  for (int i = 0; i < RELAYS && !r; i++)
+    if (!u->relays[i].used)
+      r = &u->relays[i];
+  if (!r) {
+    u->relays_refused++;
+    json_decref(args);
+    *reply = json_pack("{s:s}", "error", "too many commands in flight");
+    return -1;
+  }
+  *r = (relay_t){.used = 1,
+                 .origin = origin,
+                 .server_id = server_id,
+                 .ok = 1,
+                 .replies = json_object(),
+                 .deadline_us = clock_mono_us() + RELAY_TIMEOUT_US};
+  snprintf(r->command, sizeof r->command, "%s", command);
+  r->targets[r->n++] = t1;
+  if (t2)
+    r->targets[r->n++] = t2;
+  r->waiting = r->n;
+  for (int t = 0; t < r->n; t++)
+    r->ids[t] = u->api->command(u->h, r->targets[t], command, args ? json_deep_copy(args) : NULL);
+  json_decref(args);
+  return 1;
+}
+
+static int s_arg_int(const json_t *args, const char *key, int lo, int hi, int *out) {
+  json_t *v = json_object_get(args, key);
+  if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+    return -1;
+  *out = (int)json_integer_value(v);
+  return 0;
+}
+
+/* One command, from the server or outpostctl: 0 done (*reply set), 1 relayed
+ * (the answer comes later), -1 refused (*reply says why). */
+static int s_command(uplink_t *u, origin_t origin, json_int_t server_id, const char *cmd,
+                     const json_t *args, json_t **reply) {
+  int a = 0, b = 0;
+  if (!strcmp(cmd, "start") || !strcmp(cmd, "stop")) {
+    u->streaming = !strcmp(cmd, "start");
+    s_update_flow(u, 0);
+    *reply = json_pack("{s:b, s:b, s:b}", "streaming", u->streaming, "flowing", u->flowing,
+                       "session", u->have_session);
+    return 0;
+  }
+  if (!strcmp(cmd, "keyframe"))
+    return s_relay(u, origin, server_id, cmd, u->set.encoder, NULL, NULL, reply);
+  if (!strcmp(cmd, "bitrate") && !s_arg_int(args, "kbps", 10, 100000, &a))
+    return s_relay(u, origin, server_id, cmd, u->set.encoder, NULL, json_pack("{s:i}", "kbps", a),
+                   reply);
+  if (!strcmp(cmd, "fps") && !s_arg_int(args, "fps", 1, 240, &a))
+    return s_relay(u, origin, server_id, cmd, u->set.encoder, u->set.capture,
+                   json_pack("{s:i}", "fps", a), reply);
+  if (!strcmp(cmd, "resolution") && !s_arg_int(args, "width", 16, 8192, &a) &&
+      !s_arg_int(args, "height", 16, 8192, &b))
+    return s_relay(u, origin, server_id, cmd, u->set.capture, NULL,
+                   json_pack("{s:i, s:i}", "width", a, "height", b), reply);
+  *reply = json_pack("{s:s}", "error",
+                     "commands: start, stop, keyframe, bitrate {\"kbps\": 10..100000}, fps "
+                     "{\"fps\": 1..240}, resolution {\"width\", \"height\": 16..8192}");
+  return -1;
+}
+
+static void s_on_server_command(uplink_t *u, const json_t *msg) {
+  json_int_t id = json_integer_value(json_object_get(msg, "id"));
+  const char *cmd = json_string_value(json_object_get(msg, "command"));
+  json_t *reply = NULL;
+  u->api->log(u->h, "server command %lld: %s", (long long)id, cmd);
+  int rc = s_command(u, ORIGIN_SERVER, id, cmd, json_object_get(msg, "args"), &reply);
+  if (rc <= 0)
+    s_ack(u, id, rc == 0, reply);
+}
+
+static void s_on_link_event(void *ctx, ctlink_event_t ev, const char *detail) {
+  uplink_t *u = ctx;
+  if (ev == CTLINK_UP) {
+    u->api->log(u->h, "control link up (%s)", u->set.server);
+    u->last_refusal[0] = 0;
+    u->last_server_error[0] = 0;
+    u->hello_backoff_us = HELLO_FIRST_US;
+    u->next_hello_us = 0; /* now, or as soon as the device id is known */
+    s_ask_kernel(u);
+  } else if (ev == CTLINK_DOWN) {
+    u->api->error(u->h, "control link to %s lost; reconnecting", u->set.server);
+    u->have_session = 0;
+    s_update_flow(u, 0);
+  } else if (strcmp(detail, u->last_refusal)) { /* once, not at every retry */
+    snprintf(u->last_refusal, sizeof u->last_refusal, "%s", detail);
+    u->api->error(u->h, "%s: %s", u->set.server, detail);
+  }
+}
+
+static void s_on_link_message(void *ctx, ctl_type_t type, const json_t *msg) {
+  uplink_t *u = ctx;
+  if (type == CTL_SESSION)
+    s_on_session(u, msg);
+  else if (type == CTL_COMMAND)
+    s_on_server_command(u, msg);
+  else if (strcmp(json_string_value(json_object_get(msg, "error")), u->last_server_error)) {
+    /* The server answers each hello it refuses: say it once, not every 10 s. */
+    snprintf(u->last_server_error, sizeof u->last_server_error, "%s",
+             json_string_value(json_object_get(msg, "error")));
+    u->api->error(u->h, "the server says: %s", u->last_server_error);
+  }
+}
+
+static const ctlink_handler_t s_link_handler = {s_on_link_event, s_on_link_message};
+
+/* ---- Timers and the loop -------------------------------------------------------------- */
+
+static void s_timers(uplink_t *u, int64_t now) {
+  if (u->have_session && (!u->dest_ready || u->resolving))
+    s_destination(u);
+  if (s_hello_needed(u) && now >= u->next_hello_us)
+    s_hello(u);
+  if (u->flowing && u->awaiting_key && !u->key_req && now >= u->key_wait_until &&
+      now >= u->key_retry_us)
+    s_request_key(u, "the keyframe asked for did not come", 0);
+  for (int i = 0; i < RELAYS; i++) {
+    relay_t *r = &u->relays[i];
+    if (!r->used || now < r->deadline_us)
+      continue;
+    for (int t = 0; t < r->n; t++)
+      if (r->ids[t])
+        json_object_set_new(r->replies, r->targets[t], json_pack("{s:s}", "error", "no answer"));
+    r->ok = 0;
+    s_relay_done(u, r);
+  }
+  if (now >= u->next_tick_us) {
+    if (u->flowing)
+      media_send_report(u->media);
+    if (!u->set.device[0])
+      s_ask_kernel(u);
+    uint64_t bytes = media_stats(u->media)->bytes_sent;
+    if (u->last_tick_us)
+      u->kbps =
+          (double)(bytes - u->last_tick_bytes) * 8 / 1000 / ((double)(now - u->last_tick_us) / 1e6);
+    u->last_tick_bytes = bytes;
+    u->last_tick_us = now;
+    s_publish(u);
+    /* On the schedule, not after it: a late wake-up must not drift the SRs. */
+    u->next_tick_us += TICK_US;
+    if (u->next_tick_us <= now)
+      u->next_tick_us = now + TICK_US;
+  }
+  if (now >= u->next_status_us) {
+    u->next_status_us = now + STATUS_EVERY_US;
+    if (ctlink_connected(u->ctl)) {
+      s_send_status(u);
+      s_ask_kernel(u); /* the table goes with the next status */
+    }
+  }
+}
+
+static void s_arm(uplink_t *u, int more) {
+  int64_t now = clock_mono_us();
+  int64_t t = u->next_tick_us < u->next_status_us ? u->next_tick_us : u->next_status_us;
+#define SOONER(x)                                                                                  \
+  do {                                                                                             \
+    if ((x) < t)                                                                                   \
+      t = (x);                                                                                     \
+  } while (0)
+  if (more)
+    SOONER(now);
+  if (s_hello_needed(u))
+    SOONER(u->next_hello_us);
+  else if (ctlink_connected(u->ctl) && !u->codec)
+    SOONER(u->codec_wait_until);
+  if (u->flowing && u->awaiting_key && !u->key_req)
+    SOONER(u->key_wait_until > u->key_retry_us ? u->key_wait_until : u->key_retry_us);
+  if (u->have_session && u->resolving)
+    SOONER(now + RESOLVE_POLL_US);
+  else if (u->have_session && !u->dest_ready)
+    SOONER(u->resolve_retry_us);
+  for (int i = 0; i < RELAYS; i++)
+    if (u->relays[i].used)
+      SOONER(u->relays[i].deadline_us);
+#undef SOONER
+  u->api->wake_at(u->h, t > now ? t : now);
+}
+
+/* After anything that may have touched the control socket: its descriptor
+ * only signals edges, so pending messages are handled now, then the timers. */
+static void s_after(uplink_t *u) {
+  int more = ctlink_pump(u->ctl, &s_link_handler, u);
+  s_timers(u, clock_mono_us());
+  more |= ctlink_pump(u->ctl, &s_link_handler, u);
+  s_arm(u, more);
+}
+
+/* ---- Module callbacks ------------------------------------------------------------------ */
+
+static void s_wake(void *self) {
+  uplink_t *u = self;
+  struct epoll_event evs[4];
+  epoll_wait(u->epfd, evs, 4, 0); /* which one does not matter: everything is polled */
+  media_receive(u->media);
+  s_after(u);
+}
+
+static int s_frame(void *self, const outpost_frame_t *f) {
+  uplink_t *u = self;
+  u->units_in++;
+  const char *codec = f->format == OUTPOST_FMT_AV1    ? "av1"
+                      : f->format == OUTPOST_FMT_H265 ? "h265"
+                                                      : NULL;
+  if (!codec) {
+    u->units_dropped++;
+    u->api->error(u->h, "unit of format %u dropped: the uplink sends AV1 or H.265", f->format);
+    return -1;
+  }
+  if (f->width >= 16 && f->height >= 16) {
+    u->width = (int)f->width;
+    u->height = (int)f->height;
+  }
+  if (!u->codec || strcmp(u->codec, codec)) {
+    u->codec = codec;
+    if (!u->have_session || strcmp(codec, u->session_codec)) {
+      /* Known at last, or the encoder changed (a fallback took over): a
+       * (new) session for this codec. */
+      if (u->have_session)
+        u->api->log(u->h, "the encoder now makes %s; asking for a new session", codec);
+      u->hello_backoff_us = HELLO_FIRST_US;
+      u->next_hello_us = 0;
+      s_after(u);
+    }
+  }
+  int key = (f->flags & OUTPOST_FRAME_KEY) != 0;
+  if (key)
+    u->key_wait_until = 0; /* the keyframe came: a new request may go */
+  if (!u->flowing || strcmp(codec, u->session_codec)) {
+    u->units_dropped++;
+    if (u->flowing) {
+      u->units_wrong_codec++;
+      u->awaiting_key = 1; /* the new session will need a fresh start */
+    }
+    return 0;
+  }
+  if (u->awaiting_key && !key) {
+    u->units_dropped++;
+    u->units_awaiting_key++; /* would not decode at the far end */
+    return 0;
+  }
+  if (media_send_unit(u->media, f->format, f->data, f->size, key, f->capture_us) < 0) {
+    u->units_dropped++;
+    u->api->error(u->h, "malformed %s unit (frame %llu) dropped", codec,
+                  (unsigned long long)f->number);
+    u->awaiting_key = 1; /* what follows refers to it */
+    s_request_key(u, "a malformed unit", 0);
+    s_arm(u, 0);
+    return -1;
+  }
+  u->awaiting_key = 0;
+  u->units_sent++;
+  if (key)
+    u->last_key_sent_us = clock_mono_us();
+  return 0;
+}
+
+static void s_reply(void *self, uint64_t id, int ok, const json_t *reply) {
+  uplink_t *u = self;
+  int64_t now = clock_mono_us();
+  int which = 0;
+  relay_t *r;
+  if (id && id == u->kstatus_req) {
+    u->kstatus_req = 0;
+    if (ok && json_is_object(reply))
+      s_on_kernel_status(u, reply);
+  } else if (id && id == u->key_req) {
+    u->key_req = 0;
+    if (ok) {
+      u->key_wait_until = now + s_key_delay(u, reply);
+      u->key_retry_us = u->key_wait_until;
+    } else {
+      const char *why = json_string_value(json_object_get(reply, "error"));
+      u->api->error(u->h, "%s did not take the keyframe request (%s); asking again", u->set.encoder,
+                    why ? why : "refused");
+      u->key_retry_us = now + KEY_WAIT_MIN_US;
+    }
+  } else if (id && (r = s_relay_by_id(u, id, &which))) {
+    r->ids[which] = 0;
+    r->ok &= ok;
+    json_object_set(r->replies, r->targets[which], reply ? (json_t *)reply : json_null());
+    if (ok && !strcmp(r->command, "keyframe"))
+      u->key_wait_until = now + s_key_delay(u, reply);
+    if (--r->waiting == 0)
+      s_relay_done(u, r);
+  }
+  s_after(u);
+}
+
+static int s_on_command(void *self, const char *cmd, const json_t *args, json_t **reply) {
+  uplink_t *u = self;
+  if (!strcmp(cmd, "ping")) {
+    *reply = json_pack("{s:s}", "pong", "uplink");
+    return 0;
+  }
+  int rc = s_command(u, ORIGIN_LOCAL, 0, cmd, args, reply);
+  if (rc == 1)
+    *reply = json_pack("{s:s, s:s}", "relayed", cmd, "note", "the answer goes to the log");
+  s_after(u);
+  return rc < 0 ? -1 : 0;
+}
+
+static void s_destroy(void **self) {
+  uplink_t *u = *self;
+  if (!u)
+    return;
+  if (u->ctl && ctlink_connected(u->ctl))
+    ctlink_send(u->ctl, ctl_new(CTL_BYE)); /* the server can end the session now, not in 3 s */
+  ctlink_destroy(&u->ctl);
+  for (int i = 0; i < RELAYS; i++)
+    json_decref(u->relays[i].replies);
+  json_decref(u->kstatus);
+  media_destroy(&u->media);
+  resolve_destroy(&u->resolve);
+  if (u->epfd >= 0)
+    close(u->epfd);
+  free(u);
+  *self = NULL;
+}
+
+static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t *st, void **self) {
+  uplink_t *u = calloc(1, sizeof *u);
+  if (!u) {
+    api->error(h, "out of memory");
+    return -1;
+  }
+  u->h = h;
+  u->api = api;
+  u->epfd = -1;
+  char err[320];
+  if (uplink_settings_parse(st, &u->set, err, sizeof err)) {
+    api->error(h, "%s", err);
+    free(u);
+    return -1;
+  }
+  u->epfd = epoll_create1(EPOLL_CLOEXEC);
+  u->media = media_new((size_t)u->set.mtu, HISTORY_BYTES, (int64_t)u->set.nack_history_ms * 1000,
+                       s_on_key_request, u);
+  u->resolve = resolve_new(u->set.media_host);
+  if (u->epfd < 0 || !u->media || !u->resolve) {
+    api->error(h, "cannot set up the media path: %s",
+               !u->resolve ? "settings.media_host: not a host name" : strerror(errno));
+    s_destroy((void **)&u);
+    return -1;
+  }
+  ctlink_config_t cc = {.endpoint = u->set.server,
+                        .server_key = u->set.server_key,
+                        .public_key = u->set.public_key,
+                        .secret_key = u->set.secret_key};
+  u->ctl = ctlink_new(&cc, err, sizeof err);
+  if (!u->ctl || ctlink_watch(u->ctl, u->epfd)) {
+    api->error(h, "%s", u->ctl ? "cannot watch the control socket" : err);
+    s_destroy((void **)&u);
+    return -1;
+  }
+  if (u->set.device[0])
+    media_set_cname(u->media, u->set.device);
+  resolve_start(u->resolve); /* early, so that the first session finds it done */
+  u->resolving = resolve_running(u->resolve);
+  u->hello_backoff_us = HELLO_FIRST_US;
+  int64_t now = clock_mono_us();
+  u->next_tick_us = now + TICK_US;
+  u->next_status_us = now + STATUS_EVERY_US;
+  u->codec_wait_until = now + CODEC_WAIT_US;
+  api->watch_fd(h, u->epfd);
+  s_ask_kernel(u); /* device id, codec, size */
+  api->log(h, "uplink to %s (media to %s), mtu %d, NACK history %d ms in %u KiB", u->set.server,
+           u->set.media_host, u->set.mtu, u->set.nack_history_ms, HISTORY_BYTES / 1024);
+  *self = u;
+  s_publish(u);
+  s_arm(u, 0);
+  return 0;
+}
+
+const outpost_module_t outpost_module = {
+    .abi = OUTPOST_MODULE_ABI,
+    .name = "uplink",
+    .init = s_init,
+    .on_frame = s_frame,
+    .on_command = s_on_command,
+    .on_wake = s_wake,
+    .destroy = s_destroy,
+    .on_reply = s_reply,
+};
