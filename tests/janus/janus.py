@@ -18,6 +18,7 @@ with Janus's own code and reason.
         j.cleanup()
 """
 
+import ctypes
 import json
 import os
 import shutil
@@ -37,6 +38,14 @@ PLUGINS = os.path.join(JANUS_LIB, "plugins")
 TRANSPORTS = os.path.join(JANUS_LIB, "transports")
 STREAMING_SO = os.path.join(PLUGINS, "libjanus_streaming.so")
 HTTP_SO = os.path.join(TRANSPORTS, "libjanus_http.so")
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_test():
+    """preexec_fn: Janus gets SIGKILL if the test process dies without cleaning up."""
+    _libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class JanusError(Exception):
@@ -254,7 +263,7 @@ class Janus:
         t0 = time.monotonic()
         self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT, cwd=self.dir,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_test)
         while True:
             if self.proc.poll() is not None:
                 raise AssertionError(f"Janus exited ({self.proc.returncode}) during start-up:\n"

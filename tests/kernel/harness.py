@@ -4,6 +4,7 @@ Each test gets a private folder (config, runtime dir, log). The kernel runs
 in its own session and process group, so a test can check that nothing of
 it survives. Every check raises AssertionError with what it saw."""
 
+import ctypes
 import json
 import os
 import re
@@ -25,6 +26,15 @@ os.environ.setdefault("ASAN_OPTIONS", "detect_leaks=1")
 os.environ.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
 os.environ.setdefault("LSAN_OPTIONS", "print_suppressions=0:suppressions=" + os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "lsan.supp"))
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def die_with_test():
+    """preexec_fn: the process gets SIGKILL when the test process dies, however it
+    dies (a ctest timeout, a Ctrl-C): no kernel or Janus left burning a core."""
+    _libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def module(name, plugin, restart=None, fallback=None, **settings):
@@ -93,7 +103,7 @@ class Kernel:
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([os.path.join(BIN, "outpost-kernel"), "-c", self.config],
                                      stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=die_with_test)
         if wait_running:
             self.wait(lambda s: all(m["state"] == "running" for m in s["modules"]), 10,
                       "every module running")

@@ -305,6 +305,44 @@ def test_strangers_and_garbage():
         srv.cleanup()
 
 
+def test_viewer_api():
+    """The Streaming plugin's shapes: list, info, watch (the plugin's offer in the
+    device's codec), errors for what does not exist. (Media to a real browser is
+    the page's test.)"""
+    srv = Server()
+    srv.janus.start()
+    k = device_kernel(srv).start()
+    try:
+        srv.wait(flowing, 10, "media")
+        c = srv.janus.client()
+        c.create_session()
+        h = c.attach(PKG)
+        lst = c.message(h, {"request": "list"})
+        assert lst["streaming"] == "list" and [d["id"] for d in lst["list"]] == ["cam1"], lst
+        info = c.message(h, {"request": "info", "id": "cam1"})
+        assert info["streaming"] == "info" and info["info"]["codec"] == "av1", info
+        try:
+            c.message(h, {"request": "info", "id": "nope"})
+            raise AssertionError("info on an unknown device succeeded")
+        except JanusError as e:
+            assert e.code == 455, e
+        ev = c.message(h, {"request": "watch", "id": "cam1"}, full=True)
+        result = ev["plugindata"]["data"]["result"]
+        sdp = ev["jsep"]["sdp"]
+        assert ev["jsep"]["type"] == "offer" and result["status"] == "preparing", ev
+        assert "AV1/90000" in sdp and "a=sendonly" in sdp and "nack pli" in sdp, sdp
+        d = srv.device()
+        assert d["viewers"] == 1, d
+        c.destroy()
+        srv.wait(lambda d: d["viewers"] == 0, 5, "the viewer gone with its session")
+        print("     list/info/watch answer in the Streaming plugin's shapes; the offer is "
+              "sendonly AV1 with NACK/PLI feedback")
+    finally:
+        k.stop()
+        k.cleanup()
+        srv.cleanup()
+
+
 def test_janus_restart():
     srv = Server()
     srv.janus.start()
@@ -325,8 +363,9 @@ def test_janus_restart():
 
 
 try:
-    cases = [test_device_online, test_operator_configure, test_strangers_and_garbage,
-             test_janus_restart, test_recording_av1, test_recording_h265]
+    cases = [test_device_online, test_viewer_api, test_operator_configure,
+             test_strangers_and_garbage, test_janus_restart, test_recording_av1,
+             test_recording_h265]
     pick = os.environ.get("OUTPOST_CASES")
     run_cases([c for c in cases if not pick or pick in c.__name__])
 finally:
