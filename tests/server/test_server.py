@@ -92,10 +92,10 @@ class Server:
                              f"--- janus ---\n{self.janus.log()[-3000:]}")
 
 
-def device_kernel(server, source="testsrc", encoder="encoder-rav1e", keys=DEVICE, **src):
+def device_kernel(server, source="testsrc", encoder="encoder-rav1e", keys=DEVICE, bitrate=500):
     cap = (module("capture", "capture-testsrc", width=W, height=H, fps=FPS) if source == "testsrc"
            else module("capture", "capture-y4m", file=source))
-    return Kernel([cap, module("encoder", encoder, bitrate=500, fps=FPS),
+    return Kernel([cap, module("encoder", encoder, bitrate=bitrate, fps=FPS),
                    module("uplink", "uplink", server=f"tcp://127.0.0.1:{server.control_port}",
                           server_key=SERVER[0], public_key=keys[0], secret_key=keys[1],
                           device="cam1")], name="dev")
@@ -362,11 +362,12 @@ def test_janus_restart():
         srv.cleanup()
 
 
-try:
-    cases = [test_device_online, test_viewer_api, test_operator_configure,
-             test_strangers_and_garbage, test_janus_restart, test_recording_av1,
-             test_recording_h265]
-    pick = os.environ.get("OUTPOST_CASES")
-    run_cases([c for c in cases if not pick or pick in c.__name__])
-finally:
-    shutil.rmtree(WORK, ignore_errors=True)
+if __name__ == "__main__":
+    try:
+        cases = [test_device_online, test_viewer_api, test_operator_configure,
+                 test_strangers_and_garbage, test_janus_restart, test_recording_av1,
+                 test_recording_h265]
+        pick = os.environ.get("OUTPOST_CASES")
+        run_cases([c for c in cases if not pick or pick in c.__name__])
+    finally:
+        shutil.rmtree(WORK, ignore_errors=True)
