@@ -78,19 +78,25 @@ static void s_status(y4m_src_t *s) {
 
 static void s_wake(void *self) {
   y4m_src_t *s = self;
+  int64_t t = clock_mono_us();
+  int64_t now = clock_real_us();
+  uint64_t prev = s->fn.last;
+  uint64_t number = framenum_next(&s->fn, now, 1000000 * s->den / s->num);
+  /* The file plays in real time, like a camera: a late wake-up skips the file
+   * frames whose time has passed, so the file position and the frame numbers
+   * (which count frame intervals) move together. */
+  if (prev)
+    s->index += number - prev;
   if (s->index >= y4m_frames(s->file)) {
     if (!s->loop) {
       s_status(s);
       return; /* played once: nothing more to schedule */
     }
-    s->index = 0;
-    s->loops++;
+    s->loops += s->index / y4m_frames(s->file);
+    s->index %= y4m_frames(s->file);
   }
-  int64_t t = clock_mono_us();
   size_t size = y4m_frame_size(s->file);
   uint8_t *p = s->api->frame_begin(s->h, OUTPOST_FMT_I420, size);
-  int64_t now = clock_real_us();
-  uint64_t number = framenum_next(&s->fn, now, 1000000 * s->den / s->num);
   s->frames++;
   if (p) {
     memcpy(p, y4m_frame(s->file, s->index), size);
@@ -103,7 +109,6 @@ static void s_wake(void *self) {
     s->api->frame_commit(s->h, &f);
     s->copy_us_total += (uint64_t)(clock_mono_us() - t);
   }
-  s->index++;
   /* Absolute schedule: frame k is due at t0 + k * den/num s, so rounding never drifts. */
   s->tick++;
   int64_t due = s->t0_us + (int64_t)(s->tick * 1000000ULL * (uint64_t)s->den / (uint64_t)s->num);
