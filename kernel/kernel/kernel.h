@@ -13,12 +13,12 @@
 
 typedef struct pending {
   int used;
-  uint64_t id;            /* command id sent to the module */
-  char module[33];        /* who must answer */
+  uint64_t id;     /* command id sent to the module */
+  char module[33]; /* who must answer */
   /* Who asked: a control client (peer), or a module (origin + its own id). */
   unsigned char peer[64]; /* ZeroMQ routing id of the control client */
   size_t peer_len;
-  char origin[33];        /* the asking module's name, "" for a control client */
+  char origin[33]; /* the asking module's name, "" for a control client */
   uint64_t origin_id;
   int64_t deadline_us;
 } pending_t;
