@@ -301,6 +301,27 @@ static int s_parse(s_ctx_t *c, kconf_t *k, config_t *cfg) {
   return 0;
 }
 
+/* libconfig 1.5 reports a missing @include file as a bare "syntax error" at
+ * the including line: name the file instead when that is what happened. */
+static void s_include_hint(const char *path, const char *dir, int line, char *out, size_t outlen) {
+  FILE *f = fopen(path, "r");
+  char buf[512], name[256];
+  for (int n = 1; f && fgets(buf, sizeof buf, f); n++) {
+    if (n != line)
+      continue;
+    const char *at = strstr(buf, "@include");
+    if (at && sscanf(at, "@include \"%255[^\"]\"", name) == 1) {
+      char full[PATH_MAX + 256];
+      snprintf(full, sizeof full, "%s/%s", dir, name);
+      if (access(full, R_OK))
+        snprintf(out, outlen, "cannot include %s: %s", full, strerror(errno));
+    }
+    break;
+  }
+  if (f)
+    fclose(f);
+}
+
 kconf_t *kconf_load(const char *path, char *err, size_t errlen) {
   s_ctx_t c = {path, err, errlen};
   config_t cfg;
@@ -308,15 +329,25 @@ kconf_t *kconf_load(const char *path, char *err, size_t errlen) {
   kconf_t *k = calloc(1, sizeof *k);
   k->path = strdup(path);
   int rc;
+  /* @include "x.cfg" is relative to this file's folder, like module_dir: it
+   * keeps secrets (the uplink's keys) in a file of their own. */
+  char *copy = strdup(path);
+  const char *dir = dirname(copy); /* points into copy */
+  config_set_include_dir(&cfg, dir);
   if (config_read_file(&cfg, path) != CONFIG_TRUE) {
     if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO)
       rc = s_fail(&c, 0, "file", "cannot read: %s", strerror(errno ? errno : ENOENT));
-    else
-      rc = s_fail(&c, config_error_line(&cfg), "syntax", "%s", config_error_text(&cfg));
+    else {
+      char hint[PATH_MAX + 300] = "";
+      s_include_hint(path, dir, config_error_line(&cfg), hint, sizeof hint);
+      rc = s_fail(&c, config_error_line(&cfg), hint[0] ? "@include" : "syntax", "%s",
+                  hint[0] ? hint : config_error_text(&cfg));
+    }
   } else {
     rc = s_parse(&c, k, &cfg);
   }
   config_destroy(&cfg);
+  free(copy);
   if (rc)
     kconf_destroy(&k);
   return k;

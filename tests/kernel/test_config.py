@@ -106,6 +106,31 @@ def test_module_dir_search_path():
     assert p.returncode == 0 and "spawned (plugin test-source)" in err, err
 
 
-run_cases([test_module_dir_search_path, test_missing_file, test_syntax_error, test_unknown_plugin, test_unknown_fallback,
+def test_include_relative_to_file():
+    # configs/device.cfg keeps the uplink's keys in an included file: relative to
+    # the config's folder, and a missing one is an error naming file and line.
+    text = HEAD + 'modules = (\n  { name = "src"; plugin = "test-source";\n' \
+        '    settings = {\n      @include "keys/src.keys"\n }; }\n);\n'
+    err = expect_error(text, 7, "@include")
+    assert "keys/src.keys: No such file" in err, err
+    d = tempfile.mkdtemp(prefix="outpost-cfg-", dir="/dev/shm")
+    os.mkdir(os.path.join(d, "keys"))
+    with open(os.path.join(d, "keys", "src.keys"), "w") as f:
+        f.write("fps = 7;\n")
+    path = os.path.join(d, "device.cfg")
+    with open(path, "w") as f:
+        f.write(text.replace("@MODDIR@", TEST_MODULES).replace("@RUN@", d + "/run"))
+    p = subprocess.Popen([os.path.join(BIN, "outpost-kernel"), "-c", path],
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)
+        assert p.poll() is None, f"kernel exited {p.returncode}: {p.stderr.read()}"
+    finally:
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=10)
+    assert p.returncode == 0 and "spawned (plugin test-source)" in err, err
+
+
+run_cases([test_include_relative_to_file, test_module_dir_search_path, test_missing_file, test_syntax_error, test_unknown_plugin, test_unknown_fallback,
            test_missing_key, test_missing_device, test_unknown_key_is_a_typo,
            test_bad_restart_value, test_bad_supervisor_value, test_duplicate_name])
