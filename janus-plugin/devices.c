@@ -258,6 +258,18 @@ int op_device_record(op_device_t *d, gboolean start, char *err, size_t errlen) {
   return rc;
 }
 
+/* Module restarts on the device, from its last status report (-1: unknown).
+ * Public: a viewer wondering why the picture froze may see that it crashed. */
+static json_int_t s_restarts(const json_t *status) {
+  json_t *mods = json_object_get(status, "modules"), *row;
+  size_t i;
+  json_int_t n = 0;
+  if (!json_is_array(mods))
+    return -1;
+  json_array_foreach(mods, i, row) n += json_integer_value(json_object_get(row, "restarts"));
+  return n;
+}
+
 json_t *op_device_summary(op_device_t *d, gboolean full) {
   gint64 now = janus_get_monotonic_time();
   janus_mutex_lock(&d->mutex);
@@ -267,6 +279,7 @@ json_t *op_device_summary(op_device_t *d, gboolean full) {
                         (int)g_list_length(d->viewers), "bitrate_kbps", d->kbps, "packets",
                         (json_int_t)d->packets, "bytes", (json_int_t)d->bytes, "last_packet_age_ms",
                         d->last_packet_us ? (int)((now - d->last_packet_us) / 1000) : -1);
+  json_object_set_new(j, "restarts", json_integer(s_restarts(d->status)));
   if (full) {
     json_object_set_new(j, "ssrc", json_integer(d->ssrc));
     json_object_set_new(j, "pt", json_integer(d->pt));

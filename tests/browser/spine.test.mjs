@@ -1,0 +1,179 @@
+// The whole spine in a real browser: device kernel (test pattern -> rav1e ->
+// uplink) -> Janus + janus.plugin.outpost -> web/ in headless Chromium.
+//   node --test tests/browser/        (ctest: browser.spine)
+// 1. frames decode at >= 20 fps for 5 s at 640 wide, the stamps read in the page
+//    increase, and the page's latency readout is the test's own computation from
+//    the stamps (read again by the C reader); a screenshot is kept.
+// 2. the operator sets 250 kbit/s on the page: the inbound rate falls to 250 +- 25 %
+//    within 5 s.
+// 3. kill -9 of the encoder: frames captured after the kill decode within 3 s,
+//    without reloading the page.
+// 4. the device kernel stops: the page says offline within 5 s; started again,
+//    video returns without a reload.
+// 5. two devices (two kernels) in the grid: both decode.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import {
+  cReadBands, inbound, launchBrowser, median, savePng, sleep, startSpine, tileState, waitFor,
+} from './lib.mjs';
+
+const W = 640;
+
+async function openPage(browser, spine, watch) {
+  const url = `${spine.info.url}&watch=${watch.join(',')}&keepbands=1`;
+  await browser.page.goto(url);
+  await browser.page.bringToFront(); // requestVideoFrameCallback needs a foreground tab
+  for (const id of watch) {
+    await waitFor(async () => {
+      const s = await inbound(browser.page, id);
+      return { ok: s && s.framesDecoded > 0, seen: s };
+    }, 20000, `first decoded frame of ${id}`);
+  }
+}
+
+describe('one device', { timeout: 180000 }, () => {
+  let spine, browser;
+  before(async () => {
+    spine = await startSpine(['cam1']);
+    browser = await launchBrowser();
+    await openPage(browser, spine, ['cam1']);
+  });
+  after(async () => {
+    if (browser) {
+      if (process.env.OUTPOST_DEBUG) console.log(browser.log.join('\n'));
+      await browser.close();
+    }
+    if (spine) assert.equal(await spine.close(), 0, 'spine: a clean stop (no sanitizer report)');
+  });
+
+  test('decodes at >= 20 fps, 640 wide, stamps increase, latency readout checks out', async () => {
+    const { page } = browser;
+    const a = await inbound(page, 'cam1');
+    await sleep(5000);
+    const b = await inbound(page, 'cam1');
+    const fps = (b.framesDecoded - a.framesDecoded) / ((b.at - a.at) / 1000);
+    console.log(`  decoded ${b.framesDecoded - a.framesDecoded} frames in ${b.at - a.at} ms: ` +
+      `${fps.toFixed(1)} fps, ${b.frameWidth}x${b.frameHeight}, lost ${b.packetsLost}`);
+    assert.ok(fps >= 20, `framesDecoded rose at ${fps.toFixed(1)} fps (< 20)`);
+    assert.equal(b.frameWidth, W);
+
+    console.log(`  screenshot: ${savePng('spine-one-device.png', await page.screenshot())}`);
+    // The page's readout and the samples behind it, their pixels as base64 (compact).
+    const { readout, overlay } = await page.evaluate(() => {
+      const t = window.outpost.tiles.get('cam1');
+      const b64 = (u8) => {
+        let s = '';
+        for (let i = 0; i < u8.length; i += 0x8000) s += String.fromCharCode.apply(null, u8.subarray(i, i + 0x8000));
+        return btoa(s);
+      };
+      const r = t.readout && {
+        latencyMs: t.readout.latencyMs,
+        samples: t.readout.samples.map((s) => ({ ...s, band: { ...s.band, rgba: b64(s.band.rgba) } })),
+      };
+      return { readout: r, overlay: t.overlay.textContent };
+    });
+    readout && readout.samples.forEach((s) => { s.band.rgba = Buffer.from(s.band.rgba, 'base64'); });
+    const frames = readout.samples.map((s) => s.frame);
+    for (let i = 1; i < frames.length; i++) assert.ok(frames[i] > frames[i - 1], `stamps increase: ${frames}`);
+    const c = cReadBands(readout.samples.map((s) => s.band));
+    readout.samples.forEach((s, i) => {
+      assert.ok(c[i], `the C reader reads the stamp of frame ${s.frame} too`);
+      assert.equal(c[i].frame, s.frame % 2 ** 32);
+      assert.equal(c[i].timeMs, s.captureMs);
+    });
+    const own = Math.round(median(readout.samples.map((s, i) => s.displayMs - c[i].timeMs)));
+    console.log(`  latency readout ${readout.latencyMs} ms; ours from ${c.length} stamps: ${own} ms; ` +
+      `overlay "${overlay}"`);
+    assert.equal(readout.latencyMs, own);
+    assert.match(overlay, new RegExp(`latency ${own} ms`));
+    assert.ok(own > 0 && own < 2000, `a plausible glass-to-glass latency: ${own} ms`);
+  });
+
+  test('operator sets 250 kbit/s on the page: inbound rate within +-25 % in 5 s', async () => {
+    const { page } = browser;
+    await page.fill('#secret', spine.info.secret);
+    await page.click('#operator button[type=submit]');
+    await waitFor(async () => ({ ok: await page.evaluate(() => document.body.classList.contains('operator')) }),
+      5000, 'operator mode');
+    const row = page.locator('#devices tr[data-device=cam1]');
+    await row.locator('[data-field=bitrate]').fill('250');
+    const t0 = Date.now();
+    await row.locator('button[data-op=configure]').click();
+    // The rate over the last 2 s, from getStats byte counters (not the page's figure).
+    const hist = [];
+    const r = await waitFor(async () => {
+      const s = await inbound(page, 'cam1');
+      hist.push(s);
+      const old = hist.find((h) => s.at - h.at <= 2000);
+      const kbps = old && s.at > old.at ? ((s.bytesReceived - old.bytesReceived) * 8) / (s.at - old.at) : null;
+      const settled = kbps !== null && s.at - old.at >= 1500 && s.at - t0 >= 2000;
+      return { ok: settled && kbps >= 187.5 && kbps <= 312.5, seen: { kbps, afterMs: s.at - t0 } };
+    }, 5000, 'inbound bitrate within 250 +- 25 %');
+    console.log(`  inbound ${r.seen.kbps.toFixed(0)} kbit/s (2 s window) ${r.seen.afterMs} ms after the click`);
+    assert.match(await row.locator('.op-result').textContent(), /configure: sent/);
+  });
+
+  test('kill -9 of the encoder: frames captured after it decode within 3 s, no reload', async () => {
+    const { page } = browser;
+    const before = await page.evaluate(() => performance.timeOrigin);
+    const killedAt = Date.now();
+    const { pid } = await spine.cmd({ cmd: 'kill', device: 'cam1', module: 'encoder' });
+    const r = await waitFor(async () => {
+      const t = await tileState(page, 'cam1');
+      const after = t.samples.filter((s) => s.captureMs > killedAt + 100);
+      return { ok: after.length >= 5, seen: { state: t.state, n: after.length, first: after[0] } };
+    }, 3000, 'frames captured after the kill on screen');
+    console.log(`  encoder pid ${pid} killed; frames captured after it shown ${r.waitedMs} ms later`);
+    assert.equal(await page.evaluate(() => performance.timeOrigin), before, 'the page was not reloaded');
+    const mods = (await spine.cmd({ cmd: 'modules', device: 'cam1' })).modules;
+    const enc = mods.find((m) => m.name === 'encoder');
+    assert.ok(enc.pid !== pid && enc.restarts >= 1, `the kernel restarted the encoder: ${JSON.stringify(enc)}`);
+  });
+
+  test('device kernel stopped: "offline" within 5 s; started again: video without a reload', async () => {
+    const { page } = browser;
+    const origin = await page.evaluate(() => performance.timeOrigin);
+    await spine.cmd({ cmd: 'stop', device: 'cam1' });
+    const off = await waitFor(async () => {
+      const t = await tileState(page, 'cam1');
+      const row = await page.locator('#devices tr[data-device=cam1]').getAttribute('data-state');
+      return { ok: t.state === 'offline' && /offline/i.test(t.notice) && row === 'offline', seen: { t: t.state, notice: t.notice, row } };
+    }, 5000, 'the page saying offline');
+    console.log(`  offline on the page ${off.waitedMs} ms after the kernel stopped`);
+    const startedAt = Date.now();
+    await spine.cmd({ cmd: 'start', device: 'cam1' });
+    const on = await waitFor(async () => {
+      const t = await tileState(page, 'cam1');
+      const fresh = t.samples.filter((s) => s.captureMs > startedAt);
+      return { ok: t.state === 'playing' && fresh.length >= 5, seen: { state: t.state, n: fresh.length } };
+    }, 15000, 'video again after the restart');
+    console.log(`  video back ${on.waitedMs} ms after the kernel was started again`);
+    assert.equal(await page.evaluate(() => performance.timeOrigin), origin, 'the page was not reloaded');
+  });
+});
+
+describe('two devices in the grid', { timeout: 120000 }, () => {
+  let spine, browser;
+  before(async () => {
+    spine = await startSpine(['cam1', 'cam2']);
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    if (browser) await browser.close();
+    if (spine) assert.equal(await spine.close(), 0, 'spine: a clean stop');
+  });
+
+  test('both decode', async () => {
+    await openPage(browser, spine, ['cam1', 'cam2']);
+    const a = [await inbound(browser.page, 'cam1'), await inbound(browser.page, 'cam2')];
+    await sleep(3000);
+    const b = [await inbound(browser.page, 'cam1'), await inbound(browser.page, 'cam2')];
+    const fps = b.map((s, i) => (s.framesDecoded - a[i].framesDecoded) / ((s.at - a[i].at) / 1000));
+    console.log(`  cam1 ${fps[0].toFixed(1)} fps, cam2 ${fps[1].toFixed(1)} fps`);
+    for (const [i, f] of fps.entries()) assert.ok(f >= 5, `cam${i + 1} decodes (${f.toFixed(1)} fps)`);
+    const [t1, t2] = [await tileState(browser.page, 'cam1'), await tileState(browser.page, 'cam2')];
+    assert.equal(t1.state, 'playing');
+    assert.equal(t2.state, 'playing');
+    console.log(`  screenshot: ${savePng('spine-grid.png', await browser.page.screenshot())}`);
+  });
+});

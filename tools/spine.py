@@ -1,0 +1,230 @@
+"""The whole spine on this machine: Janus (private folder, never /etc/janus) with
+janus.plugin.outpost, a static server for web/ (janus.js and adapter.js come
+from Debian's /usr/share/javascript), and device kernels (test pattern ->
+encoder -> uplink) over loopback. tools/demo and the browser tests use it.
+
+As a program it is the browser tests' fixture, driven over stdin/stdout with
+one JSON object per line:
+  python3 tools/spine.py --devices cam1,cam2 [--encoder encoder-rav1e] [--bitrate 500]
+  -> {"ready": true, "url": ..., "janus": ..., "admin": ..., "admin_secret": ...,
+      "secret": ..., "devices": [...]}
+  <- {"cmd": "kill", "device": "cam1", "module": "encoder"}   kill -9 of a module
+  <- {"cmd": "stop" | "start", "device": "cam1"}              the device's kernel
+  <- {"cmd": "status", "device": "cam1"}                      the plugin's view
+  <- {"cmd": "modules", "device": "cam1"}                     the kernel's table
+  <- {"cmd": "quit"}
+  -> {"ok": true, ...} or {"ok": false, "error": "..."} for each."""
+import argparse
+import http.server
+import json
+import os
+import posixpath
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import urllib.parse
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+WEB = os.path.join(ROOT, "web")
+SHARED_JS = "/usr/share/javascript"
+PKG = "janus.plugin.outpost"
+os.environ.setdefault("OUTPOST_BUILD", os.path.join(ROOT, "build"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "janus"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "kernel"))
+from harness import BIN, BUILD, Kernel, module  # noqa: E402
+from janus import Janus, free_port  # noqa: E402
+
+MIME = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+        ".mjs": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
+        ".map": "application/json", ".png": "image/png", ".svg": "image/svg+xml"}
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """web/ at /, /usr/share/javascript at /js/; nothing else, no listings."""
+
+    def do_GET(self):  # noqa: N802 - the stdlib's name
+        path = posixpath.normpath(urllib.parse.urlsplit(self.path).path)
+        if path in ("/", "."):
+            path = "/index.html"
+        base, rel = (SHARED_JS, path[4:]) if path.startswith("/js/") else (WEB, path[1:])
+        full = os.path.realpath(os.path.join(base, rel))
+        if not full.startswith(os.path.realpath(base) + os.sep) or not os.path.isfile(full):
+            self.send_error(404)
+            return
+        with open(full, "rb") as f:
+            body = f.read()
+        self.send_response(200)
+        self.send_header("Content-Type", MIME.get(os.path.splitext(full)[1],
+                                                  "application/octet-stream"))
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class WebServer:
+    """The page's static server on 127.0.0.1 (a thread of this process)."""
+
+    def __init__(self, port=0, host="127.0.0.1"):
+        self.httpd = http.server.ThreadingHTTPServer((host, port), _Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def keygen(path=None):
+    """A CURVE key pair (public, secret); kept in `path` when given (made once)."""
+    if path and os.path.exists(path):
+        text = open(path).read()
+    else:
+        text = subprocess.run([os.path.join(BIN, "outpostctl"), "keygen"], capture_output=True,
+                              text=True, check=True).stdout
+        if path:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+                f.write(text)
+    kv = dict(line.split(" = ", 1) for line in text.strip().splitlines() if " = " in line)
+    return kv["public_key"].rstrip(";").strip('"'), kv["secret_key"].rstrip(";").strip('"')
+
+
+class Spine:
+    """Janus + plugin configured for `devices` (ids), the web server, and (for
+    tests) one device kernel per id. keys_dir keeps the keys across runs."""
+
+    def __init__(self, devices, secret="operator-secret", keys_dir=None, control_port=None,
+                 web_port=0, name="spine", recordings=None):
+        self.secret = secret
+        self.devices = list(devices)
+        self.server_keys = keygen(keys_dir and os.path.join(keys_dir, "server.keys"))
+        self.device_keys = {d: keygen(keys_dir and os.path.join(keys_dir, f"{d}.keys"))
+                            for d in self.devices}
+        self.control_port = control_port or free_port()
+        self.ingest_port = free_port(socket.SOCK_DGRAM)
+        self.recordings = recordings or tempfile.mkdtemp(prefix="outpost-rec-", dir="/tmp")
+        cfg = (f'general: {{\n  control = "tcp://127.0.0.1:{self.control_port}"\n'
+               f'  ingest_ip = "127.0.0.1"\n  ingest_port = {self.ingest_port}\n'
+               f'  server_secret_key = "{self.server_keys[1]}"\n'
+               f'  operator_secret = "{secret}"\n  recordings = "{self.recordings}"\n}}\n')
+        for d in self.devices:
+            cfg += (f'{d}: {{\n  public_key = "{self.device_keys[d][0]}"\n'
+                    f'  description = "camera {d}"\n  mode = "always"\n}}\n')
+        self.janus = Janus({PKG: os.path.join(BUILD, "janus", "libjanus_outpost.so")},
+                           {PKG: cfg}, name=name)
+        self.web = WebServer(web_port)
+        self.kernels = {}
+
+    @property
+    def url(self):
+        return (f"http://127.0.0.1:{self.web.port}/?janus="
+                f"{urllib.parse.quote(self.janus.url, safe='')}")
+
+    def start(self):
+        self.janus.start()
+        self.web.start()
+        return self
+
+    def uplink_settings(self, device):
+        pub, sec = self.device_keys[device]
+        return dict(server=f"tcp://127.0.0.1:{self.control_port}", server_key=self.server_keys[0],
+                    public_key=pub, secret_key=sec, device=device)
+
+    def kernel(self, device, encoder="encoder-rav1e", bitrate=500, width=640, height=480, fps=30):
+        """A device kernel (not started): test pattern -> encoder -> uplink."""
+        k = Kernel([module("capture", "capture-testsrc", width=width, height=height, fps=fps),
+                    module("encoder", encoder, bitrate=bitrate, fps=fps),
+                    module("uplink", "uplink", **self.uplink_settings(device))], name=device)
+        self.kernels[device] = k
+        return k
+
+    def admin(self, request):
+        return self.janus.admin(request, plugin=PKG)
+
+    def status(self, device):
+        return self.admin({"request": "status", "secret": self.secret, "id": device})["device"]
+
+    def stop(self):
+        for k in self.kernels.values():
+            k.stop()
+        self.web.stop()
+        self.janus.stop()
+
+    def cleanup(self):
+        for k in self.kernels.values():
+            k.cleanup()
+        self.janus.cleanup()
+        shutil.rmtree(self.recordings, ignore_errors=True)
+
+
+def _serve(args):
+    spine = Spine(args.devices.split(","), secret=args.secret).start()
+    kernels = {d: spine.kernel(d, args.encoder, args.bitrate) for d in spine.devices}
+    for k in kernels.values():
+        k.start()
+
+    def out(obj):
+        sys.stdout.write(json.dumps(obj) + "\n")
+        sys.stdout.flush()
+
+    out({"ready": True, "url": spine.url, "janus": spine.janus.url, "admin": spine.janus.admin_url,
+         "admin_secret": spine.janus.admin_secret, "secret": spine.secret,
+         "devices": spine.devices, "janus_log": spine.janus.log_path,
+         "kernel_logs": {d: k.log_path for d, k in kernels.items()}})
+    try:
+        for line in sys.stdin:
+            try:
+                req = json.loads(line)
+                cmd, dev = req.get("cmd"), req.get("device")
+                if cmd == "quit":
+                    out({"ok": True})
+                    break
+                k = kernels[dev]
+                if cmd == "kill":
+                    pid = k.mod(req["module"])["pid"]
+                    os.kill(pid, signal.SIGKILL)
+                    out({"ok": True, "pid": pid})
+                elif cmd == "stop":
+                    k.stop()
+                    out({"ok": True})
+                elif cmd == "start":
+                    k.start()
+                    out({"ok": True})
+                elif cmd == "status":
+                    out({"ok": True, "device": spine.status(dev)})
+                elif cmd == "modules":
+                    out({"ok": True, "modules": k.status()["modules"]})
+                else:
+                    out({"ok": False, "error": f"unknown command {cmd!r}"})
+            except Exception as e:  # noqa: BLE001 - reported to the driver, which fails
+                out({"ok": False, "error": f"{type(e).__name__}: {e}"})
+    finally:
+        spine.stop()
+        try:
+            for k in kernels.values():
+                k.check_clean_log()
+        finally:
+            spine.cleanup()
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--devices", default="cam1")
+    ap.add_argument("--encoder", default="encoder-rav1e")
+    ap.add_argument("--bitrate", type=int, default=500)
+    ap.add_argument("--secret", default="operator-secret-for-tests")
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+    _serve(ap.parse_args())

@@ -1,0 +1,223 @@
+// One watched device: its own janus.plugin.outpost handle (Streaming-style
+// watch -> offer -> answer -> start), a <video>, and an overlay of what the
+// browser measures: size, frame rate, bitrate, packets lost, and the
+// glass-to-glass latency read from the test pattern's stamp.
+//
+// Latency = the moment Chromium expects to show a frame (requestVideoFrameCallback's
+// expectedDisplayTime, on the page's clock) minus the capture time written in
+// the frame's pixels by capture-testsrc (wall clock, same machine or NTP-synced).
+// Reading it costs one drawImage of the stamp band (3 cells high) and a
+// getImageData of it per frame: ~24 rows at 640 wide.
+import { readStamp, stampBandHeight } from './stamp.js';
+
+const WINDOW = 30; // stamped frames behind the latency readout (1 s at 30 fps)
+const STATS_EVERY_MS = 1000;
+const STALL_MS = 2500; // no frame for this long while the device streams: say so
+const RETRY_MS = 2000;
+
+function median(values) {
+  if (!values.length) return null;
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export class Tile {
+  // app: { janus, grid, keepBands, log(msg) }; id: the device id (a string)
+  constructor(app, id) {
+    this.app = app;
+    this.id = id;
+    this.handle = null;
+    this.closed = false;
+    this.state = 'connecting';
+    this.deviceState = null; // the plugin's last status event: online, offline, ...
+    this.samples = []; // {frame, captureMs, displayMs, latencyMs, band?}, the last WINDOW
+    this.readout = null; // what the overlay shows, with the samples behind it
+    this.stats = null;
+    this.lastFrameAt = 0;
+    this.framesSeen = 0;
+    this.noStamp = 0;
+    this.prev = null; // the previous getStats sample, for rates
+
+    const node = document.getElementById('tile-template').content.firstElementChild.cloneNode(true);
+    node.dataset.device = id;
+    this.node = node;
+    this.video = node.querySelector('video');
+    this.overlay = node.querySelector('.overlay');
+    this.notice = node.querySelector('.notice');
+    this.stateLabel = node.querySelector('.tile-state');
+    node.querySelector('.tile-name').textContent = id;
+    node.querySelector('.tile-close').onclick = () => app.unwatch(id);
+    this.canvas = document.createElement('canvas');
+    this.ctx = this.canvas.getContext('2d', { willReadFrequently: true });
+    app.grid.appendChild(node);
+    this.timer = setInterval(() => this.poll(), STATS_EVERY_MS);
+    this.setState('connecting', 'Connecting…');
+    this.attach();
+  }
+
+  setState(state, notice) {
+    this.state = state;
+    this.stateLabel.textContent = state;
+    this.node.dataset.state = state;
+    this.notice.hidden = !notice;
+    this.notice.textContent = notice || '';
+  }
+
+  attach() {
+    if (this.closed) return;
+    this.app.janus.attach({
+      plugin: 'janus.plugin.outpost',
+      opaqueId: 'outpost-viewer-' + Janus.randomString(8),
+      success: (h) => {
+        this.handle = h;
+        h.send({ message: { request: 'watch', id: this.id } });
+      },
+      error: (e) => this.retry('attach failed: ' + e),
+      onmessage: (msg, jsep) => this.onMessage(msg, jsep),
+      onremotetrack: (track, mid, on) => this.onTrack(track, on),
+      webrtcState: (up) => {
+        if (!up && !this.closed) this.retry('the media connection closed');
+      },
+      iceState: (s) => {
+        if (s === 'failed') this.retry('ICE failed');
+      },
+      oncleanup: () => {
+        this.video.srcObject = null;
+      },
+    });
+  }
+
+  // Start over with a fresh handle (Janus restarted, PeerConnection lost, ...).
+  retry(why) {
+    if (this.closed || this.retrying) return;
+    this.retrying = true;
+    this.setState('reconnecting', `Connection lost (${why}); retrying…`);
+    const h = this.handle;
+    this.handle = null;
+    if (h) h.detach({ noRequest: false });
+    setTimeout(() => {
+      this.retrying = false;
+      this.attach();
+    }, RETRY_MS);
+  }
+
+  onMessage(msg, jsep) {
+    if (msg.error) {
+      const offline = msg.error_code === 457; // the device has not connected yet
+      this.setState(offline ? 'offline' : 'error', offline ? 'Device offline' : msg.error);
+      if (offline) setTimeout(() => !this.closed && this.handle && this.handle.send({ message: { request: 'watch', id: this.id } }), RETRY_MS);
+      return;
+    }
+    const status = msg.result && msg.result.status;
+    if (status) this.onStatus(status);
+    if (jsep) {
+      this.handle.createAnswer({
+        jsep,
+        tracks: [{ type: 'video', capture: false, recv: true }],
+        success: (answer) => this.handle.send({ message: { request: 'start' }, jsep: answer }),
+        error: (e) => this.setState('error', 'WebRTC: ' + (e.message || e)),
+      });
+    }
+  }
+
+  onStatus(status) {
+    if (status === 'offline' || status === 'online' || status === 'streaming' || status === 'stopped')
+      this.deviceState = status;
+    if (status === 'offline') this.setState('offline', 'Device offline');
+    else if (status === 'stopped') this.setState('stopped', 'Stream stopped by an operator');
+    else if (status === 'preparing' || status === 'starting') this.setState(status, 'Waiting for video…');
+    else if (status === 'online' || status === 'streaming' || status === 'started')
+      if (this.state !== 'playing') this.setState('waiting', 'Waiting for video…');
+  }
+
+  onTrack(track, on) {
+    if (!on || track.kind !== 'video') return;
+    const cur = this.video.srcObject;
+    if (cur && cur.getVideoTracks()[0] === track) return; // janus.js reports a track twice
+    this.video.srcObject = new MediaStream([track]);
+    this.video.play().catch(() => {});
+    if (!this.frameLoop) {
+      this.frameLoop = true;
+      const cb = (now, meta) => {
+        if (this.closed) return;
+        this.onFrame(meta);
+        this.video.requestVideoFrameCallback(cb);
+      };
+      this.video.requestVideoFrameCallback(cb);
+    }
+  }
+
+  onFrame(meta) {
+    const w = meta.width, h = meta.height;
+    this.lastFrameAt = performance.now();
+    this.framesSeen++;
+    if (this.state !== 'playing' && this.deviceState !== 'offline' && this.deviceState !== 'stopped')
+      this.setState('playing', null);
+    const rows = stampBandHeight(w, h);
+    if (!rows) return void this.noStamp++;
+    if (this.canvas.width !== w || this.canvas.height !== rows) {
+      this.canvas.width = w;
+      this.canvas.height = rows;
+    }
+    this.ctx.drawImage(this.video, 0, 0, w, rows, 0, 0, w, rows);
+    const img = this.ctx.getImageData(0, 0, w, rows);
+    const s = readStamp(img.data, w, rows);
+    if (!s) return void this.noStamp++;
+    const displayMs = performance.timeOrigin + meta.expectedDisplayTime;
+    const sample = { frame: s.frame, captureMs: s.timeMs, displayMs, latencyMs: displayMs - s.timeMs };
+    if (this.app.keepBands) sample.band = { width: w, height: rows, rgba: img.data };
+    this.samples.push(sample);
+    if (this.samples.length > WINDOW) this.samples.shift();
+  }
+
+  async poll() {
+    const pc = this.handle && this.handle.webrtcStuff && this.handle.webrtcStuff.pc;
+    if (!pc) return;
+    let inbound = null;
+    try {
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') inbound = s;
+      });
+    } catch (e) {
+      return;
+    }
+    if (!inbound) return;
+    const now = performance.now();
+    const p = this.prev;
+    this.prev = { at: now, bytes: inbound.bytesReceived, frames: inbound.framesDecoded || 0 };
+    const dt = p ? (now - p.at) / 1000 : 0;
+    this.stats = {
+      width: inbound.frameWidth || 0,
+      height: inbound.frameHeight || 0,
+      fps: dt ? (this.prev.frames - p.frames) / dt : 0,
+      kbps: dt ? ((this.prev.bytes - p.bytes) * 8) / dt / 1000 : 0,
+      packetsLost: inbound.packetsLost || 0,
+      packetsReceived: inbound.packetsReceived || 0,
+      framesDecoded: inbound.framesDecoded || 0,
+      keyFramesDecoded: inbound.keyFramesDecoded || 0,
+      codec: inbound.codecId,
+    };
+    const fresh = this.samples.filter((s) => now + performance.timeOrigin - s.displayMs < 2000);
+    const lat = median(fresh.map((s) => s.latencyMs));
+    this.readout = lat === null ? { latencyMs: null, samples: [] }
+      : { latencyMs: Math.round(lat), samples: fresh.map((s) => ({ ...s })) };
+    const st = this.stats;
+    const latency = this.readout.latencyMs === null ? 'no stamp' : `latency ${this.readout.latencyMs} ms`;
+    this.overlay.textContent = `${st.width}x${st.height} · ${st.fps.toFixed(1)} fps · ` +
+      `${Math.round(st.kbps)} kbit/s · lost ${st.packetsLost} · ${latency}`;
+    this.overlay.dataset.latency = this.readout.latencyMs === null ? '' : String(this.readout.latencyMs);
+    if (this.state === 'playing' && now - this.lastFrameAt > STALL_MS)
+      this.setState('stalled', `No video for ${((now - this.lastFrameAt) / 1000).toFixed(0)} s`);
+  }
+
+  destroy() {
+    this.closed = true;
+    clearInterval(this.timer);
+    if (this.handle) {
+      this.handle.send({ message: { request: 'stop' } });
+      this.handle.detach();
+    }
+    this.node.remove();
+  }
+}
