@@ -1,97 +1,111 @@
-"""The demo: Janus with janus.plugin.outpost (private config, never /etc/janus)
-and a device kernel (test pattern, or /dev/video0 if there is one -> rav1e ->
-uplink) on this machine. Keys are made on the first run and kept in
-build/demo/keys. Prints where to look and the device's state every 5 s;
-Ctrl-C stops everything it started.
+"""The demo: the whole spine on this machine, then a URL to open.
+
+- Janus with janus.plugin.outpost from a private config folder under /dev/shm
+  (never /etc/janus), control port 7700 as configs/device.cfg expects;
+- a static server for web/ (and Debian's janus.js / adapter.js);
+- the device kernel with configs/device.cfg: test pattern -> AV1 -> uplink to
+  this Janus; with /dev/video0 present, the webcam instead of the test pattern.
+Keys are made on the first run and kept in configs/keys/ (git ignores it):
+server.keys and demo.keys (outpostctl keygen), and device.keys, which
+device.cfg @includes. Ctrl-C stops everything it started.
    tools/demo   (it installs, builds, then runs this)"""
-import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-BUILD = os.path.join(ROOT, "build")
-sys.path.insert(0, os.path.join(ROOT, "tests", "janus"))
-from janus import Janus, free_port  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from spine import BIN, Spine  # noqa: E402
 
-DEMO = os.path.join(BUILD, "demo")
+CONFIGS = os.path.join(ROOT, "configs")
+KEYS = os.path.join(CONFIGS, "keys")
 SECRET = "demo-operator-secret"
+CONTROL_PORT = 7700  # configs/device.cfg: server = "tcp://127.0.0.1:7700"
+WEB_PORT = 8080
 
 
-def keypair(name):
-    path = os.path.join(DEMO, "keys", name)
-    if not os.path.exists(path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        out = subprocess.run([os.path.join(BUILD, "bin", "outpostctl"), "keygen"],
-                             capture_output=True, text=True, check=True).stdout
-        with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
-            f.write(out)
-    kv = dict(line.split(" = ", 1) for line in open(path).read().strip().splitlines())
-    return kv["public_key"].rstrip(";").strip('"'), kv["secret_key"].rstrip(";").strip('"')
+def device_keys(spine):
+    """configs/keys/device.keys: what the uplink's settings @include."""
+    pub, sec = spine.device_keys["demo"]
+    text = (f'server_key = "{spine.server_keys[0]}";\npublic_key = "{pub}";\n'
+            f'secret_key = "{sec}";\n')
+    path = os.path.join(KEYS, "device.keys")
+    if not os.path.exists(path) or open(path).read() != text:
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(text)
+
+
+def device_config(run):
+    """configs/device.cfg as it is, or (with /dev/video0) a copy that captures the webcam."""
+    cfg = os.path.join(CONFIGS, "device.cfg")
+    if not os.path.exists("/dev/video0"):
+        return cfg, "the test pattern"
+    text = open(cfg).read()
+    text = text.replace('plugin = "capture-testsrc";', 'plugin = "capture-v4l2";', 1)
+    text = re.sub(r'(plugin = "capture-v4l2";[^\n]*\n\s*settings = \{)',
+                  r'\1 device = "/dev/video0";', text, count=1)
+    text = text.replace('"../build/', f'"{ROOT}/build/').replace(
+        '@include "keys/', f'@include "{KEYS}/')
+    path = os.path.join(run, "device-webcam.cfg")
+    with open(path, "w") as f:
+        f.write(text)
+    return path, "/dev/video0"
 
 
 def main():
-    server, device = keypair("server"), keypair("device")
-    control, ingest = free_port(), free_port()
-    plugin_cfg = (f'general: {{\n  control = "tcp://127.0.0.1:{control}"\n'
-                  f'  ingest_ip = "127.0.0.1"\n  ingest_port = {ingest}\n'
-                  f'  server_secret_key = "{server[1]}"\n  operator_secret = "{SECRET}"\n'
-                  f'  recordings = "{DEMO}"\n}}\n'
-                  f'demo: {{\n  public_key = "{device[0]}"\n  description = "Outpost demo"\n'
-                  f'  mode = "always"\n}}\n')
-    janus = Janus({"janus.plugin.outpost": os.path.join(BUILD, "janus", "libjanus_outpost.so")},
-                  {"janus.plugin.outpost": plugin_cfg}, name="demo")
-    capture = ('{ name = "capture"; plugin = "capture-v4l2"; settings = { device = "/dev/video0"; '
-               'width = 640; height = 480; fps = 30; }; }' if os.path.exists("/dev/video0") else
-               '{ name = "capture"; plugin = "capture-testsrc"; settings = { width = 640; '
-               'height = 480; fps = 30; }; }')
-    cfg = os.path.join(DEMO, "device.cfg")
-    with open(cfg, "w") as f:
-        f.write(f'device = {{ id = "demo"; }};\nruntime_dir = "/dev/shm/outpost-demo";\n'
-                f'module_dir = "{os.path.join(BUILD, "modules")}";\nmodules = (\n  {capture},\n'
-                '  { name = "encoder"; plugin = "encoder-rav1e"; settings = { bitrate = 500; '
-                'fps = 30; }; },\n'
-                f'  {{ name = "uplink"; plugin = "uplink"; settings = {{ server = '
-                f'"tcp://127.0.0.1:{control}"; server_key = "{server[0]}"; public_key = '
-                f'"{device[0]}"; secret_key = "{device[1]}"; }}; }}\n);\n')
-    t = janus.start()
-    log = open(os.path.join(DEMO, "kernel.log"), "w")
-    kernel = subprocess.Popen([os.path.join(BUILD, "bin", "outpost-kernel"), "-c", cfg],
-                              stderr=log, stdout=log)
-    print(f"demo: Janus up in {t * 1000:.0f} ms: API {janus.url}, Admin API {janus.admin_url} "
-          f"(admin secret {janus.admin_secret}), log {janus.log_path}")
-    print(f"demo: device kernel pid {kernel.pid} with {cfg}, log {log.name}")
-    print("demo: the viewer page comes with the next issue; meanwhile:\n"
-          f"      build/bin/outpostctl -c {cfg} status\n"
-          f"      curl -s {janus.admin_url} -d '{{\"janus\":\"message_plugin\",\"transaction\":\"t\","
-          f"\"admin_secret\":\"{janus.admin_secret}\",\"plugin\":\"janus.plugin.outpost\","
-          f"\"request\":{{\"request\":\"status\",\"secret\":\"{SECRET}\"}}}}'")
+    kw = dict(secret=SECRET, keys_dir=KEYS, control_port=CONTROL_PORT, name="demo")
+    try:
+        spine = Spine(["demo"], web_port=WEB_PORT, **kw)
+    except OSError:
+        spine = Spine(["demo"], **kw)  # 8080 taken: any free port
+    device_keys(spine)
+    took = spine.janus.start()
+    spine.web.start()
+    cfg, source = device_config(spine.janus.dir)
+    log_path = os.path.join(spine.janus.dir, "kernel.log")
+    log = open(log_path, "w")
+    kernel = subprocess.Popen([os.path.join(BIN, "outpost-kernel"), "-c", cfg], stdout=log,
+                              stderr=log, start_new_session=True)
+    print(f"demo: Janus up in {took * 1000:.0f} ms (API {spine.janus.url}, Admin API "
+          f"{spine.janus.admin_url}, admin secret {spine.janus.admin_secret}), log "
+          f"{spine.janus.log_path}")
+    print(f"demo: device kernel pid {kernel.pid}: {cfg} ({source} -> AV1 -> uplink), log {log_path}")
+    print(f"demo: operator secret: {SECRET}")
+    print(f"\n    open  {spine.url}&watch=demo\n")
     stop = []
     signal.signal(signal.SIGINT, lambda *a: stop.append(1))
     signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+    next_report = time.monotonic() + 5
     try:
         while not stop:
             time.sleep(0.2)
-            if int(time.time() * 5) % 25:
+            if kernel.poll() is not None:
+                print(f"demo: the device kernel exited ({kernel.returncode}); see {log_path}")
+                break
+            if time.monotonic() < next_report:
                 continue
+            next_report += 5
             try:
-                d = janus.admin({"request": "list"})["list"][0]
+                d = spine.admin({"request": "list"})["list"][0]
                 print(f"demo: {d['id']}: online={d['online']} codec={d['codec'] or '-'} "
-                      f"{d['bitrate_kbps']:.0f} kbit/s, last packet {d['last_packet_age_ms']} ms "
-                      f"ago, {d['packets']} packets")
+                      f"{d['bitrate_kbps']:.0f} kbit/s, {d['viewers']} viewer(s), last packet "
+                      f"{d['last_packet_age_ms']} ms ago")
             except Exception as e:  # noqa: BLE001 - keep showing, whatever Janus says
                 print(f"demo: Janus: {e}")
-            time.sleep(0.2)
     finally:
-        kernel.send_signal(signal.SIGTERM)
-        kernel.wait(10)
-        janus.stop()
-        janus.cleanup()
+        if kernel.poll() is None:
+            kernel.send_signal(signal.SIGTERM)
+            try:
+                kernel.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(kernel.pid, signal.SIGKILL)
+        spine.stop()
+        spine.cleanup()
         print("demo: stopped")
 
 
 if __name__ == "__main__":
-    os.makedirs(DEMO, exist_ok=True)
     main()

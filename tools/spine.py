@@ -108,6 +108,7 @@ class Spine:
 
     def __init__(self, devices, secret="operator-secret", keys_dir=None, control_port=None,
                  web_port=0, name="spine", recordings=None):
+        self.web = WebServer(web_port)  # first: a taken port fails before anything is made
         self.secret = secret
         self.devices = list(devices)
         self.server_keys = keygen(keys_dir and os.path.join(keys_dir, "server.keys"))
@@ -125,7 +126,6 @@ class Spine:
                     f'  description = "camera {d}"\n  mode = "always"\n}}\n')
         self.janus = Janus({PKG: os.path.join(BUILD, "janus", "libjanus_outpost.so")},
                            {PKG: cfg}, name=name)
-        self.web = WebServer(web_port)
         self.kernels = {}
 
     @property
