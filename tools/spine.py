@@ -6,6 +6,7 @@ encoder -> uplink) over loopback. tools/demo and the browser tests use it.
 As a program it is the browser tests' fixture, driven over stdin/stdout with
 one JSON object per line:
   python3 tools/spine.py --devices cam1,cam2 [--encoder encoder-rav1e] [--bitrate 500]
+                         [--no-kernels]
   -> {"ready": true, "url": ..., "janus": ..., "admin": ..., "admin_secret": ...,
       "secret": ..., "devices": [...]}
   <- {"cmd": "kill", "device": "cam1", "module": "encoder"}   kill -9 of a module
@@ -172,7 +173,8 @@ class Spine:
 
 def _serve(args):
     spine = Spine(args.devices.split(","), secret=args.secret).start()
-    kernels = {d: spine.kernel(d, args.encoder, args.bitrate) for d in spine.devices}
+    kernels = {} if args.no_kernels else {d: spine.kernel(d, args.encoder, args.bitrate)
+                                          for d in spine.devices}
     for k in kernels.values():
         k.start()
 
@@ -226,5 +228,6 @@ if __name__ == "__main__":
     ap.add_argument("--encoder", default="encoder-rav1e")
     ap.add_argument("--bitrate", type=int, default=500)
     ap.add_argument("--secret", default="operator-secret-for-tests")
+    ap.add_argument("--no-kernels", action="store_true", help="Janus and the page only")
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
     _serve(ap.parse_args())

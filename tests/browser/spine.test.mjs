@@ -91,6 +91,11 @@ describe('one device', { timeout: 180000 }, () => {
 
   test('operator sets 250 kbit/s on the page: inbound rate within +-25 % in 5 s', async () => {
     const { page } = browser;
+    await page.fill('#secret', 'not-the-secret');
+    await page.click('#operator button[type=submit]');
+    await waitFor(async () => ({ ok: /wrong secret/.test(await page.textContent('#operator-state')) }),
+      5000, 'a wrong secret refused');
+    assert.equal(await page.locator('#devices tr[data-device=cam1] .controls').isVisible(), false);
     await page.fill('#secret', spine.info.secret);
     await page.click('#operator button[type=submit]');
     await waitFor(async () => ({ ok: await page.evaluate(() => document.body.classList.contains('operator')) }),
@@ -111,6 +116,20 @@ describe('one device', { timeout: 180000 }, () => {
     }, 5000, 'inbound bitrate within 250 +- 25 %');
     console.log(`  inbound ${r.seen.kbps.toFixed(0)} kbit/s (2 s window) ${r.seen.afterMs} ms after the click`);
     assert.match(await row.locator('.op-result').textContent(), /configure: sent/);
+
+    // Stop and start from the page: the tile says why the picture stopped.
+    await row.locator('button[data-op=stop]').click();
+    const stopped = await waitFor(async () => {
+      const t = await tileState(page, 'cam1');
+      return { ok: t.state === 'stopped' && /stopped/i.test(t.notice), seen: t.state };
+    }, 5000, 'the tile saying the stream was stopped');
+    await row.locator('button[data-op=start]').click();
+    const startedAt = Date.now();
+    const back = await waitFor(async () => {
+      const t = await tileState(page, 'cam1');
+      return { ok: t.state === 'playing' && t.samples.some((x) => x.captureMs > startedAt), seen: t.state };
+    }, 10000, 'video again after start');
+    console.log(`  stop: said on the tile in ${stopped.waitedMs} ms; start: video back in ${back.waitedMs} ms`);
   });
 
   test('kill -9 of the encoder: frames captured after it decode within 3 s, no reload', async () => {
@@ -150,6 +169,29 @@ describe('one device', { timeout: 180000 }, () => {
     console.log(`  video back ${on.waitedMs} ms after the kernel was started again`);
     assert.equal(await page.evaluate(() => performance.timeOrigin), origin, 'the page was not reloaded');
   });
+});
+
+test('Janus unreachable: the page says so', async () => {
+  const browser = await launchBrowser();
+  try {
+    // a port nobody listens on (bound then closed by the kernel's choice)
+    const net = await import('node:net');
+    const port = await new Promise((r) => { const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => r(p)); }); });
+    const spineLess = `http://127.0.0.1:${port}/janus`;
+    const web = await startSpine(['cam1'], ['--no-kernels']);
+    try {
+      await browser.page.goto(web.info.url.replace(/janus=[^&]*/, 'janus=' + encodeURIComponent(spineLess)));
+      const r = await waitFor(async () => {
+        const text = await browser.page.textContent('#banner');
+        return { ok: (await browser.page.isVisible('#banner')) && /unreachable/.test(text) && text.includes(spineLess), seen: text };
+      }, 8000, 'the unreachable banner');
+      console.log(`  banner: "${r.seen}"`);
+    } finally {
+      await web.close();
+    }
+  } finally {
+    await browser.close();
+  }
 });
 
 describe('two devices in the grid', { timeout: 120000 }, () => {
