@@ -1,0 +1,34 @@
+// Watches one device on the real page in headless Chromium for SECONDS and prints,
+// as one JSON line, every stamped frame the page presented:
+// {frame, captureMs, displayMs, latencyMs} (web/tile.js's samples), deduplicated.
+//   node tools/bench/latency_page.mjs URL DEVICE SECONDS
+import { inbound, launchBrowser, sleep, waitFor } from '../../tests/browser/lib.mjs';
+
+const [url, id, seconds] = process.argv.slice(2);
+const browser = await launchBrowser();
+try {
+  await browser.page.goto(`${url}&watch=${id}`);
+  await browser.page.bringToFront();
+  await waitFor(async () => {
+    const s = await inbound(browser.page, id);
+    return { ok: s && s.framesDecoded > 30, seen: s };
+  }, 20000, 'the first second of video');
+  const seen = new Map();
+  const t0 = Date.now();
+  const first = await inbound(browser.page, id);
+  while (Date.now() - t0 < Number(seconds) * 1000) {
+    // the page keeps the last 30 samples (1 s): polling every 0.4 s misses none
+    const samples = await browser.page.evaluate((id) => window.outpost.tiles.get(id).samples, id);
+    for (const s of samples) seen.set(s.frame, s);
+    await sleep(400);
+  }
+  const last = await inbound(browser.page, id);
+  const stats = {
+    framesDecoded: last.framesDecoded - first.framesDecoded,
+    seconds: (last.at - first.at) / 1000,
+    packetsLost: last.packetsLost - first.packetsLost,
+  };
+  console.log(JSON.stringify({ samples: [...seen.values()].sort((a, b) => a.frame - b.frame), stats }));
+} finally {
+  await browser.close();
+}
