@@ -124,7 +124,7 @@ static void s_hello(op_device_t *d, const unsigned char *route, size_t route_len
   json_object_set_new(session, "ssrc", json_integer(ssrc));
   json_object_set_new(session, "pt", json_integer(d->pt));
   json_object_set_new(session, "codec", json_string(d->codec));
-  json_object_set_new(session, "port", json_integer(op_conf.ingest_port));
+  json_object_set_new(session, "port", json_integer(op_conf.ingest_public_port));
   json_object_set_new(session, "streaming", json_boolean(d->streaming));
   janus_mutex_unlock(&d->mutex);
   s_send(route, route_len, session);

@@ -38,6 +38,7 @@ static GThread *s_thread;
 static volatile gint s_running;
 /* Dropped and counted, never forwarded. */
 static volatile gint s_malformed, s_unknown_ssrc, s_wrong_source, s_rtcp_in;
+static volatile gint s_stale; /* duplicates and packets too late to be asked for */
 
 static void s_device_free(const janus_refcount *ref) {
   op_device_t *d = janus_refcount_containerof(ref, op_device_t, ref);
@@ -152,6 +153,7 @@ uint32_t op_device_new_session(op_device_t *d, const char *codec) {
   d->pt = !strcmp(codec, "h265") ? 97 : 96;
   g_strlcpy(d->codec, codec, sizeof d->codec);
   d->latched = FALSE;
+  op_nack_reset(&d->nack); /* sequence numbers start over with the session */
   d->streaming = d->mode == MODE_ALWAYS || (d->mode == MODE_ON_DEMAND && d->viewers);
   janus_mutex_unlock(&d->mutex);
   g_hash_table_insert(s_by_ssrc, GUINT_TO_POINTER(ssrc), d);
@@ -192,6 +194,24 @@ void op_device_request_keyframe(op_device_t *d, const char *why) {
   sendto(s_fd, pli, sizeof pli, 0, (struct sockaddr *)&d->source, d->source_len);
   janus_mutex_unlock(&d->mutex);
   JANUS_LOG(LOG_VERB, "outpost: keyframe request to %s (%s)\n", d->id, why);
+}
+
+/* RTCP generic NACK (RFC 4585) for the ingest packets due to be asked for.
+ * Called with the device's mutex held; the buffer is on the stack. */
+static void s_send_nacks(op_device_t *d, gint64 now) {
+  uint8_t pkt[12 + 4 * 32];
+  size_t entries = op_nack_due(&d->nack, now, pkt + 12, 32);
+  if (!entries)
+    return;
+  /* RTPFB, FMT 1 (generic NACK), length in words - 1; sender SSRC 1 (us). */
+  pkt[0] = 0x81;
+  pkt[1] = 205;
+  pkt[2] = (uint8_t)((2 + entries) >> 8);
+  pkt[3] = (uint8_t)(2 + entries);
+  uint32_t sender = htonl(1), media = htonl(d->ssrc);
+  memcpy(pkt + 4, &sender, 4);
+  memcpy(pkt + 8, &media, 4);
+  sendto(s_fd, pkt, 12 + 4 * entries, 0, (struct sockaddr *)&d->source, d->source_len);
 }
 
 /* On demand, a device streams while someone watches: the uplink is paid by the byte. */
@@ -285,6 +305,11 @@ json_t *op_device_summary(op_device_t *d, gboolean full) {
     json_object_set_new(j, "pt", json_integer(d->pt));
     json_object_set_new(j, "keyframes", json_integer((json_int_t)d->keyframes));
     json_object_set_new(j, "keyframe_requests", json_integer((json_int_t)d->plis_sent));
+    json_object_set_new(j, "ingest_loss",
+                        json_pack("{s:I, s:I, s:I, s:I}", "missing", (json_int_t)d->nack.missing,
+                                  "recovered", (json_int_t)d->nack.recovered, "given_up",
+                                  (json_int_t)d->nack.given_up, "nacks_sent",
+                                  (json_int_t)d->nack.nacks));
     json_object_set_new(j, "mode",
                         json_string(d->mode == MODE_ALWAYS   ? "always"
                                     : d->mode == MODE_MANUAL ? "manual"
@@ -314,6 +339,7 @@ void op_device_counters(json_t *into) {
   json_object_set_new(into, "ingest_unknown_ssrc", json_integer(g_atomic_int_get(&s_unknown_ssrc)));
   json_object_set_new(into, "ingest_wrong_source", json_integer(g_atomic_int_get(&s_wrong_source)));
   json_object_set_new(into, "ingest_rtcp", json_integer(g_atomic_int_get(&s_rtcp_in)));
+  json_object_set_new(into, "ingest_stale", json_integer(g_atomic_int_get(&s_stale)));
 }
 
 static int s_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
@@ -385,6 +411,14 @@ static void s_packet(char *buf, int len, const struct sockaddr_storage *from, so
     return;
   }
   gint64 now = janus_get_monotonic_time();
+  int resent = op_nack_packet(&d->nack, rh.seq, now);
+  if (resent < 0) {
+    janus_mutex_unlock(&d->mutex); /* a duplicate, or too late to be of use */
+    g_atomic_int_inc(&s_stale);
+    op_device_unref(d);
+    return;
+  }
+  s_send_nacks(d, now);
   d->last_packet_us = now;
   d->packets++;
   d->bytes += (uint64_t)len;
@@ -400,9 +434,14 @@ static void s_packet(char *buf, int len, const struct sockaddr_storage *from, so
                                       : rtp_av1_is_keyframe(payload, plen);
   if (key == 1)
     d->keyframes++;
-  if (d->recorder && d->record_wait_key && key == 1)
-    d->record_wait_key = FALSE; /* the first packet of a keyframe unit */
-  if (d->recorder && !d->record_wait_key) {
+  if (d->recorder && d->record_wait_key && key == 1 && !resent) {
+    d->record_wait_key = FALSE; /* the first packet of a keyframe unit, in order */
+    d->record_first_seq = rh.seq;
+  }
+  /* Resent stragglers from before that first packet stay out: janus-pp-rec takes
+   * an older timestamp for a reset and writes a broken MP4. */
+  if (d->recorder && !d->record_wait_key &&
+      (int16_t)(uint16_t)(rh.seq - d->record_first_seq) >= 0) {
     janus_recorder_save_frame(d->recorder, buf, (uint)len);
     if (rh.marker)
       d->units_recorded++;

@@ -28,6 +28,8 @@ typedef struct op_session op_session_t;
 
 typedef enum { MODE_ON_DEMAND, MODE_ALWAYS, MODE_MANUAL } op_mode_t;
 
+#include "nack.h"
+
 typedef struct op_device {
   char *id;          /* owned; from the configuration */
   char *public_key;  /* owned; Z85 CURVE key: the device's identity */
@@ -56,11 +58,13 @@ typedef struct op_device {
   double kbps;
   gint64 last_pli_us; /* keyframe requests to the device: at most one a second */
   uint64_t plis_sent;
+  op_nack_t nack; /* loss on the ingest leg, asked back from the device's history */
   GList *viewers; /* op_session_t*, each holding a reference */
   janus_recorder *recorder;
-  char *recording;          /* owned; its file name */
-  gboolean record_wait_key; /* a recording opens on a keyframe: nothing decodes before */
-  uint64_t units_recorded;  /* temporal / access units written (marker packets) */
+  char *recording;           /* owned; its file name */
+  gboolean record_wait_key;  /* a recording opens on a keyframe: nothing decodes before */
+  uint16_t record_first_seq; /* the sequence number it opened on */
+  uint64_t units_recorded;   /* temporal / access units written (marker packets) */
   volatile gint destroyed;
   janus_refcount ref;
 } op_device_t;
@@ -81,6 +85,7 @@ typedef struct op_config {
   char *operator_secret;
   char *recordings; /* folder */
   int ingest_port;
+  int ingest_public_port; /* what devices are told to send to (a port-forwarding NAT in front) */
   char *ingest_ip;
   int keyframe_interval_ms; /* at most one keyframe request per device per this */
 } op_config_t;

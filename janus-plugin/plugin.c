@@ -116,16 +116,20 @@ static int s_init(janus_callbacks *callback, const char *config_path) {
   op_conf.ingest_ip = s_string(c, g, "ingest_ip", "0.0.0.0");
   char *port = s_string(c, g, "ingest_port", "7710");
   char *kf = s_string(c, g, "keyframe_interval_ms", "1000");
+  char *public_port = s_string(c, g, "ingest_public_port", port);
   op_conf.ingest_port = atoi(port);
+  op_conf.ingest_public_port = atoi(public_port);
+  g_free(public_port);
   op_conf.keyframe_interval_ms = atoi(kf);
   g_free(port);
   g_free(kf);
   janus_config_destroy(c);
   if (!op_conf.secret_key || strlen(op_conf.secret_key) != 40 || !op_conf.operator_secret ||
-      op_conf.ingest_port <= 0 || op_conf.ingest_port > 65535) {
+      op_conf.ingest_port <= 0 || op_conf.ingest_port > 65535 ||
+      op_conf.ingest_public_port <= 0 || op_conf.ingest_public_port > 65535) {
     JANUS_LOG(LOG_ERR,
               "outpost: %s: general needs server_secret_key (Z85, 40 chars), "
-              "operator_secret and a valid ingest_port\n",
+              "operator_secret and a valid ingest_port (and ingest_public_port)\n",
               file);
     return -1;
   }

@@ -1,6 +1,7 @@
 """The spine's server half: a real device kernel (capture -> encoder -> uplink)
 and a real Janus with janus.plugin.outpost, over loopback.
 
+0. 10 % loss on the way in: NACKed by the plugin, resent by the uplink, recording whole.
 1. The device comes online: Admin API list shows it with a last-packet age < 500 ms.
 2. Recording 5 s -> janus-pp-rec -> MP4 -> ffmpeg decodes >= 90 % of the frames
    sent; PSNR-Y against the source frames above the encoder tests' threshold;
@@ -20,6 +21,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -51,15 +53,16 @@ STRANGER = keygen()
 class Server:
     """Janus with the plugin, configured for one device (DEVICE's key)."""
 
-    def __init__(self, mode="always"):
+    def __init__(self, mode="always", public_port=None):
         self.control_port = free_port()
         self.ingest_port = free_port(socket.SOCK_DGRAM)
+        public = f"  ingest_public_port = {public_port}\n" if public_port else ""
         # Not under /dev: Janus refuses to write recordings into its protected folders.
         self.recordings = tempfile.mkdtemp(prefix="outpost-rec-", dir="/tmp")
         cfg = (f'general: {{\n  control = "tcp://127.0.0.1:{self.control_port}"\n'
                f'  ingest_ip = "127.0.0.1"\n  ingest_port = {self.ingest_port}\n'
                f'  server_secret_key = "{SERVER[1]}"\n  operator_secret = "{SECRET}"\n'
-               f'  recordings = "{self.recordings}"\n}}\n'
+               f'  recordings = "{self.recordings}"\n{public}}}\n'
                f'cam1: {{\n  public_key = "{DEVICE[0]}"\n  description = "test camera"\n'
                f'  mode = "{mode}"\n}}\n')
         self.janus = Janus({PKG: PLUGIN}, {PKG: cfg}, name="srv")
@@ -362,9 +365,96 @@ def test_janus_restart():
         srv.cleanup()
 
 
+class LossyRelay(threading.Thread):
+    """A cellular link in miniature: the device sends its media here (the plugin's
+    ingest_public_port), `loss` of the RTP packets are dropped (seeded, so
+    repeatable), the rest and the plugin's RTCP back to the device pass."""
+
+    def __init__(self, plugin_port, loss):
+        super().__init__(daemon=True)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.plugin = ("127.0.0.1", plugin_port)
+        self.loss, self.rng = loss, random.Random(7)
+        self.device = None
+        self.dropped = self.passed = self.back = 0
+        self.running = True
+
+    def run(self):
+        while self.running:
+            try:
+                data, src = self.sock.recvfrom(2048)
+            except socket.timeout:
+                continue
+            if src == self.plugin:
+                self.back += 1
+                if self.device:
+                    self.sock.sendto(data, self.device)
+                continue
+            self.device = src
+            rtcp = len(data) > 1 and 200 <= data[1] <= 206
+            if not rtcp and self.rng.random() < self.loss:
+                self.dropped += 1
+                continue
+            self.passed += 1
+            self.sock.sendto(data, self.plugin)
+
+    def stop(self):
+        self.running = False
+        self.join()
+        self.sock.close()
+
+
+def test_ingest_loss_recovered():
+    """10 % of the RTP packets lost on the way in: the plugin asks for them (NACK),
+    the uplink resends them from its history, and a recording decodes whole."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    public = probe.getsockname()[1]
+    probe.close()
+    srv = Server(public_port=public)
+    relay = None
+    srv.janus.start()
+    k = device_kernel(srv).start()
+    try:
+        relay = LossyRelay(srv.ingest_port, 0.10)
+        relay.sock.close()  # rebind on the port the plugin announces
+        relay.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        relay.sock.bind(("127.0.0.1", public))
+        relay.sock.settimeout(0.2)
+        relay.start()
+        srv.wait(flowing, 10, "media through the lossy relay")
+        time.sleep(1)
+        mp4, units = _record(srv, 5)
+        _, frames = _decode(mp4)
+        loss = srv.device()["ingest_loss"]
+        up = k.mod("uplink")["module"]
+        print(f"     relay: {relay.dropped} RTP packets dropped, {relay.passed} passed, "
+              f"{relay.back} RTCP back; plugin: {loss}; uplink: {up.get('retransmissions')} "
+              f"retransmissions for {up.get('nacks_received')} NACKs; recording: {frames} "
+              f"frames decoded of {units} units")
+        assert relay.dropped >= 15, relay.dropped
+        assert loss["missing"] >= 0.8 * relay.dropped, loss
+        assert loss["recovered"] >= 0.95 * loss["missing"], loss
+        assert loss["nacks_sent"] > 0 and up["retransmissions"] > 0, (loss, up)
+        assert frames >= 0.9 * units, f"{frames} frames decoded of {units}"
+    except Exception:
+        shutil.copytree(srv.recordings, "/tmp/failed-rec-loss", dirs_exist_ok=True)
+        raise
+    finally:
+        if relay:
+            relay.stop()
+        k.stop()
+        k.check_clean_log()
+        k.cleanup()
+        srv.cleanup()
+
+
 if __name__ == "__main__":
     try:
-        cases = [test_device_online, test_viewer_api, test_operator_configure,
+        cases = [test_ingest_loss_recovered, test_device_online, test_viewer_api, test_operator_configure,
                  test_strangers_and_garbage, test_janus_restart, test_recording_av1,
                  test_recording_h265]
         pick = os.environ.get("OUTPOST_CASES")
