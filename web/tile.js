@@ -127,8 +127,9 @@ export class Tile {
     if (status === 'offline') this.setState('offline', 'Device offline');
     else if (status === 'stopped') this.setState('stopped', 'Stream stopped by an operator');
     else if (status === 'preparing' || status === 'starting') this.setState(status, 'Waiting for video…');
-    else if (status === 'online' || status === 'streaming' || status === 'started')
+    else if (status === 'online' || status === 'streaming' || status === 'started') {
       if (this.state !== 'playing') this.setState('waiting', 'Waiting for video…');
+    }
   }
 
   onTrack(track, on) {
@@ -171,7 +172,19 @@ export class Tile {
     if (this.samples.length > WINDOW) this.samples.shift();
   }
 
+  // The device list (refreshed every second) backs up the plugin's events: a
+  // tile opened while its device is offline, or an event lost with a reconnect.
+  followList() {
+    const dev = this.app.devices.find((d) => d.id === this.id);
+    if (!dev || this.retrying) return;
+    // (not "stopped" from the list: an on-demand device is not streaming until
+    // this very tile's watch starts it, and the list may be a second old)
+    if (!dev.online && this.state !== 'offline') this.onStatus('offline');
+    else if (dev.online && this.state === 'offline') this.onStatus('online');
+  }
+
   async poll() {
+    this.followList();
     const pc = this.handle && this.handle.webrtcStuff && this.handle.webrtcStuff.pc;
     if (!pc) return;
     let inbound = null;

@@ -117,6 +117,25 @@ describe('one device', { timeout: 180000 }, () => {
     console.log(`  inbound ${r.seen.kbps.toFixed(0)} kbit/s (2 s window) ${r.seen.afterMs} ms after the click`);
     assert.match(await row.locator('.op-result').textContent(), /configure: sent/);
 
+    // Frame size and rate from the page: the capture re-negotiates, the encoder
+    // follows with a keyframe, the browser decodes the new size.
+    await row.locator('[data-field=bitrate]').fill('');
+    await row.locator('[data-field=fps]').fill('15');
+    await row.locator('[data-field=resolution]').selectOption('320x240');
+    await row.locator('button[data-op=configure]').click();
+    const small = await waitFor(async () => {
+      const t = await tileState(page, 'cam1');
+      return { ok: t.stats && t.stats.width === 320 && t.stats.height === 240 && t.stats.fps > 10 && t.stats.fps < 18, seen: t.stats };
+    }, 8000, '320x240 at 15 fps decoded');
+    console.log(`  320x240 @ ${small.seen.fps.toFixed(1)} fps on the page ${small.waitedMs} ms after the click`);
+    await row.locator('[data-field=fps]').fill('30');
+    await row.locator('[data-field=resolution]').selectOption('640x480');
+    await row.locator('button[data-op=configure]').click();
+    await waitFor(async () => {
+      const t = await tileState(page, 'cam1');
+      return { ok: t.stats && t.stats.width === 640 && t.stats.fps > 20, seen: t.stats };
+    }, 8000, 'back to 640x480 at 30 fps');
+
     // Stop and start from the page: the tile says why the picture stopped.
     await row.locator('button[data-op=stop]').click();
     const stopped = await waitFor(async () => {

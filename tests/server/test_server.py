@@ -336,6 +336,21 @@ def test_viewer_api():
         assert "AV1/90000" in sdp and "a=sendonly" in sdp and "nack pli" in sdp, sdp
         d = srv.device()
         assert d["viewers"] == 1, d
+        # Keyframe requests to the device are rate-limited (1 a second), whoever
+        # asks: 20 switches in ~2 s each ask, as a viewer's PLI/FIR would.
+        up0, req0 = k.mod("uplink")["module"]["plis_received"], d["keyframe_requests"]
+        t0 = time.monotonic()
+        for _ in range(20):
+            sw = c.message(h, {"request": "switch", "id": "cam1"})
+            assert sw["result"]["switched"] == "ok", sw
+            time.sleep(0.1)
+        span = time.monotonic() - t0
+        sent = srv.device()["keyframe_requests"] - req0
+        st, _ = k.wait(lambda st: k.mod("uplink", st)["module"]["plis_received"] - up0 >= sent,
+                       3, "the PLIs at the uplink")
+        got = k.mod("uplink", st)["module"]["plis_received"] - up0
+        assert 1 <= sent <= span + 1 and got == sent, (sent, got, span)
+        print(f"     20 keyframe asks in {span:.1f} s -> {sent} PLIs to the device, {got} received")
         c.destroy()
         srv.wait(lambda d: d["viewers"] == 0, 5, "the viewer gone with its session")
         print("     list/info/watch answer in the Streaming plugin's shapes; the offer is "
