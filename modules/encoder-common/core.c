@@ -4,7 +4,8 @@
  *
  * Settings: bitrate (kbit/s, 500), fps (30), keyframe_interval (seconds, 300:
  * keyframes are expensive on a paid uplink and come on request), speed
- * (rav1e, 10), preset (x265, "ultrafast"), tiles, threads.
+ * (rav1e 10, SVT-AV1 preset 12, libaom cpu-used 8: the backend's
+ * speed_default), preset (x265, "ultrafast"), tiles, threads.
  * Commands: keyframe, bitrate {"kbps":N}, fps {"fps":N}.
  * A change the library cannot apply in place, and a change of frame size,
  * drain the encoder (nothing in flight is lost), close and re-open it at a
@@ -311,7 +312,8 @@ static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t
   if (s_int(st, "bitrate", 500, 10, 100000, &e->cfg.bitrate_kbps, api, h) ||
       s_int(st, "fps", 30, 1, 240, &e->cfg.fps, api, h) ||
       s_int(st, "keyframe_interval", 300, 1, 86400, &keyint, api, h) ||
-      s_int(st, "speed", 10, 0, 10, &e->cfg.speed, api, h) ||
+      s_int(st, "speed", e->be->speed_default ? e->be->speed_default : 10, 0,
+            e->be->speed_max ? e->be->speed_max : 10, &e->cfg.speed, api, h) ||
       s_int(st, "tiles", 0, 0, 64, &e->cfg.tiles, api, h) ||
       s_int(st, "threads", 0, 0, 64, &e->cfg.threads, api, h)) {
     free(e);

@@ -14,7 +14,7 @@ typedef struct enc_config {
   int fps;
   int bitrate_kbps;
   int keyint_frames; /* the longest run without a keyframe */
-  int speed;         /* rav1e: 0..10 */
+  int speed;         /* rav1e: 0..10; SVT-AV1: preset 0..13; libaom: cpu-used 0..10 */
   char preset[24];   /* x265: ultrafast .. placebo */
   int tiles;         /* 0: the backend decides (rav1e: 2 from 720p up) */
   int threads;       /* 0: the library decides */
@@ -33,6 +33,7 @@ typedef struct enc_backend {
   uint32_t format;              /* OUTPOST_FMT_AV1 / OUTPOST_FMT_H265 */
   int delay_frames;             /* frames in flight with our live settings */
   const char *reconfigure_note; /* what a bitrate/fps change costs, for status */
+  int speed_default, speed_max; /* the `speed` setting; both 0: 10 and 10 (rav1e's range) */
   /* 0 with *self set, or -1 with a message in err. */
   int (*open)(const enc_config_t *cfg, void **self, char *err, size_t errlen);
   void (*close)(void **self);
