@@ -28,6 +28,12 @@ FRAME = W * H * 3 // 2
 ENCODERS = {
     "encoder-rav1e": {"fmt": FMT_AV1, "delay": 4, "min_psnr": 33.0},
     "encoder-x265": {"fmt": FMT_H265, "delay": 0, "min_psnr": 32.0},
+    # SVT-AV1 1.4.1 low delay holds one frame; a keyframe on request re-creates it.
+    "encoder-svtav1": {"fmt": FMT_AV1, "delay": 1, "min_psnr": 33.0},
+    # libaom 3.6 real-time (cpu-used 8, non-RD mode decisions) leaves a stamp
+    # unreadable on ~0.5 % of live frames (0-3 of ~267 a run; aq-mode and
+    # cpu-used 7/9 no better): one of the 120 cells misread, the CRC refuses it.
+    "encoder-aom": {"fmt": FMT_AV1, "delay": 0, "min_psnr": 33.0, "min_stamps": 0.98},
 }
 WORK = tempfile.mkdtemp(prefix="outpost-enc-", dir="/dev/shm")
 CLIPS = {}
@@ -163,9 +169,13 @@ def live(enc):
         else:
             wrong += 1
     assert wrong == 0, f"{wrong} stamps disagree with the metadata"
-    assert good >= 0.99 * len(units), f"only {good} of {len(units)} stamps read"
+    assert good >= spec.get("min_stamps", 0.99) * len(units), \
+        f"only {good} of {len(units)} stamps read"
+    lat = sorted(m["encode_us"] for m, _ in units)
     print(f"     {enc} live: keyframe {waited} unit(s) after the request "
-          f"(in flight {reply['in_flight']}); stamps {good}/{len(units)} equal the metadata")
+          f"(in flight {reply['in_flight']}), in {units[keys[1]][0]['encode_us'] / 1000:.1f} ms "
+          f"(median unit {lat[len(lat) // 2] / 1000:.1f} ms); stamps {good}/{len(units)} "
+          f"equal the metadata")
 
 
 def rate_change_and_kill(enc):
@@ -190,7 +200,11 @@ def rate_change_and_kill(enc):
     out = run([module("capture", "capture-y4m", file=clip("hard")),
                module("encoder", enc, bitrate=500, fps=FPS),
                module("sink", "test-sink", pattern=False, dump=dump, dump_frames=500)], 14,
-              [(3, to_250), (9.5, kill), (10, restarted)])
+              [(3, to_250), (4, lambda k: k.mod("encoder")["module"]), (9.5, kill),
+               (10, restarted)])
+    st = out[4]
+    how = (f"in place ({st['reconfigured_in_place']}x)" if st["reconfigured_in_place"] else
+           f"re-opened in {st['last_reopen_ms']:.1f} ms")
     units = read_units(dump)
     t_cmd, t_kill = marks["t"] * 1e6, marks["kill"] * 1e6
     window = [u for u in units if t_cmd + 0.2e6 <= u[0]["capture_us"] < t_cmd + 5.2e6]
@@ -206,7 +220,7 @@ def rate_change_and_kill(enc):
         f"no restart gap after the kill (widest: {jump} at unit {gap})"
     assert units[gap][0]["key"], "the first unit after the restart is not a keyframe"
     assert out[10]["restarts"] == 1, out[10]
-    print(f"     {enc}: {rate:.0f} kbit/s over the 5 s after 'bitrate 250'; after kill -9 "
+    print(f"     {enc}: {rate:.0f} kbit/s over the 5 s after 'bitrate 250' ({how}); after kill -9 "
           f"the first unit (after a gap of {jump} numbers) is a keyframe")
 
 
@@ -276,7 +290,7 @@ def case(fn, *args):
 
 try:
     cases = []
-    only = os.environ.get("OUTPOST_ENCODERS", "encoder-rav1e encoder-x265").split()
+    only = os.environ.get("OUTPOST_ENCODERS", " ".join(ENCODERS)).split()
     for enc in only:
         cases += [case(quality, enc, "hard"), case(quality, enc, "testsrc"), case(live, enc),
                   case(rate_change_and_kill, enc), case(resize, enc)]
