@@ -1,10 +1,15 @@
 /* An encoder module's own speed, outside the kernel: a minimal fake host
  * dlopen()s the module and feeds it every frame of a y4m clip as fast as it
  * takes them (unpaced), with the live settings (keyframe_interval 300 s).
- * Prints one line for tools/bench/encoders.sh to set next to ffmpeg's:
- *   MODULE frames=N units=N fps=F cpu_ms_per_frame=C kbps=K
- * (fps, CPU and kbps per coded unit out, i.e. per frame the module delivered.)
- *   bench_encode MODULE.so CLIP.y4m [bitrate_kbps=500] */
+ * Prints one line for tools/bench/encoders.sh and encoder_table.sh:
+ *   MODULE frames=N units=N fps=F cpu_ms_per_frame=C kbps=K delay=D peak_kbps=P
+ * (fps, CPU and kbps per coded unit out, i.e. per frame the module delivered;
+ * delay: the most frames fed after a frame before its unit came out, i.e. the
+ * encoder's frames in flight; peak_kbps: the most bytes in any window of one
+ * second of frames, by frame number.) With OUT, the units are also written
+ * there for a decoder: IVF with the temporal delimiters put back (AV1), or
+ * Annex B as it is (H.265).
+ *   bench_encode MODULE.so CLIP.y4m [bitrate_kbps=500 [OUT]] */
 #include "../../modules/capture-y4m/y4m.h"
 
 #include <dlfcn.h>
@@ -13,13 +18,19 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 
 struct outpost_host {
   uint8_t *pending; /* owned; the buffer from frame_begin, freed at commit */
   uint64_t units, bytes, keys, refused;
-  json_t *status; /* owned; the last set_status */
+  json_t *status;   /* owned; the last set_status */
+  uint64_t feeding; /* the number of the frame inside on_frame */
+  uint64_t delay;   /* the most frames in flight seen at a unit's commit */
+  size_t *sizes;    /* owned; bytes per frame number - 1 */
+  size_t frames;
+  FILE *out; /* owned; NULL: units are not written */
 };
 
 static uint8_t *s_frame_begin(outpost_host_t *h, uint32_t format, size_t size) {
@@ -30,6 +41,46 @@ static uint8_t *s_frame_begin(outpost_host_t *h, uint32_t format, size_t size) {
   return h->pending;
 }
 
+/* IVF (32-byte file header, 12 bytes a frame) for AV1: what ffmpeg's ivf demuxer and
+ * libdav1d read; the temporal delimiter the module stripped goes back in front. */
+static void s_write_unit(outpost_host_t *h, const outpost_frame_t *meta) {
+  static const uint8_t td[2] = {0x12, 0x00};
+  if (meta->format == OUTPOST_FMT_AV1) {
+    uint8_t fh[12];
+    uint32_t len = (uint32_t)meta->size + 2;
+    uint64_t pts = h->units - 1;
+    for (int i = 0; i < 4; i++)
+      fh[i] = (uint8_t)(len >> (8 * i));
+    for (int i = 0; i < 8; i++)
+      fh[4 + i] = (uint8_t)(pts >> (8 * i));
+    fwrite(fh, 1, sizeof fh, h->out);
+    fwrite(td, 1, sizeof td, h->out);
+  }
+  fwrite(h->pending, 1, meta->size, h->out);
+}
+
+static void s_write_ivf_header(FILE *f, int width, int height, int fps) {
+  uint8_t hd[32] = {'D', 'K', 'I', 'F', 0, 0, 32, 0, 'A', 'V', '0', '1'};
+  hd[12] = (uint8_t)width, hd[13] = (uint8_t)(width >> 8);
+  hd[14] = (uint8_t)height, hd[15] = (uint8_t)(height >> 8);
+  hd[16] = (uint8_t)fps, hd[17] = (uint8_t)(fps >> 8); /* timebase 1/fps */
+  hd[20] = 1;
+  fwrite(hd, 1, sizeof hd, f);
+}
+
+/* The largest number of kbit in any run of `fps` consecutive frame numbers. */
+static double s_peak_kbps(const size_t *sizes, size_t n, int fps) {
+  size_t win = 0, peak = 0;
+  for (size_t i = 0; i < n; i++) {
+    win += sizes[i];
+    if (i >= (size_t)fps)
+      win -= sizes[i - (size_t)fps];
+    if (win > peak)
+      peak = win;
+  }
+  return (double)peak * 8 / 1000.0;
+}
+
 static int s_frame_commit(outpost_host_t *h, const outpost_frame_t *meta) {
   if (!h->pending) {
     h->refused++;
@@ -37,6 +88,12 @@ static int s_frame_commit(outpost_host_t *h, const outpost_frame_t *meta) {
   }
   h->units++;
   h->bytes += meta->size;
+  if (h->feeding > meta->number && h->feeding - meta->number > h->delay)
+    h->delay = h->feeding - meta->number;
+  if (meta->number >= 1 && meta->number <= h->frames)
+    h->sizes[meta->number - 1] = meta->size;
+  if (h->out)
+    s_write_unit(h, meta);
   if (meta->flags & OUTPOST_FRAME_KEY)
     h->keys++;
   free(h->pending);
@@ -105,8 +162,8 @@ static double s_cpu_s(void) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 3 || argc > 4) {
-    fprintf(stderr, "usage: %s MODULE.so CLIP.y4m [bitrate_kbps=500]\n", argv[0]);
+  if (argc < 3 || argc > 5) {
+    fprintf(stderr, "usage: %s MODULE.so CLIP.y4m [bitrate_kbps=500 [OUT]]\n", argv[0]);
     return 2;
   }
   int kbps = argc > 3 ? atoi(argv[3]) : 500;
@@ -139,6 +196,16 @@ int main(int argc, char **argv) {
   json_decref(settings);
 
   size_t n = y4m_frames(clip);
+  host.sizes = calloc(n, sizeof *host.sizes);
+  host.frames = n;
+  if (argc > 4) {
+    if (!(host.out = fopen(argv[4], "wb"))) {
+      perror(argv[4]);
+      return 1;
+    }
+    if (strstr(mod->name, "x265") == NULL) /* the AV1 modules */
+      s_write_ivf_header(host.out, y4m_width(clip), y4m_height(clip), fps);
+  }
   outpost_frame_t f = {.format = OUTPOST_FMT_I420,
                        .width = (uint32_t)y4m_width(clip),
                        .height = (uint32_t)y4m_height(clip),
@@ -153,6 +220,7 @@ int main(int argc, char **argv) {
   double w0 = s_wall_s(), c0 = s_cpu_s();
   for (size_t i = 0; i < n; i++) {
     f.number = i + 1;
+    host.feeding = f.number;
     f.data = y4m_frame(clip, i);
     if (mod->on_frame(self, &f))
       fprintf(stderr, "bench_encode: frame %zu refused\n", i + 1);
@@ -167,13 +235,18 @@ int main(int argc, char **argv) {
   double per = host.units ? (double)host.units : 1;
   /* The rate over the frames that came out, so that a short flush does not read as a lower rate. */
   double clip_s = per * fps_den / fps_num;
-  printf("%s frames=%zu units=%llu fps=%.1f cpu_ms_per_frame=%.2f kbps=%.0f\n", mod->name, n,
-         (unsigned long long)host.units, per / wall, cpu * 1000.0 / per,
-         (double)host.bytes * 8 / 1000.0 / clip_s);
+  printf("%s frames=%zu units=%llu fps=%.1f cpu_ms_per_frame=%.2f kbps=%.0f delay=%llu "
+         "peak_kbps=%.0f\n",
+         mod->name, n, (unsigned long long)host.units, per / wall, cpu * 1000.0 / per,
+         (double)host.bytes * 8 / 1000.0 / clip_s, (unsigned long long)host.delay,
+         s_peak_kbps(host.sizes, n, fps));
   if (host.units != n || host.refused)
     fprintf(stderr, "bench_encode: %s: %zu frames in, %llu units out, %llu refused\n", mod->name, n,
             (unsigned long long)host.units, (unsigned long long)host.refused);
   json_decref(host.status);
+  free(host.sizes);
+  if (host.out)
+    fclose(host.out);
   free(host.pending);
   y4m_destroy(&clip);
   /* No dlclose: an encoder library's thread pool may outlive its context. */
