@@ -5,7 +5,7 @@ encoder -> uplink) over loopback. tools/demo and the browser tests use it.
 
 As a program it is the browser tests' fixture, driven over stdin/stdout with
 one JSON object per line:
-  python3 tools/spine.py --devices cam1,cam2 [--encoder encoder-rav1e] [--bitrate 500]
+  python3 tools/spine.py --devices cam1,cam2 [--encoder encoder-rav1e[,one per device]] [--bitrate 500]
                          [--no-kernels]
   -> {"ready": true, "url": ..., "janus": ..., "admin": ..., "admin_secret": ...,
       "secret": ..., "devices": [...]}
@@ -173,8 +173,10 @@ class Spine:
 
 def _serve(args):
     spine = Spine(args.devices.split(","), secret=args.secret).start()
-    kernels = {} if args.no_kernels else {d: spine.kernel(d, args.encoder, args.bitrate)
-                                          for d in spine.devices}
+    encoders = args.encoder.split(",")  # one for all, or one per device in order
+    kernels = {} if args.no_kernels else {
+        d: spine.kernel(d, encoders[i] if len(encoders) > 1 else encoders[0], args.bitrate)
+        for i, d in enumerate(spine.devices)}
     for k in kernels.values():
         k.start()
 

@@ -165,6 +165,8 @@ export class Tile {
     const img = this.ctx.getImageData(0, 0, w, rows);
     const s = readStamp(img.data, w, rows);
     if (!s) return void this.noStamp++;
+    const prev = this.samples[this.samples.length - 1];
+    if (prev && prev.frame === s.frame) return; // shown again: its latency is the first showing's
     const displayMs = performance.timeOrigin + meta.expectedDisplayTime;
     const sample = { frame: s.frame, captureMs: s.timeMs, displayMs, latencyMs: displayMs - s.timeMs };
     if (this.app.keepBands) sample.band = { width: w, height: rows, rgba: img.data };
