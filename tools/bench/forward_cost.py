@@ -384,6 +384,7 @@ def main():
         for k, v in saved["args"].items():
             if k not in ("report", "json"):
                 setattr(args, k, v)
+        t.shutil.rmtree(t.WORK, ignore_errors=True)
         report(saved["windows"], [int(x) for x in args.viewers.split(",") if x], args)
         return
 
