@@ -268,6 +268,21 @@ int op_device_record(op_device_t *d, gboolean start, char *err, size_t errlen) {
       }
     }
   } else if (!start && d->recorder) {
+    /* Packets still asked for from the device go in first: janus-pp-rec 1.1.2
+     * writes an MP4 without its index (unplayable) when an AV1 unit lacks a
+     * packet. A loss shows only when a later packet arrives: at least 100 ms
+     * (a frame at 10 fps), at most until they are given up (~0.5 s); media
+     * keeps flowing meanwhile (the ingest thread takes the mutex in between). */
+    gint64 t0 = janus_get_monotonic_time(), now = t0;
+    while (d->recorder && (now - t0 < 100000 || d->nack.n > 0) &&
+           now - t0 < OP_NACK_TRIES * OP_NACK_RETRY_US + 50000) {
+      janus_mutex_unlock(&d->mutex);
+      g_usleep(10000);
+      janus_mutex_lock(&d->mutex);
+      now = janus_get_monotonic_time();
+    }
+  }
+  if (!start && d->recorder) {
     janus_recorder_close(d->recorder);
     janus_recorder_destroy(d->recorder);
     d->recorder = NULL;
@@ -447,7 +462,12 @@ static void s_packet(char *buf, int len, const struct sockaddr_storage *from, so
       d->units_recorded++;
   }
   s_forward(d, buf, len);
+  gboolean waiting = d->recorder && d->record_wait_key;
   janus_mutex_unlock(&d->mutex);
+  /* Still no whole keyframe to open the recording on (the one asked for at its
+   * start lost its first packet, say): ask again, at the usual rate limit. */
+  if (waiting)
+    op_device_request_keyframe(d, "a recording waits for a keyframe");
   op_device_unref(d);
 }
 
