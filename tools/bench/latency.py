@@ -2,7 +2,7 @@
 pixels) against the moment the frame is shown, at 640x480@30, 500 kbit/s,
 over the whole spine on this machine (release build in build-bench/).
 
-- AV1 (encoder-rav1e), in Chromium: the page's own samples (web/tile.js: the
+- AV1 (encoder-rav1e, and encoder-aom, the device default), in Chromium: the page's own samples (web/tile.js: the
   expected display time of each frame minus the stamp read from its pixels).
 - Server arrival, both codecs, over a recording made at the same time: the
   .mjr keeps each packet's arrival time at Janus; the frame's capture time
@@ -62,11 +62,11 @@ def decoded_stamps(mjr):
     yuv = mp4 + ".yuv"
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", mp4, "-f", "rawvideo", "-pix_fmt",
                     "yuv420p", "-fps_mode", "passthrough", yuv], check=True)
-    lines = subprocess.run([os.path.join(BIN, "stamp-read"), f"{W}x{H}", yuv], check=True,
-                           capture_output=True, text=True).stdout.split()
+    out = subprocess.run([os.path.join(BIN, "stamp-read"), f"{W}x{H}", yuv], check=True,
+                         capture_output=True, text=True).stdout
     os.unlink(yuv)
-    rows = [lines[i:i + 3] for i in range(0, len(lines), 3) if lines[i + 1] != "none"]
-    return [int(r[2]) for r in rows]
+    rows = [line.split() for line in out.splitlines()]  # "index frame ms" or "index none"
+    return [int(r[2]) for r in rows if len(r) == 3]
 
 
 def server_latency(mjr):
@@ -133,7 +133,7 @@ def run(encoder, browser):
 def main():
     print(f"640x480@{FPS}, {KBPS} kbit/s, test pattern, {SECONDS:.0f} s per encoder; "
           f"build {os.environ['OUTPOST_BUILD']}")
-    for encoder, browser in (("encoder-rav1e", True), ("encoder-x265", False)):
+    for encoder, browser in (("encoder-rav1e", True), ("encoder-aom", True), ("encoder-x265", False)):
         (emean, ep99), lat, agree, decoded, shown = run(encoder, browser)
         print(f"{encoder}: encoder's own delay (capture -> coded unit, its status): mean "
               f"{emean:.1f} ms, p99 {ep99:.1f} ms")
