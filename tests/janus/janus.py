@@ -157,7 +157,7 @@ class Janus:
 
     def __init__(self, plugins=None, plugin_configs=None, admin_secret="outpost-admin-secret",
                  session_timeout=60, debug_level=4, rtp_port_range=None, name="janus",
-                 general=None, nat=None):
+                 general=None, nat=None, event_handlers=None):
         self.plugins = dict(plugins if plugins is not None else {"janus.plugin.streaming": STREAMING_SO})
         self.plugin_configs = dict(plugin_configs or {})
         self.admin_secret = admin_secret
@@ -188,6 +188,10 @@ class Janus:
                 raise FileNotFoundError(f"plugin {package}: {so} does not exist")
             os.symlink(so, os.path.join(folders["plugins"], os.path.basename(so)))
         os.symlink(HTTP_SO, os.path.join(folders["transports"], os.path.basename(HTTP_SO)))
+        # event handlers: {package: (so, jcfg text)}, e.g. janus.eventhandler.sampleevh
+        for package, (so, text) in (event_handlers or {}).items():
+            os.symlink(so, os.path.join(folders["events"], os.path.basename(so)))
+            self.plugin_configs[package] = text
 
         nat_section = {"nice_debug": False}
         if self.iface:
@@ -215,7 +219,7 @@ class Janus:
             "media": {"rtp_port_range": rtp_port_range},
             "nat": nat_section,
             "plugins": {}, "transports": {}, "loggers": {},
-            "events": {"broadcast": False},
+            "events": {"broadcast": bool(event_handlers)},
         }))
         self._write("janus.transport.http.jcfg", render_jcfg({
             "general": {"json": "indented", "base_path": "/janus", "http": True,

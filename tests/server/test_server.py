@@ -1,6 +1,7 @@
 """The spine's server half: a real device kernel (capture -> encoder -> uplink)
 and a real Janus with janus.plugin.outpost, over loopback.
 
+0. Device online / stopped / offline reach Janus's event handlers (the stock sample one).
 0. 10 % loss on the way in: NACKed by the plugin, resent by the uplink, recording whole.
 1. The device comes online: Admin API list shows it with a last-packet age < 500 ms.
 2. Recording 5 s -> janus-pp-rec -> MP4 -> ffmpeg decodes >= 90 % of the frames
@@ -13,6 +14,8 @@ and a real Janus with janus.plugin.outpost, over loopback.
    real stream keeps flowing.
 5. Janus killed and restarted: the device reconnects and media is back within
    5 s of Janus being ready."""
+import http.server
+import json
 import os
 import random
 import shutil
@@ -53,7 +56,7 @@ STRANGER = keygen()
 class Server:
     """Janus with the plugin, configured for one device (DEVICE's key)."""
 
-    def __init__(self, mode="always", public_port=None):
+    def __init__(self, mode="always", public_port=None, event_handlers=None):
         self.control_port = free_port()
         self.ingest_port = free_port(socket.SOCK_DGRAM)
         public = f"  ingest_public_port = {public_port}\n" if public_port else ""
@@ -65,7 +68,7 @@ class Server:
                f'  recordings = "{self.recordings}"\n{public}}}\n'
                f'cam1: {{\n  public_key = "{DEVICE[0]}"\n  description = "test camera"\n'
                f'  mode = "{mode}"\n}}\n')
-        self.janus = Janus({PKG: PLUGIN}, {PKG: cfg}, name="srv")
+        self.janus = Janus({PKG: PLUGIN}, {PKG: cfg}, name="srv", event_handlers=event_handlers)
 
     def cleanup(self):
         self.janus.cleanup()
@@ -380,6 +383,50 @@ def test_janus_restart():
         srv.cleanup()
 
 
+SAMPLE_EVH = "/usr/lib/x86_64-linux-gnu/janus/events/libjanus_sampleevh.so"
+
+
+def test_event_handlers():
+    """Device online/offline and streaming state reach Janus's event handlers
+    (notify_event): the stock sample handler posts them to a local HTTP backend."""
+    got = []
+
+    class Backend(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            got.extend(body if isinstance(body, list) else [body])
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Backend)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    evh = (f'general: {{\n  enabled = true\n  events = "plugins"\n  grouping = true\n'
+           f'  json = "plain"\n  backend = "http://127.0.0.1:{httpd.server_address[1]}/"\n}}\n')
+    srv = Server(event_handlers={"janus.eventhandler.sampleevh": (SAMPLE_EVH, evh)})
+    srv.janus.start()
+    k = device_kernel(srv).start()
+
+    def ours():
+        return [e["event"]["data"] for e in list(got)
+                if e.get("event", {}).get("plugin") == PKG]
+    try:
+        srv.wait(flowing, 10, "media")
+        srv.admin({"request": "stop", "secret": SECRET, "id": "cam1"})
+        k.stop()
+        t0 = time.monotonic()
+        want = [{"device": "cam1", "status": s} for s in ("online", "stopped", "offline")]
+        while time.monotonic() - t0 < 10 and not all(w in ours() for w in want):
+            time.sleep(0.1)
+        assert all(w in ours() for w in want), f"events seen: {ours()}"
+        print(f"     the sample event handler got {[e['status'] for e in ours()]}")
+    finally:
+        httpd.shutdown()
+        k.cleanup()
+        srv.cleanup()
+
+
 class LossyRelay(threading.Thread):
     """A cellular link in miniature: the device sends its media here (the plugin's
     ingest_public_port), `loss` of the RTP packets are dropped (seeded, so
@@ -469,7 +516,7 @@ def test_ingest_loss_recovered():
 
 if __name__ == "__main__":
     try:
-        cases = [test_ingest_loss_recovered, test_device_online, test_viewer_api, test_operator_configure,
+        cases = [test_event_handlers, test_ingest_loss_recovered, test_device_online, test_viewer_api, test_operator_configure,
                  test_strangers_and_garbage, test_janus_restart, test_recording_av1,
                  test_recording_h265]
         pick = os.environ.get("OUTPOST_CASES")
