@@ -6,7 +6,7 @@ encoder -> uplink) over loopback. tools/demo and the browser tests use it.
 As a program it is the browser tests' fixture, driven over stdin/stdout with
 one JSON object per line:
   python3 tools/spine.py --devices cam1,cam2 [--encoder encoder-rav1e[,one per device]] [--bitrate 500]
-                         [--no-kernels]
+                         [--no-kernels] [--y4m DEVICE=FILE.y4m]
   -> {"ready": true, "url": ..., "janus": ..., "admin": ..., "admin_secret": ...,
       "secret": ..., "devices": [...]}
   <- {"cmd": "kill", "device": "cam1", "module": "encoder"}   kill -9 of a module
@@ -144,9 +144,13 @@ class Spine:
         return dict(server=f"tcp://127.0.0.1:{self.control_port}", server_key=self.server_keys[0],
                     public_key=pub, secret_key=sec, device=device)
 
-    def kernel(self, device, encoder="encoder-rav1e", bitrate=500, width=640, height=480, fps=30):
-        """A device kernel (not started): test pattern -> encoder -> uplink."""
-        k = Kernel([module("capture", "capture-testsrc", width=width, height=height, fps=fps),
+    def kernel(self, device, encoder="encoder-rav1e", bitrate=500, width=640, height=480, fps=30,
+               y4m=None):
+        """A device kernel (not started): test pattern (or a y4m file, which has no
+        stamp: a camera, as far as the page can tell) -> encoder -> uplink."""
+        cap = (module("capture", "capture-y4m", file=y4m) if y4m else
+               module("capture", "capture-testsrc", width=width, height=height, fps=fps))
+        k = Kernel([cap,
                     module("encoder", encoder, bitrate=bitrate, fps=fps),
                     module("uplink", "uplink", **self.uplink_settings(device))], name=device)
         self.kernels[device] = k
@@ -175,7 +179,8 @@ def _serve(args):
     spine = Spine(args.devices.split(","), secret=args.secret).start()
     encoders = args.encoder.split(",")  # one for all, or one per device in order
     kernels = {} if args.no_kernels else {
-        d: spine.kernel(d, encoders[i] if len(encoders) > 1 else encoders[0], args.bitrate)
+        d: spine.kernel(d, encoders[i] if len(encoders) > 1 else encoders[0], args.bitrate,
+                        y4m=dict(a.split("=", 1) for a in args.y4m).get(d))
         for i, d in enumerate(spine.devices)}
     for k in kernels.values():
         k.start()
@@ -231,5 +236,7 @@ if __name__ == "__main__":
     ap.add_argument("--bitrate", type=int, default=500)
     ap.add_argument("--secret", default="operator-secret-for-tests")
     ap.add_argument("--no-kernels", action="store_true", help="Janus and the page only")
+    ap.add_argument("--y4m", action="append", default=[], metavar="DEVICE=FILE",
+                    help="that device captures a y4m file (no stamp) instead of the pattern")
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
     _serve(ap.parse_args())

@@ -10,11 +10,15 @@
 //    without reloading the page.
 // 4. the device kernel stops: the page says offline within 5 s; started again,
 //    video returns without a reload.
-// 5. two devices (two kernels, SVT-AV1 and libaom) in the grid: both decode, stamps read.
+// 5. two devices (two kernels, SVT-AV1 and libaom) in the grid: both decode; the one
+//    without a stamp (a y4m file) says "no stamp".
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  cReadBands, inbound, launchBrowser, median, savePng, sleep, startSpine, tileState, waitFor,
+  OUT, cReadBands, inbound, launchBrowser, median, savePng, sleep, startSpine, tileState, waitFor,
 } from './lib.mjs';
 
 const W = 640;
@@ -214,11 +218,17 @@ test('Janus unreachable: the page says so', async () => {
 });
 
 // The other AV1 encoders are ordinary AV1 to the plugin and the browser: the grid
-// shows one of each (SVT-AV1 and libaom, the device default).
+// shows one of each (SVT-AV1 and libaom, the device default). cam2 plays a y4m
+// file, which has no stamp: a real camera, as far as the page can tell.
 describe('two devices in the grid', { timeout: 120000 }, () => {
   let spine, browser;
   before(async () => {
-    spine = await startSpine(['cam1', 'cam2'], ['--encoder', 'encoder-svtav1,encoder-aom']);
+    fs.mkdirSync(OUT, { recursive: true });
+    const clip = path.join(OUT, 'nostamp.y4m');
+    const ff = spawnSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=640x480:rate=30',
+      '-t', '3', '-pix_fmt', 'yuv420p', clip]);
+    assert.equal(ff.status, 0, String(ff.stderr));
+    spine = await startSpine(['cam1', 'cam2'], ['--encoder', 'encoder-svtav1,encoder-aom', '--y4m', `cam2=${clip}`]);
     browser = await launchBrowser();
   });
   after(async () => {
@@ -234,14 +244,17 @@ describe('two devices in the grid', { timeout: 120000 }, () => {
     const fps = b.map((s, i) => (s.framesDecoded - a[i].framesDecoded) / ((s.at - a[i].at) / 1000));
     console.log(`  cam1 ${fps[0].toFixed(1)} fps, cam2 ${fps[1].toFixed(1)} fps`);
     for (const [i, f] of fps.entries()) assert.ok(f >= 5, `cam${i + 1} decodes (${f.toFixed(1)} fps)`);
-    for (const id of ['cam1', 'cam2']) {
-      const t = await tileState(browser.page, id);
+    const [t1, t2] = [await tileState(browser.page, 'cam1'), await tileState(browser.page, 'cam2')];
+    for (const t of [t1, t2]) {
       assert.equal(t.state, 'playing');
       assert.equal(t.stats.width, 640);
-      const frames = t.samples.map((x) => x.frame);
-      assert.ok(frames.length >= 5 && frames.every((f, i) => !i || f > frames[i - 1]),
-        `${id}: stamps read and increasing: ${frames}`);
     }
+    const frames = t1.samples.map((x) => x.frame);
+    assert.ok(frames.length >= 5 && frames.every((f, i) => !i || f > frames[i - 1]),
+      `cam1: stamps read and increasing: ${frames}`);
+    assert.equal(t2.samples.length, 0);
+    assert.ok(t2.framesSeen > 30 && t2.noStamp > 30, `cam2 frames shown without a stamp: ${t2.framesSeen}`);
+    assert.match(t2.overlay, /no stamp/);
     console.log(`  screenshot: ${savePng('spine-grid.png', await browser.page.screenshot())}`);
   });
 });
