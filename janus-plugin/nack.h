@@ -11,8 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define OP_NACK_SLOTS 64 /* missing packets followed at once; a longer burst gives up the oldest   \
-                          */
+#define OP_NACK_SLOTS                                                                              \
+  64 /* missing packets followed at once; a longer burst gives up the oldest                       \
+      */
 #define OP_NACK_RETRY_US 150000 /* ask again after this long (a cellular RTT and then some) */
 #define OP_NACK_RESTART 1000    /* this far behind is a new numbering, not a late packet */
 #define OP_NACK_TRIES 3         /* then give up: the viewers' decoders will ask for a keyframe */

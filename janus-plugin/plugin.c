@@ -125,8 +125,8 @@ static int s_init(janus_callbacks *callback, const char *config_path) {
   g_free(kf);
   janus_config_destroy(c);
   if (!op_conf.secret_key || strlen(op_conf.secret_key) != 40 || !op_conf.operator_secret ||
-      op_conf.ingest_port <= 0 || op_conf.ingest_port > 65535 ||
-      op_conf.ingest_public_port <= 0 || op_conf.ingest_public_port > 65535) {
+      op_conf.ingest_port <= 0 || op_conf.ingest_port > 65535 || op_conf.ingest_public_port <= 0 ||
+      op_conf.ingest_public_port > 65535) {
     JANUS_LOG(LOG_ERR,
               "outpost: %s: general needs server_secret_key (Z85, 40 chars), "
               "operator_secret and a valid ingest_port (and ingest_public_port)\n",

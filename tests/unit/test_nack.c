@@ -111,7 +111,7 @@ static void full_packet_leaves_the_rest_due(void **state) {
   op_nack_packet(&n, 40, 0); /* 3..39 */
   assert_int_equal(op_nack_due(&n, 0, fci, 1), 1);
   assert_int_equal(s_pid(fci), 1);
-  assert_int_equal(s_blp(fci), 0xfffe); /* 3..17 folded in */
+  assert_int_equal(s_blp(fci), 0xfffe);            /* 3..17 folded in */
   assert_int_equal(op_nack_due(&n, 0, fci, 8), 2); /* 18..39, not waiting for a retry */
   assert_int_equal(s_pid(fci), 18);
 }
