@@ -83,3 +83,16 @@ int rtp_seq_diff(uint16_t a, uint16_t b) {
   int d = (a - b) & 0xffff;
   return d >= 0x8000 ? d - 0x10000 : d;
 }
+
+rtp_order_step_t rtp_order_next(rtp_order_t *o, uint16_t seq, uint32_t timestamp, int marker) {
+  rtp_order_step_t st;
+  st.first = !o->have_last;
+  st.follows = !st.first && seq == (uint16_t)(o->last_seq + 1);
+  st.after_end = st.follows && (o->last_marker || timestamp != o->last_ts);
+  st.new_ts = st.first || timestamp != o->last_ts;
+  o->have_last = 1;
+  o->last_seq = seq;
+  o->last_ts = timestamp;
+  o->last_marker = marker != 0;
+  return st;
+}

@@ -48,6 +48,27 @@ int rtp_header_write(const rtp_header_t *h, uint8_t *out, size_t size);
  * a comes after b (rtp_seq_diff(2, 65535) == 3). */
 int rtp_seq_diff(uint16_t a, uint16_t b);
 
+/* What a depacketizer needs to know of the packet before: whether a packet
+ * may open a unit (the first one seen, or one right after a unit's end) and
+ * whether it continues the one in progress. Both depacketizers embed one. */
+typedef struct rtp_order {
+  int have_last; /* 0 until the first packet */
+  uint16_t last_seq;
+  uint32_t last_ts;
+  int last_marker;
+} rtp_order_t;
+
+typedef struct rtp_order_step {
+  int first;     /* the first packet seen */
+  int follows;   /* the sequence number right after the previous one */
+  int after_end; /* follows a unit's end (marker, or a timestamp change) */
+  int new_ts;    /* first, or a timestamp other than the previous packet's */
+} rtp_order_step_t;
+
+/* Where this packet (seq, timestamp, marker) stands against the previous one,
+ * which it then becomes, whatever becomes of it. */
+rtp_order_step_t rtp_order_next(rtp_order_t *o, uint16_t seq, uint32_t timestamp, int marker);
+
 /* Where a packetizer hands over each RTP payload (the bytes after the RTP
  * header), in order: payload is borrowed for the call only (the packetizer's
  * scratch buffer or the caller's input), marker is the RTP marker bit for

@@ -222,10 +222,7 @@ struct rtp_av1_depack {
   int complete;    /* the last push completed the unit in buf */
   /* The previous packet, whatever became of it: what decides whether the
    * next one may start a unit. */
-  int have_last;
-  uint16_t last_seq;
-  uint32_t last_ts;
-  int last_marker;
+  rtp_order_t order;
   uint64_t dropped;
 };
 
@@ -260,7 +257,7 @@ void rtp_av1_depack_reset(rtp_av1_depack_t *self) {
   self->in_unit = 0;
   self->frag = 0;
   self->complete = 0;
-  self->have_last = 0;
+  self->order.have_last = 0;
   self->len = 0;
 }
 
@@ -327,18 +324,11 @@ int rtp_av1_depack_push(rtp_av1_depack_t *self, const uint8_t *payload, size_t l
   if (!self)
     return -1;
   self->complete = 0;
-  int first = !self->have_last;
-  int follows = !first && seq == (uint16_t)(self->last_seq + 1);
-  int after_end = follows && (self->last_marker || timestamp != self->last_ts);
-  int new_ts = first || timestamp != self->last_ts;
-  self->have_last = 1;
-  self->last_seq = seq;
-  self->last_ts = timestamp;
-  self->last_marker = marker != 0;
+  rtp_order_step_t at = rtp_order_next(&self->order, seq, timestamp, marker);
 
   /* A gap or a new timestamp ends the unit in progress, incomplete. */
   int lost = 0;
-  if (self->in_unit && (!follows || timestamp != self->unit_ts)) {
+  if (self->in_unit && (!at.follows || timestamp != self->unit_ts)) {
     self->in_unit = 0;
     self->frag = 0;
     lost = 1;
@@ -353,7 +343,7 @@ int rtp_av1_depack_push(rtp_av1_depack_t *self, const uint8_t *payload, size_t l
     /* Only a packet known to be a unit's first may open one: after a gap,
      * a Z=0 packet may still follow lost packets of its own unit, and AV1
      * has no "first packet" flag except N. */
-    if (z || !(first || after_end || (n && new_ts)))
+    if (z || !(at.first || at.after_end || (n && at.new_ts)))
       return s_fail(self);
     self->in_unit = 1;
     self->unit_ts = timestamp;

@@ -257,10 +257,7 @@ struct rtp_h265_depack {
   int complete;  /* the last push completed the unit in buf */
   /* The previous packet, whatever became of it: what decides whether the
    * next one may start a unit. */
-  int have_last;
-  uint16_t last_seq;
-  uint32_t last_ts;
-  int last_marker;
+  rtp_order_t order;
   uint64_t dropped;
 };
 
@@ -295,7 +292,7 @@ void rtp_h265_depack_reset(rtp_h265_depack_t *self) {
   self->in_unit = 0;
   self->frag = 0;
   self->complete = 0;
-  self->have_last = 0;
+  self->order.have_last = 0;
   self->len = 0;
 }
 
@@ -393,18 +390,11 @@ int rtp_h265_depack_push(rtp_h265_depack_t *self, const uint8_t *payload, size_t
   if (!self)
     return -1;
   self->complete = 0;
-  int first = !self->have_last;
-  int follows = !first && seq == (uint16_t)(self->last_seq + 1);
-  int after_end = follows && (self->last_marker || timestamp != self->last_ts);
-  int new_ts = first || timestamp != self->last_ts;
-  self->have_last = 1;
-  self->last_seq = seq;
-  self->last_ts = timestamp;
-  self->last_marker = marker != 0;
+  rtp_order_step_t at = rtp_order_next(&self->order, seq, timestamp, marker);
 
   /* A gap or a new timestamp ends the unit in progress, incomplete. */
   int lost = 0;
-  if (self->in_unit && (!follows || timestamp != self->unit_ts)) {
+  if (self->in_unit && (!at.follows || timestamp != self->unit_ts)) {
     self->in_unit = 0;
     self->frag = 0;
     lost = 1;
@@ -415,7 +405,8 @@ int rtp_h265_depack_push(rtp_h265_depack_t *self, const uint8_t *payload, size_t
     /* Only a packet known to be an AU's first may open one: after a gap, a
      * packet may still follow lost packets of its own AU. */
     int t = s_first_type(payload, len);
-    if (t < 0 || !(first || after_end || (new_ts && (t == H265_NAL_AUD || t == H265_NAL_VPS))))
+    if (t < 0 ||
+        !(at.first || at.after_end || (at.new_ts && (t == H265_NAL_AUD || t == H265_NAL_VPS))))
       return s_fail(self);
     self->in_unit = 1;
     self->unit_ts = timestamp;
