@@ -178,9 +178,10 @@ class Spine:
 def _serve(args):
     spine = Spine(args.devices.split(","), secret=args.secret).start()
     encoders = args.encoder.split(",")  # one for all, or one per device in order
+    y4m = dict(a.split("=", 1) for a in args.y4m)
     kernels = {} if args.no_kernels else {
         d: spine.kernel(d, encoders[i] if len(encoders) > 1 else encoders[0], args.bitrate,
-                        y4m=dict(a.split("=", 1) for a in args.y4m).get(d))
+                        y4m=y4m.get(d))
         for i, d in enumerate(spine.devices)}
     for k in kernels.values():
         k.start()

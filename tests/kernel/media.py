@@ -77,13 +77,24 @@ def write_stream(path, units):
 
 
 def decode(stream, fmt, out_yuv):
-    """Decodes to raw I420; returns (frames, ffmpeg's complaints)."""
+    """Decodes to raw I420 (fmt None: a container ffmpeg recognises, e.g. the MP4
+    of janus-pp-rec); returns (ffmpeg's exit code, its complaints)."""
     dec = ["-c:v", "libdav1d"] if fmt == FMT_AV1 else []
-    demux = ["-f", "ivf"] if fmt == FMT_AV1 else ["-f", "hevc"]
+    demux = [] if fmt is None else ["-f", "ivf"] if fmt == FMT_AV1 else ["-f", "hevc"]
     r = subprocess.run(["ffmpeg", "-v", "error", "-y"] + demux + dec + ["-i", stream, "-f",
                        "rawvideo", "-pix_fmt", "yuv420p", "-fps_mode", "passthrough", out_yuv],
                        capture_output=True, text=True)
     return r.returncode, r.stderr.strip()
+
+
+def read_stamps(yuv, w, h):
+    """The test pattern's stamp of each raw I420 frame, by the C reader
+    (build/bin/stamp-read): a list of (frame number, capture ms) or None."""
+    from harness import BIN  # media.py stays importable without a build
+    out = subprocess.run([os.path.join(BIN, "stamp-read"), f"{w}x{h}", yuv], check=True,
+                         capture_output=True, text=True).stdout
+    rows = [line.split() for line in out.splitlines()]  # "index frame ms" or "index none"
+    return [(int(r[1]), int(r[2])) if len(r) == 3 else None for r in rows]
 
 
 def psnr_y(a_yuv, b_yuv, w, h):

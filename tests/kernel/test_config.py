@@ -86,15 +86,8 @@ def test_duplicate_name():
                  "modules.src")
 
 
-def test_module_dir_search_path():
-    empty = tempfile.mkdtemp(prefix="outpost-empty-")
-    text = (f'device = {{ id = "d"; }};\nruntime_dir = "@RUN@";\n'
-            f'module_dir = [ "{empty}", "@MODDIR@" ];\n'
-            'modules = ( { name = "src"; plugin = "test-source"; } );\n')
-    d = tempfile.mkdtemp(prefix="outpost-cfg-", dir="/dev/shm")
-    path = os.path.join(d, "device.cfg")
-    with open(path, "w") as f:
-        f.write(text.replace("@MODDIR@", TEST_MODULES).replace("@RUN@", d + "/run"))
+def runs_then_stops_cleanly(path):
+    """The kernel takes the config, runs its test-source for 1 s, and stops on SIGTERM."""
     p = subprocess.Popen([os.path.join(BIN, "outpost-kernel"), "-c", path],
                          stderr=subprocess.PIPE, text=True)
     try:
@@ -104,6 +97,18 @@ def test_module_dir_search_path():
         p.send_signal(signal.SIGTERM)
         _, err = p.communicate(timeout=10)
     assert p.returncode == 0 and "spawned (plugin test-source)" in err, err
+
+
+def test_module_dir_search_path():
+    empty = tempfile.mkdtemp(prefix="outpost-empty-")
+    text = (f'device = {{ id = "d"; }};\nruntime_dir = "@RUN@";\n'
+            f'module_dir = [ "{empty}", "@MODDIR@" ];\n'
+            'modules = ( { name = "src"; plugin = "test-source"; } );\n')
+    d = tempfile.mkdtemp(prefix="outpost-cfg-", dir="/dev/shm")
+    path = os.path.join(d, "device.cfg")
+    with open(path, "w") as f:
+        f.write(text.replace("@MODDIR@", TEST_MODULES).replace("@RUN@", d + "/run"))
+    runs_then_stops_cleanly(path)
 
 
 def test_include_relative_to_file():
@@ -120,15 +125,7 @@ def test_include_relative_to_file():
     path = os.path.join(d, "device.cfg")
     with open(path, "w") as f:
         f.write(text.replace("@MODDIR@", TEST_MODULES).replace("@RUN@", d + "/run"))
-    p = subprocess.Popen([os.path.join(BIN, "outpost-kernel"), "-c", path],
-                         stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(1.0)
-        assert p.poll() is None, f"kernel exited {p.returncode}: {p.stderr.read()}"
-    finally:
-        p.send_signal(signal.SIGTERM)
-        _, err = p.communicate(timeout=10)
-    assert p.returncode == 0 and "spawned (plugin test-source)" in err, err
+    runs_then_stops_cleanly(path)
 
 
 run_cases([test_include_relative_to_file, test_module_dir_search_path, test_missing_file, test_syntax_error, test_unknown_plugin, test_unknown_fallback,

@@ -21,7 +21,6 @@ import random
 import shutil
 import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -30,22 +29,17 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "kernel"))
 sys.path.insert(0, os.path.join(HERE, "..", "janus"))
-from harness import BIN, BUILD, Kernel, module, run_cases  # noqa: E402
+from harness import BUILD, Kernel, module, run_cases  # noqa: E402
 from janus import Janus, JanusError, free_port, janus_pp_rec  # noqa: E402
-from media import make_clip, psnr_y, read_y4m  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tools"))
+from spine import keygen  # noqa: E402
+from media import decode, make_clip, psnr_y, read_stamps, read_y4m  # noqa: E402
 
 PLUGIN = os.path.join(BUILD, "janus", "libjanus_outpost.so")
 PKG = "janus.plugin.outpost"
 SECRET = "operator-secret-for-tests"
 W, H, FPS = 640, 480, 30
 WORK = tempfile.mkdtemp(prefix="outpost-srv-", dir="/dev/shm")
-
-
-def keygen():
-    out = subprocess.run([os.path.join(BIN, "outpostctl"), "keygen"], capture_output=True,
-                         text=True, check=True).stdout
-    kv = dict(line.split(" = ", 1) for line in out.strip().splitlines())
-    return (kv["public_key"].rstrip(";").strip('"'), kv["secret_key"].rstrip(";").strip('"'))
 
 
 SERVER = keygen()
@@ -145,9 +139,8 @@ def _record(srv, seconds):
 
 def _decode(mp4):
     yuv = mp4 + ".yuv"
-    r = subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", mp4, "-f", "rawvideo", "-pix_fmt",
-                        "yuv420p", "-fps_mode", "passthrough", yuv], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    rc, err = decode(mp4, None, yuv)
+    assert rc == 0, err
     return yuv, os.path.getsize(yuv) // (W * H * 3 // 2)
 
 
@@ -202,10 +195,7 @@ def _recording(encoder, min_psnr):
         time.sleep(1)
         mp4, _ = _record(srv, 5)
         yuv, n = _decode(mp4)
-        r = subprocess.run([os.path.join(BIN, "stamp-read"), f"{W}x{H}", yuv],
-                           capture_output=True, text=True, check=True)
-        stamps = [int(line.split()[1]) for line in r.stdout.splitlines()
-                  if line.split()[1] != "none"]
+        stamps = [st[0] for st in read_stamps(yuv, W, H) if st]
         if os.environ.get("OUTPOST_KEEP"):
             shutil.copy(mp4, f"/tmp/live-{encoder}.mp4")
         assert len(stamps) >= 0.9 * n, f"{len(stamps)} stamps in {n} frames"

@@ -22,8 +22,9 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 os.environ.setdefault("OUTPOST_BUILD", os.path.join(ROOT, "build-bench"))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-from spine import BIN, Spine  # noqa: E402
+from spine import Spine  # noqa: E402
 from janus import janus_pp_rec  # noqa: E402
+from media import decode, read_stamps  # noqa: E402
 
 W, H, FPS, KBPS = 640, 480, 30, 500
 SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 else 12.0
@@ -60,13 +61,11 @@ def decoded_stamps(mjr):
     rc, out = janus_pp_rec(mjr, mp4)
     assert rc == 0, out
     yuv = mp4 + ".yuv"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", mp4, "-f", "rawvideo", "-pix_fmt",
-                    "yuv420p", "-fps_mode", "passthrough", yuv], check=True)
-    out = subprocess.run([os.path.join(BIN, "stamp-read"), f"{W}x{H}", yuv], check=True,
-                         capture_output=True, text=True).stdout
+    rc, err = decode(mp4, None, yuv)
+    assert rc == 0, err
+    stamps = read_stamps(yuv, W, H)
     os.unlink(yuv)
-    rows = [line.split() for line in out.splitlines()]  # "index frame ms" or "index none"
-    return [int(r[2]) for r in rows if len(r) == 3]
+    return [ms for _, ms in filter(None, stamps)]
 
 
 def server_latency(mjr):
