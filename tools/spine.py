@@ -103,6 +103,21 @@ def keygen(path=None):
     return kv["public_key"].rstrip(";").strip('"'), kv["secret_key"].rstrip(";").strip('"')
 
 
+def plugin_config(control_port, ingest_port, server_secret_key, operator_secret, recordings,
+                  devices, **general):
+    """janus.plugin.outpost.jcfg for loopback: devices is {id: (public key, mode)};
+    general adds keys to the general section (e.g. ingest_public_port)."""
+    extra = "".join(f"  {k} = {v}\n" for k, v in general.items())
+    cfg = (f'general: {{\n  control = "tcp://127.0.0.1:{control_port}"\n'
+           f'  ingest_ip = "127.0.0.1"\n  ingest_port = {ingest_port}\n'
+           f'  server_secret_key = "{server_secret_key}"\n'
+           f'  operator_secret = "{operator_secret}"\n  recordings = "{recordings}"\n{extra}}}\n')
+    for d, (public_key, mode) in devices.items():
+        cfg += (f'{d}: {{\n  public_key = "{public_key}"\n  description = "camera {d}"\n'
+                f'  mode = "{mode}"\n}}\n')
+    return cfg
+
+
 class Spine:
     """Janus + plugin configured for `devices` (ids), the web server, and (for
     tests) one device kernel per id. keys_dir keeps the keys across runs."""
@@ -118,13 +133,9 @@ class Spine:
         self.control_port = control_port or free_port()
         self.ingest_port = free_port(socket.SOCK_DGRAM)
         self.recordings = recordings or tempfile.mkdtemp(prefix="outpost-rec-", dir="/tmp")
-        cfg = (f'general: {{\n  control = "tcp://127.0.0.1:{self.control_port}"\n'
-               f'  ingest_ip = "127.0.0.1"\n  ingest_port = {self.ingest_port}\n'
-               f'  server_secret_key = "{self.server_keys[1]}"\n'
-               f'  operator_secret = "{secret}"\n  recordings = "{self.recordings}"\n}}\n')
-        for d in self.devices:
-            cfg += (f'{d}: {{\n  public_key = "{self.device_keys[d][0]}"\n'
-                    f'  description = "camera {d}"\n  mode = "always"\n}}\n')
+        cfg = plugin_config(self.control_port, self.ingest_port, self.server_keys[1], secret,
+                            self.recordings,
+                            {d: (self.device_keys[d][0], "always") for d in self.devices})
         self.janus = Janus({PKG: os.path.join(BUILD, "janus", "libjanus_outpost.so")},
                            {PKG: cfg}, name=name)
         self.kernels = {}

@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "janus"))
 from harness import BUILD, Kernel, module, run_cases  # noqa: E402
 from janus import Janus, JanusError, free_port, janus_pp_rec  # noqa: E402
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tools"))
-from spine import keygen  # noqa: E402
+from spine import keygen, plugin_config  # noqa: E402
 from media import decode, make_clip, psnr_y, read_stamps, read_y4m  # noqa: E402
 
 PLUGIN = os.path.join(BUILD, "janus", "libjanus_outpost.so")
@@ -53,15 +53,11 @@ class Server:
     def __init__(self, mode="always", public_port=None, event_handlers=None):
         self.control_port = free_port()
         self.ingest_port = free_port(socket.SOCK_DGRAM)
-        public = f"  ingest_public_port = {public_port}\n" if public_port else ""
         # Not under /dev: Janus refuses to write recordings into its protected folders.
         self.recordings = tempfile.mkdtemp(prefix="outpost-rec-", dir="/tmp")
-        cfg = (f'general: {{\n  control = "tcp://127.0.0.1:{self.control_port}"\n'
-               f'  ingest_ip = "127.0.0.1"\n  ingest_port = {self.ingest_port}\n'
-               f'  server_secret_key = "{SERVER[1]}"\n  operator_secret = "{SECRET}"\n'
-               f'  recordings = "{self.recordings}"\n{public}}}\n'
-               f'cam1: {{\n  public_key = "{DEVICE[0]}"\n  description = "test camera"\n'
-               f'  mode = "{mode}"\n}}\n')
+        general = {"ingest_public_port": public_port} if public_port else {}
+        cfg = plugin_config(self.control_port, self.ingest_port, SERVER[1], SECRET,
+                            self.recordings, {"cam1": (DEVICE[0], mode)}, **general)
         self.janus = Janus({PKG: PLUGIN}, {PKG: cfg}, name="srv", event_handlers=event_handlers)
 
     def cleanup(self):

@@ -49,7 +49,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 os.environ.setdefault("OUTPOST_BUILD", os.path.join(ROOT, "build-bench"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "server"))
-import test_server as t  # noqa: E402  (keys, paths; its cases run only as __main__)
+import test_server as t  # noqa: E402
+from spine import plugin_config  # noqa: E402  (keys, paths; its cases run only as __main__)
 from harness import Kernel, die_with_test, module  # noqa: E402
 from janus import STREAMING_SO, Janus, free_port  # noqa: E402
 
@@ -222,12 +223,8 @@ class Bench:
                 break
             except OSError:
                 continue
-        ours_cfg = (f'general: {{\n  control = "tcp://127.0.0.1:{self.control_port}"\n'
-                    f'  ingest_ip = "127.0.0.1"\n  ingest_port = {self.ingest_port}\n'
-                    f'  server_secret_key = "{t.SERVER[1]}"\n  operator_secret = "{t.SECRET}"\n'
-                    f'  recordings = "/tmp"\n}}\n'
-                    f'{DEVICE_ID}: {{\n  public_key = "{t.DEVICE[0]}"\n'
-                    f'  description = "bench camera"\n  mode = "always"\n}}\n')
+        ours_cfg = plugin_config(self.control_port, self.ingest_port, t.SERVER[1], t.SECRET,
+                                 "/tmp", {DEVICE_ID: (t.DEVICE[0], "always")})
         # A private copy: build-bench may be rebuilt by someone else while we run.
         self.plugin_dir = tempfile.mkdtemp(prefix="outpost-fwd-plugin-", dir="/dev/shm")
         plugin = shutil.copy(t.PLUGIN, self.plugin_dir)
