@@ -176,6 +176,21 @@ void op_device_offline(op_device_t *d) {
     op_push_status(d, "offline");
 }
 
+/* An RTCP feedback message (RFC 4585) to the device's latched address: pkt
+ * holds 12 header bytes, then fci_words of FCI already written. The sender
+ * SSRC is 1 (us), the media SSRC the device's. Called with its mutex held. */
+static void s_send_feedback(op_device_t *d, uint8_t *pkt, int pt, size_t fci_words) {
+  size_t words = 2 + fci_words; /* the length field: 32-bit words - 1 */
+  pkt[0] = 0x81;                /* V=2, FMT 1: PLI for PSFB, generic NACK for RTPFB */
+  pkt[1] = (uint8_t)pt;
+  pkt[2] = (uint8_t)(words >> 8);
+  pkt[3] = (uint8_t)words;
+  uint32_t sender = htonl(1), media = htonl(d->ssrc);
+  memcpy(pkt + 4, &sender, 4);
+  memcpy(pkt + 8, &media, 4);
+  sendto(s_fd, pkt, 4 * (words + 1), 0, (struct sockaddr *)&d->source, d->source_len);
+}
+
 /* RTCP PLI (RFC 4585) to the device's latched address, rate limited. */
 void op_device_request_keyframe(op_device_t *d, const char *why) {
   gint64 now = janus_get_monotonic_time();
@@ -187,11 +202,8 @@ void op_device_request_keyframe(op_device_t *d, const char *why) {
   }
   d->last_pli_us = now;
   d->plis_sent++;
-  /* PSFB, FMT 1 (PLI), length 2 words; sender SSRC 1 (us), media SSRC the device's. */
-  uint8_t pli[12] = {0x81, 206, 0, 2, 0, 0, 0, 1};
-  uint32_t media = htonl(d->ssrc);
-  memcpy(pli + 8, &media, 4);
-  sendto(s_fd, pli, sizeof pli, 0, (struct sockaddr *)&d->source, d->source_len);
+  uint8_t pli[12];
+  s_send_feedback(d, pli, 206, 0); /* PSFB, PLI: no FCI */
   janus_mutex_unlock(&d->mutex);
   JANUS_LOG(LOG_VERB, "outpost: keyframe request to %s (%s)\n", d->id, why);
 }
@@ -201,17 +213,8 @@ void op_device_request_keyframe(op_device_t *d, const char *why) {
 static void s_send_nacks(op_device_t *d, gint64 now) {
   uint8_t pkt[12 + 4 * 32];
   size_t entries = op_nack_due(&d->nack, now, pkt + 12, 32);
-  if (!entries)
-    return;
-  /* RTPFB, FMT 1 (generic NACK), length in words - 1; sender SSRC 1 (us). */
-  pkt[0] = 0x81;
-  pkt[1] = 205;
-  pkt[2] = (uint8_t)((2 + entries) >> 8);
-  pkt[3] = (uint8_t)(2 + entries);
-  uint32_t sender = htonl(1), media = htonl(d->ssrc);
-  memcpy(pkt + 4, &sender, 4);
-  memcpy(pkt + 8, &media, 4);
-  sendto(s_fd, pkt, 12 + 4 * entries, 0, (struct sockaddr *)&d->source, d->source_len);
+  if (entries)
+    s_send_feedback(d, pkt, 205, entries); /* RTPFB, generic NACK: one word per entry */
 }
 
 /* On demand, a device streams while someone watches: the uplink is paid by the byte. */
@@ -271,7 +274,7 @@ int op_device_record(op_device_t *d, gboolean start, char *err, size_t errlen) {
     /* Packets still asked for from the device go in first: janus-pp-rec 1.1.2
      * writes an MP4 without its index (unplayable) when an AV1 unit lacks a
      * packet. A loss shows only when a later packet arrives: at least 100 ms
-     * (a frame at 10 fps), at most until they are given up (~0.5 s); media
+     * (a frame at 10 fps), at most until they are given up (~0.95 s); media
      * keeps flowing meanwhile (the ingest thread takes the mutex in between). */
     gint64 t0 = janus_get_monotonic_time(), now = t0;
     while (d->recorder && (now - t0 < 100000 || d->nack.n > 0) &&
