@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -21,18 +22,37 @@
 #include <janus/utils.h>
 
 #define OFFLINE_AFTER_US 6000000 /* devices report every 2 s */
+#define TICK_US 250000           /* liveness and on-demand stops are checked this often */
+/* A ZeroMQ routing id is at most 255 bytes when libzmq makes or sets it, but
+ * libzmq 4.3 takes an `Identity` of any length from a peer's handshake: a
+ * longer one is refused here, counted, and never copied. */
+#define ROUTE_MAX 255
+/* The largest frame a peer may send or announce: a control message and the
+ * CURVE box around it. Without it libzmq reserves whatever a peer's frame
+ * header declares, before any handshake (a declared 1 GiB grew Janus by 300 MB). */
+#define MAX_FRAME (OUTPOST_CONTROL_MAX_BYTES + 1024)
+/* An unauthenticated connection must finish its handshake this fast. */
+#define HANDSHAKE_MS 5000
+#define BACKLOG 32
+#define PENDING_COMMANDS 1000 /* a stuck control thread must not eat memory */
+#define MONITOR_EP "inproc://outpost-control-monitor"
 
 typedef struct {
   char *device;
   json_t *msg; /* a complete control message */
 } s_out_t;
 
-static void *s_zctx, *s_router, *s_zap;
+static void *s_zctx, *s_router, *s_zap, *s_monitor;
 static GThread *s_thread;
 static volatile gint s_running, s_next_id;
 static GAsyncQueue *s_out;
 static int s_wake = -1;
-static volatile gint s_malformed, s_refused, s_unauthenticated;
+static volatile gint s_malformed, s_refused, s_unauthenticated, s_bad_route, s_commands_dropped;
+/* Connections: open now (fds, from the monitor), refused over the cap, and
+ * handshakes that failed (wrong key, garbage, too slow). */
+static GHashTable *s_open_fds; /* fd -> 1; the control thread's only */
+static volatile gint s_open, s_refused_conns, s_handshake_failures;
+static int s_max_connections;
 
 static void s_out_free(s_out_t *o) {
   g_free(o->device);
@@ -41,6 +61,11 @@ static void s_out_free(s_out_t *o) {
 }
 
 int op_control_command(op_device_t *d, const char *command, json_t *args) {
+  if (!s_out || g_async_queue_length(s_out) >= PENDING_COMMANDS) {
+    g_atomic_int_inc(&s_commands_dropped);
+    json_decref(args);
+    return -1;
+  }
   int id = g_atomic_int_add(&s_next_id, 1) + 1;
   json_t *m = ctl_new(CTL_COMMAND);
   json_object_set_new(m, "id", json_integer(id));
@@ -50,10 +75,6 @@ int op_control_command(op_device_t *d, const char *command, json_t *args) {
   s_out_t *o = g_malloc0(sizeof *o);
   o->device = g_strdup(d->id);
   o->msg = m;
-  if (g_async_queue_length(s_out) > 1000) { /* bounded: a stuck thread must not eat memory */
-    s_out_free(o);
-    return -1;
-  }
   g_async_queue_push(s_out, o);
   uint64_t one = 1;
   ssize_t w = write(s_wake, &one, sizeof one);
@@ -89,15 +110,18 @@ static void s_zap_request(void) {
     char key[41];
     zmq_z85_encode(key, zmq_msg_data(&part[6]), 32);
     op_device_t *d = op_device_by_key(key);
-    if (d) {
-      g_strlcpy(user, d->id, sizeof user);
+    if (d && g_strlcpy(user, d->id, sizeof user) < sizeof user) {
       status = "200";
       text = "OK";
-      op_device_unref(d);
+    } else if (d) { /* ids are checked at load (at most 64 bytes): never truncate one */
+      user[0] = 0;
+      g_atomic_int_inc(&s_refused);
     } else {
       g_atomic_int_inc(&s_refused);
       JANUS_LOG(LOG_WARN, "outpost: refused a device with unknown key %s\n", key);
     }
+    if (d)
+      op_device_unref(d);
   }
   const char *reply[6] = {"1.0", NULL, status, text, user, ""};
   for (int i = 0; i < 6; i++) {
@@ -111,7 +135,10 @@ static void s_zap_request(void) {
     zmq_msg_close(&part[i]);
 }
 
+/* route_len is at most ROUTE_MAX (s_on_router refuses longer ones). */
 static void s_hello(op_device_t *d, const unsigned char *route, size_t route_len, json_t *msg) {
+  if (route_len == 0 || route_len > sizeof d->route)
+    return;
   const char *codec = json_string_value(json_object_get(msg, "codec"));
   uint32_t ssrc = op_device_new_session(d, codec);
   janus_mutex_lock(&d->mutex);
@@ -153,13 +180,22 @@ static void s_on_router(void) {
       zmq_msg_close(&extra);
       ok = 0;
     }
+    size_t route_len = zmq_msg_size(&route);
+    int bad_route = ok && (route_len == 0 || route_len > ROUTE_MAX);
+    if (bad_route) {
+      g_atomic_int_inc(&s_bad_route);
+      JANUS_LOG(LOG_WARN, "outpost: control message with a %zu-byte routing id dropped\n",
+                route_len);
+      ok = 0;
+    }
     const char *user = ok ? zmq_msg_gets(&body, "User-Id") : NULL;
     op_device_t *d = user ? op_device_get(user) : NULL;
     ctl_type_t type;
     const char *why = "no device";
     json_t *msg = d ? ctl_parse(zmq_msg_data(&body), zmq_msg_size(&body), &type, &why) : NULL;
     if (!d) {
-      g_atomic_int_inc(&s_unauthenticated);
+      if (!bad_route)
+        g_atomic_int_inc(&s_unauthenticated);
     } else if (!msg) {
       g_atomic_int_inc(&s_malformed);
       JANUS_LOG(LOG_WARN, "outpost: device %s: message dropped: %s\n", d->id, why);
@@ -203,11 +239,11 @@ static void s_flush_queue(void) {
     if (d) {
       janus_mutex_lock(&d->mutex);
       gboolean online = d->online;
-      unsigned char route[256];
-      size_t len = d->route_len;
+      unsigned char route[sizeof d->route];
+      size_t len = d->route_len <= sizeof route ? d->route_len : 0;
       memcpy(route, d->route, len);
       janus_mutex_unlock(&d->mutex);
-      if (online)
+      if (online && len)
         s_send(route, len, json_incref(o->msg));
       op_device_unref(d);
     }
@@ -216,15 +252,10 @@ static void s_flush_queue(void) {
 }
 
 /* A device that stopped reporting is offline (its connection may linger). */
-static void s_check_liveness(void) {
-  json_t *list = op_devices_list(FALSE);
-  size_t i;
-  json_t *row;
-  gint64 now = janus_get_monotonic_time();
-  json_array_foreach(list, i, row) {
-    op_device_t *d = op_device_get(json_string_value(json_object_get(row, "id")));
-    if (!d)
-      continue;
+static void s_check_liveness(gint64 now) {
+  GList *all = op_devices_all();
+  for (GList *l = all; l; l = l->next) {
+    op_device_t *d = l->data;
     janus_mutex_lock(&d->mutex);
     gboolean stale = d->online && now - d->last_control_us > OFFLINE_AFTER_US;
     janus_mutex_unlock(&d->mutex);
@@ -234,86 +265,201 @@ static void s_check_liveness(void) {
     }
     op_device_unref(d);
   }
-  json_decref(list);
+  g_list_free(all);
+}
+
+/* Connection events from the ROUTER's monitor: the open connections are
+ * counted by fd, and a new one beyond s_max_connections is shut down at once
+ * (libzmq sees the end of the stream and closes its fd itself). Authenticated
+ * devices keep their connections: only new ones are refused, and every
+ * unauthenticated one must finish its handshake within HANDSHAKE_MS, so a
+ * flood of idle or half-open peers holds memory flat. */
+static void s_on_monitor(void) {
+  GArray *fresh = g_array_new(FALSE, FALSE, sizeof(int));
+  for (;;) {
+    zmq_msg_t ev, addr;
+    zmq_msg_init(&ev);
+    zmq_msg_init(&addr);
+    if (zmq_msg_recv(&ev, s_monitor, ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&ev);
+      zmq_msg_close(&addr);
+      break;
+    }
+    if (zmq_msg_more(&ev))
+      zmq_msg_recv(&addr, s_monitor, 0);
+    if (zmq_msg_size(&ev) == 6) {
+      uint16_t event;
+      uint32_t value;
+      memcpy(&event, zmq_msg_data(&ev), 2);
+      memcpy(&value, (char *)zmq_msg_data(&ev) + 2, 4);
+      int fd = (int)value;
+      if (event == ZMQ_EVENT_ACCEPTED) {
+        g_hash_table_add(s_open_fds, GINT_TO_POINTER(fd + 1));
+        g_array_append_val(fresh, fd);
+      } else if (event == ZMQ_EVENT_DISCONNECTED || event == ZMQ_EVENT_CLOSED) {
+        g_hash_table_remove(s_open_fds, GINT_TO_POINTER(fd + 1));
+        for (guint i = 0; i < fresh->len; i++)
+          if (g_array_index(fresh, int, i) == fd)
+            g_array_index(fresh, int, i) = -1;
+      } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL ||
+                 event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+                 event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+        g_atomic_int_inc(&s_handshake_failures);
+      }
+    }
+    zmq_msg_close(&ev);
+    zmq_msg_close(&addr);
+  }
+  /* The newest connections go first: the ones already open (the devices) stay. */
+  for (guint i = fresh->len; i-- > 0 && (int)g_hash_table_size(s_open_fds) > s_max_connections;) {
+    int fd = g_array_index(fresh, int, i);
+    if (fd < 0)
+      continue;
+    shutdown(fd, SHUT_RDWR);
+    g_hash_table_remove(s_open_fds, GINT_TO_POINTER(fd + 1));
+    g_atomic_int_inc(&s_refused_conns);
+  }
+  g_atomic_int_set(&s_open, (gint)g_hash_table_size(s_open_fds));
+  g_array_free(fresh, TRUE);
 }
 
 static void *s_control_thread(void *data) {
   (void)data;
-  gint64 next_check = janus_get_monotonic_time() + 1000000;
+  gint64 next_tick = janus_get_monotonic_time() + TICK_US;
   while (g_atomic_int_get(&s_running)) {
-    zmq_pollitem_t items[] = {
-        {s_router, 0, ZMQ_POLLIN, 0}, {s_zap, 0, ZMQ_POLLIN, 0}, {NULL, s_wake, ZMQ_POLLIN, 0}};
-    if (zmq_poll(items, 3, 200) < 0 && errno != EINTR)
+    zmq_pollitem_t items[] = {{s_router, 0, ZMQ_POLLIN, 0},
+                              {s_zap, 0, ZMQ_POLLIN, 0},
+                              {NULL, s_wake, ZMQ_POLLIN, 0},
+                              {s_monitor, 0, ZMQ_POLLIN, 0}};
+    if (zmq_poll(items, 4, 100) < 0 && errno != EINTR)
       break;
+    if (items[3].revents & ZMQ_POLLIN)
+      s_on_monitor();
     if (items[1].revents & ZMQ_POLLIN)
       s_zap_request();
     if (items[0].revents & ZMQ_POLLIN)
       s_on_router();
     if (items[2].revents & ZMQ_POLLIN)
       s_flush_queue();
-    if (janus_get_monotonic_time() >= next_check) {
-      s_check_liveness();
-      next_check = janus_get_monotonic_time() + 1000000;
+    gint64 now = janus_get_monotonic_time();
+    if (now >= next_tick) {
+      s_check_liveness(now);
+      op_devices_tick(now);
+      next_tick = now + TICK_US;
     }
   }
   return NULL;
 }
 
-int op_control_start(void) {
+static int s_setopt(void *sock, int opt, int value) {
+  return zmq_setsockopt(sock, opt, &value, sizeof value);
+}
+
+int op_control_start(int devices) {
+  s_max_connections = 2 * devices + op_conf.control_max_pending;
   s_out = g_async_queue_new_full((GDestroyNotify)s_out_free);
+  s_open_fds = g_hash_table_new(NULL, NULL);
   s_wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   s_zctx = zmq_ctx_new();
-  s_zap = zmq_socket(s_zctx, ZMQ_REP);
-  s_router = zmq_socket(s_zctx, ZMQ_ROUTER);
-  int one = 1, zero = 0, ivl = 1000, timeout = 3000, hwm = 1000;
-  if (zmq_bind(s_zap, "inproc://zeromq.zap.01")) {
-    JANUS_LOG(LOG_ERR, "outpost: cannot bind the ZAP handler: %s\n", zmq_strerror(errno));
+  s_zap = s_zctx ? zmq_socket(s_zctx, ZMQ_REP) : NULL;
+  s_router = s_zctx ? zmq_socket(s_zctx, ZMQ_ROUTER) : NULL;
+  if (s_wake < 0 || !s_zap || !s_router) {
+    JANUS_LOG(LOG_ERR, "outpost: cannot set up the control channel: %s\n", strerror(errno));
+    op_control_stop();
     return -1;
   }
-  zmq_setsockopt(s_router, ZMQ_CURVE_SERVER, &one, sizeof one);
-  zmq_setsockopt(s_router, ZMQ_CURVE_SECRETKEY, op_conf.secret_key, 40);
-  zmq_setsockopt(s_router, ZMQ_ZAP_DOMAIN, "outpost", 7);
-  zmq_setsockopt(s_router, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
-  zmq_setsockopt(s_router, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
-  zmq_setsockopt(s_router, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout);
-  zmq_setsockopt(s_router, ZMQ_SNDHWM, &hwm, sizeof hwm);
-  zmq_setsockopt(s_router, ZMQ_RCVHWM, &hwm, sizeof hwm);
-  zmq_setsockopt(s_router, ZMQ_LINGER, &zero, sizeof zero);
-  zmq_setsockopt(s_zap, ZMQ_LINGER, &zero, sizeof zero);
+  s_setopt(s_zap, ZMQ_LINGER, 0);
+  if (zmq_bind(s_zap, "inproc://zeromq.zap.01")) {
+    JANUS_LOG(LOG_ERR, "outpost: cannot bind the ZAP handler: %s\n", zmq_strerror(errno));
+    op_control_stop();
+    return -1;
+  }
+  uint8_t secret[32];
+  int64_t maxmsg = MAX_FRAME;
+  if (!zmq_z85_decode(secret, op_conf.secret_key) ||
+      zmq_setsockopt(s_router, ZMQ_CURVE_SECRETKEY, secret, sizeof secret) ||
+      s_setopt(s_router, ZMQ_CURVE_SERVER, 1) ||
+      zmq_setsockopt(s_router, ZMQ_ZAP_DOMAIN, "outpost", 7) ||
+      s_setopt(s_router, ZMQ_ROUTER_HANDOVER, 1) || s_setopt(s_router, ZMQ_HEARTBEAT_IVL, 1000) ||
+      s_setopt(s_router, ZMQ_HEARTBEAT_TIMEOUT, 3000) || s_setopt(s_router, ZMQ_SNDHWM, 1000) ||
+      s_setopt(s_router, ZMQ_RCVHWM, 1000) || s_setopt(s_router, ZMQ_LINGER, 0) ||
+      zmq_setsockopt(s_router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) ||
+      s_setopt(s_router, ZMQ_HANDSHAKE_IVL, HANDSHAKE_MS) ||
+      s_setopt(s_router, ZMQ_BACKLOG, BACKLOG) ||
+      zmq_socket_monitor(s_router, MONITOR_EP,
+                         ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CLOSED |
+                             ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                             ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                             ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)) {
+    JANUS_LOG(LOG_ERR, "outpost: cannot configure the control socket: %s\n", zmq_strerror(errno));
+    explicit_bzero(secret, sizeof secret);
+    op_control_stop();
+    return -1;
+  }
+  explicit_bzero(secret, sizeof secret); /* no copy of the secret left on the stack */
+  s_monitor = zmq_socket(s_zctx, ZMQ_PAIR);
+  if (!s_monitor || s_setopt(s_monitor, ZMQ_LINGER, 0) || zmq_connect(s_monitor, MONITOR_EP)) {
+    JANUS_LOG(LOG_ERR, "outpost: cannot watch the control socket: %s\n", zmq_strerror(errno));
+    op_control_stop();
+    return -1;
+  }
   if (zmq_bind(s_router, op_conf.control_endpoint)) {
     JANUS_LOG(LOG_ERR, "outpost: cannot bind %s: %s\n", op_conf.control_endpoint,
               zmq_strerror(errno));
+    op_control_stop();
     return -1;
   }
   g_atomic_int_set(&s_running, 1);
-  s_thread = g_thread_new("outpost control", s_control_thread, NULL);
+  GError *err = NULL;
+  s_thread = g_thread_try_new("outpost control", s_control_thread, NULL, &err);
+  if (!s_thread) {
+    JANUS_LOG(LOG_ERR, "outpost: cannot start the control thread: %s\n", err ? err->message : "?");
+    g_clear_error(&err);
+    op_control_stop();
+    return -1;
+  }
   return 0;
 }
 
+/* Stops whatever op_control_start got as far as starting (safe to call twice). */
 void op_control_stop(void) {
   g_atomic_int_set(&s_running, 0);
   if (s_thread)
     g_thread_join(s_thread);
   s_thread = NULL;
   if (s_router)
+    zmq_socket_monitor(s_router, NULL, 0);
+  if (s_monitor)
+    zmq_close(s_monitor);
+  if (s_router)
     zmq_close(s_router);
   if (s_zap)
     zmq_close(s_zap);
   if (s_zctx)
     zmq_ctx_term(s_zctx);
-  s_router = s_zap = s_zctx = NULL;
+  s_monitor = s_router = s_zap = s_zctx = NULL;
   if (s_wake >= 0)
     close(s_wake);
   s_wake = -1;
   if (s_out)
     g_async_queue_unref(s_out);
   s_out = NULL;
+  if (s_open_fds)
+    g_hash_table_destroy(s_open_fds);
+  s_open_fds = NULL;
 }
 
-void op_control_counters(json_t *into);
 void op_control_counters(json_t *into) {
   json_object_set_new(into, "control_malformed", json_integer(g_atomic_int_get(&s_malformed)));
   json_object_set_new(into, "control_refused_keys", json_integer(g_atomic_int_get(&s_refused)));
   json_object_set_new(into, "control_unauthenticated",
                       json_integer(g_atomic_int_get(&s_unauthenticated)));
+  json_object_set_new(into, "control_bad_routing_id", json_integer(g_atomic_int_get(&s_bad_route)));
+  json_object_set_new(into, "control_connections", json_integer(g_atomic_int_get(&s_open)));
+  json_object_set_new(into, "control_refused_connections",
+                      json_integer(g_atomic_int_get(&s_refused_conns)));
+  json_object_set_new(into, "control_handshake_failures",
+                      json_integer(g_atomic_int_get(&s_handshake_failures)));
+  json_object_set_new(into, "control_commands_dropped",
+                      json_integer(g_atomic_int_get(&s_commands_dropped)));
 }

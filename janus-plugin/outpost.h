@@ -7,7 +7,9 @@
  * mutex; a device's viewers list and mutable fields have the device's mutex;
  * sessions and devices are reference counted (janus_refcount) and carry
  * atomic destroyed/hangingup flags. Lock order: devices_mutex, then a
- * device's mutex, then sessions_mutex. */
+ * session's mutex, then a device's mutex, then sessions_mutex. A session's
+ * switching context is used by the ingest thread under the mutex of the
+ * device it watches, so it is reset only under that mutex too. */
 #ifndef OUTPOST_JANUS_PLUGIN_H
 #define OUTPOST_JANUS_PLUGIN_H
 
@@ -30,10 +32,23 @@ typedef enum { MODE_ON_DEMAND, MODE_ALWAYS, MODE_MANUAL } op_mode_t;
 
 #include "nack.h"
 
+/* A device as the configuration declares it (config.c). */
+typedef struct op_device_def {
+  char *id;            /* owned; the category's name: 1-64 of [A-Za-z0-9_.-] */
+  char *public_key;    /* owned; Z85 CURVE key, checked */
+  char *description;   /* owned, or NULL */
+  char *pin;           /* owned, or NULL: viewers need it to watch */
+  int mode;            /* op_mode_t */
+  gboolean is_private; /* hidden from list */
+  int line;            /* where it was declared */
+} op_device_def_t;
+
 typedef struct op_device {
   char *id;          /* owned; from the configuration */
   char *public_key;  /* owned; Z85 CURVE key: the device's identity */
   char *description; /* owned */
+  char *pin;         /* owned, or NULL */
+  gboolean is_private;
   op_mode_t mode;
   janus_mutex mutex; /* guards everything below */
   /* control */
@@ -48,6 +63,8 @@ typedef struct op_device {
   int pt;
   char codec[8]; /* "av1" / "h265" */
   gboolean streaming;
+  gint64 idle_since_us;   /* on demand: the last viewer left then (0: watched, or stopped) */
+  uint64_t starts, stops; /* on-demand start/stop commands sent */
   gboolean latched;
   struct sockaddr_storage source; /* latched from the first packet of the session */
   socklen_t source_len;
@@ -65,6 +82,8 @@ typedef struct op_device {
   gboolean record_wait_key;  /* a recording opens on a keyframe: nothing decodes before */
   uint16_t record_first_seq; /* the sequence number it opened on */
   uint64_t units_recorded;   /* temporal / access units written (marker packets) */
+  gint64 record_stop_at_us;  /* a stop asked for then: closing (record.c) */
+  json_t *last_recording;    /* owned: {file, units} of the last closed one, or NULL */
   volatile gint destroyed;
   janus_refcount ref;
 } op_device_t;
@@ -72,22 +91,28 @@ typedef struct op_device {
 struct op_session {
   janus_plugin_session *handle;
   janus_mutex mutex;
-  op_device_t *device; /* a reference, or NULL */
-  janus_rtp_switching_context context;
+  op_device_t *device;                 /* a reference, or NULL */
+  janus_rtp_switching_context context; /* under the watched device's mutex */
   gboolean started, paused;
+  gint64 auth_fail_until_us; /* wrong secrets or pins: refused until then */
+  unsigned auth_failures;
   volatile gint hangingup, destroyed;
   janus_refcount ref;
 };
 
 typedef struct op_config {
-  char *control_endpoint; /* e.g. tcp://0.0.0.0:7700 */
-  char *secret_key;       /* Z85 CURVE secret key of the server */
-  char *operator_secret;
-  char *recordings; /* folder */
+  char *control_endpoint; /* owned; e.g. tcp://0.0.0.0:7700 */
+  char *secret_key;       /* owned; Z85 CURVE secret key of the server, checked */
+  char *operator_secret;  /* owned */
+  char *recordings;       /* owned; folder */
   int ingest_port;
-  int ingest_public_port; /* what devices are told to send to (a port-forwarding NAT in front) */
-  char *ingest_ip;
+  int ingest_public_port;   /* what devices are told to send to (a port-forwarding NAT in front) */
+  char *ingest_ip;          /* owned */
   int keyframe_interval_ms; /* at most one keyframe request per device per this */
+  int linger_ms;            /* on demand: streaming stops this long after the last viewer */
+  int control_max_pending;  /* control connections beyond 2 per device */
+  int srtp_profile;         /* index into config.c's profile names */
+  GList *devices;           /* owned; op_device_def_t*, in file order */
 } op_config_t;
 
 /* plugin.c */
@@ -96,33 +121,56 @@ extern janus_plugin op_plugin;
 extern op_config_t op_conf;
 void op_push_status(op_device_t *d, const char *status); /* to viewers and event handlers */
 
+/* config.c: the jcfg, checked whole. 0, or -1 with *error (owned by the
+ * caller) naming file:line: category.key and why. */
+int op_config_load(const char *file, op_config_t *conf, char **error);
+void op_config_clear(op_config_t *conf);
+void op_device_def_free(op_device_def_t *d);
+void op_secret_free(char *secret); /* wiped, then freed; NULL is fine */
+
 /* devices.c: the registry and the media path. */
-int op_devices_load(const char *config_path);
+int op_devices_load(GList *defs); /* op_device_def_t*, borrowed */
+void op_devices_tick(gint64 now); /* control thread: on-demand stops after the linger */
 void op_devices_free(void);
 op_device_t *op_device_get(const char *id);            /* a reference, or NULL */
 op_device_t *op_device_by_key(const char *public_key); /* a reference, or NULL */
+op_device_t *op_device_by_ssrc(uint32_t ssrc);         /* a reference, or NULL */
+GList *op_devices_all(void); /* references to every device, by id: unref each, free the list */
 void op_device_unref(op_device_t *d);
 json_t *op_device_summary(op_device_t *d, gboolean full);
-json_t *op_devices_list(gboolean full);
-int op_ingest_start(void);
-void op_ingest_stop(void);
+json_t *op_devices_list(gboolean full, gboolean with_private);
 uint32_t op_device_new_session(op_device_t *d, const char *codec);
-void op_device_request_keyframe(op_device_t *d, const char *why);
-void op_device_add_viewer(op_device_t *d, op_session_t *s);
-void op_device_remove_viewer(op_device_t *d, op_session_t *s);
-int op_device_record(op_device_t *d, gboolean start, char *err, size_t errlen);
 void op_device_offline(op_device_t *d);
+/* watch / switch: s follows d (a reference, taken over) from now on; fresh: a
+ * new PeerConnection (its switching context starts over). -1 when s is being
+ * destroyed (then d is released and nothing changes). */
+int op_device_attach(op_session_t *s, op_device_t *d, gboolean fresh);
+/* s watches nothing any more. */
+void op_device_detach(op_session_t *s);
+
+/* ingest.c: the media path. */
+int op_ingest_start(void);
+void op_ingest_stop(void); /* also undoes a partial start */
+void op_device_request_keyframe(op_device_t *d, const char *why);
 void op_device_counters(json_t *into);
 
+/* record.c: recordings; a stop is finished by the control thread's tick. */
+int op_device_record(op_device_t *d, gboolean start, char *err, size_t errlen);
+void op_device_record_tick(op_device_t *d, gint64 now);
+void op_device_record_close(op_device_t *d);
+
 /* control.c: the devices' ZeroMQ control channel. */
-int op_control_start(void);
-void op_control_stop(void);
+int op_control_start(int devices);
+void op_control_stop(void); /* also undoes a partial start */
+void op_control_counters(json_t *into);
 /* Queues a command {command, args} for the device (args stolen): the request id. */
 int op_control_command(op_device_t *d, const char *command, json_t *args);
 
 /* requests.c: what viewers and operators ask. */
 json_t *op_request(op_session_t *s, json_t *message, json_t *jsep, gboolean admin, gboolean *async);
 void op_request_async(op_session_t *s, const char *transaction, json_t *message, json_t *jsep);
+json_t *op_request_busy(void); /* the "busy" answer, counted */
+void op_request_counters(json_t *into);
 void op_session_unref(op_session_t *s);
 
 #endif

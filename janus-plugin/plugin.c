@@ -3,7 +3,8 @@
  * media path and the control channel live in devices.c and control.c. */
 #include "outpost.h"
 
-#include <janus/config.h>
+#include <string.h>
+
 #include <janus/debug.h>
 #include <janus/rtcp.h>
 #include <janus/utils.h>
@@ -17,7 +18,8 @@ op_config_t op_conf;
 static volatile gint s_initialized, s_stopping;
 static GHashTable *s_sessions; /* janus_plugin_session* -> op_session_t* */
 static janus_mutex s_sessions_mutex = JANUS_MUTEX_INITIALIZER;
-static GAsyncQueue *s_messages; /* bounded by Janus's own request flow */
+static GAsyncQueue *s_messages; /* asynchronous requests; at most MAX_QUEUED */
+#define MAX_QUEUED 256          /* then "busy": a flood of watch requests must not grow Janus */
 static GThread *s_handler;
 
 typedef struct {
@@ -91,92 +93,75 @@ void op_push_status(op_device_t *d, const char *status) {
                              json_pack("{s:s, s:s}", "device", d->id, "status", status));
 }
 
-static char *s_string(janus_config *c, janus_config_category *cat, const char *key,
-                      const char *def) {
-  janus_config_item *i = janus_config_get(c, cat, janus_config_type_item, key);
-  return g_strdup(i && i->value ? i->value : def);
+/* Stops whatever s_init started, in reverse order; safe after a partial start. */
+static void s_teardown(void) {
+  g_atomic_int_set(&s_stopping, 1);
+  if (s_handler) {
+    g_async_queue_push(s_messages, &s_exit_message);
+    g_thread_join(s_handler);
+  }
+  s_handler = NULL;
+  op_control_stop();
+  op_ingest_stop();
+  janus_mutex_lock(&s_sessions_mutex);
+  if (s_sessions)
+    g_hash_table_destroy(s_sessions);
+  s_sessions = NULL;
+  janus_mutex_unlock(&s_sessions_mutex);
+  if (s_messages)
+    g_async_queue_unref(s_messages);
+  s_messages = NULL;
+  op_devices_free();
+  op_config_clear(&op_conf);
+  g_atomic_int_set(&s_initialized, 0);
 }
 
+/* Every failure path stops what was started before it: Janus unloads a
+ * plugin whose init failed (dlclose), and a thread of ours left running in
+ * unmapped code takes Janus down. */
 static int s_init(janus_callbacks *callback, const char *config_path) {
   if (g_atomic_int_get(&s_stopping) || !callback || !config_path)
     return -1;
   char file[1024];
   g_snprintf(file, sizeof file, "%s/%s.jcfg", config_path, OUTPOST_PLUGIN_PACKAGE);
-  janus_config *c = janus_config_parse(file);
-  if (!c) {
-    JANUS_LOG(LOG_ERR, "outpost: cannot read %s\n", file);
+  char *error = NULL;
+  if (op_config_load(file, &op_conf, &error)) {
+    JANUS_LOG(LOG_FATAL, "outpost: %s\n", error);
+    g_free(error);
     return -1;
   }
-  janus_config_category *g =
-      janus_config_get_create(c, NULL, janus_config_type_category, "general");
-  op_conf.control_endpoint = s_string(c, g, "control", "tcp://0.0.0.0:7700");
-  op_conf.secret_key = s_string(c, g, "server_secret_key", NULL);
-  op_conf.operator_secret = s_string(c, g, "operator_secret", NULL);
-  op_conf.recordings = s_string(c, g, "recordings", "/tmp");
-  op_conf.ingest_ip = s_string(c, g, "ingest_ip", "0.0.0.0");
-  char *port = s_string(c, g, "ingest_port", "7710");
-  char *kf = s_string(c, g, "keyframe_interval_ms", "1000");
-  char *public_port = s_string(c, g, "ingest_public_port", port);
-  op_conf.ingest_port = atoi(port);
-  op_conf.ingest_public_port = atoi(public_port);
-  g_free(public_port);
-  op_conf.keyframe_interval_ms = atoi(kf);
-  g_free(port);
-  g_free(kf);
-  janus_config_destroy(c);
-  if (!op_conf.secret_key || strlen(op_conf.secret_key) != 40 || !op_conf.operator_secret ||
-      op_conf.ingest_port <= 0 || op_conf.ingest_port > 65535 || op_conf.ingest_public_port <= 0 ||
-      op_conf.ingest_public_port > 65535) {
-    JANUS_LOG(LOG_ERR,
-              "outpost: %s: general needs server_secret_key (Z85, 40 chars), "
-              "operator_secret and a valid ingest_port (and ingest_public_port)\n",
-              file);
-    return -1;
-  }
+  if (strlen(op_conf.operator_secret) < 12)
+    JANUS_LOG(LOG_WARN, "outpost: %s: general.operator_secret is short (%zu characters)\n", file,
+              strlen(op_conf.operator_secret));
   op_gateway = callback;
-  if (op_devices_load(file))
-    return -1;
+  op_devices_load(op_conf.devices);
   s_sessions = g_hash_table_new_full(NULL, NULL, NULL, NULL);
   s_messages = g_async_queue_new_full((GDestroyNotify)s_message_free);
   g_atomic_int_set(&s_initialized, 1);
-  if (op_ingest_start() || op_control_start()) {
-    g_atomic_int_set(&s_initialized, 0);
+  if (op_ingest_start() || op_control_start((int)g_list_length(op_conf.devices))) {
+    s_teardown();
+    g_atomic_int_set(&s_stopping, 0);
     return -1;
   }
   GError *err = NULL;
   s_handler = g_thread_try_new("outpost handler", s_handler_thread, NULL, &err);
-  if (err) {
-    JANUS_LOG(LOG_ERR, "outpost: cannot start the handler thread: %s\n", err->message);
-    g_error_free(err);
+  if (!s_handler) {
+    JANUS_LOG(LOG_ERR, "outpost: cannot start the handler thread: %s\n", err ? err->message : "?");
+    g_clear_error(&err);
+    s_teardown();
+    g_atomic_int_set(&s_stopping, 0);
     return -1;
   }
-  JANUS_LOG(LOG_INFO, "%s initialized (control %s, ingest udp %d)\n", OUTPOST_PLUGIN_PACKAGE,
-            op_conf.control_endpoint, op_conf.ingest_port);
+  JANUS_LOG(LOG_INFO, "%s initialized (control %s, ingest udp %d, %u devices)\n",
+            OUTPOST_PLUGIN_PACKAGE, op_conf.control_endpoint, op_conf.ingest_port,
+            g_list_length(op_conf.devices));
   return 0;
 }
 
 static void s_destroy(void) {
   if (!g_atomic_int_get(&s_initialized))
     return;
-  g_atomic_int_set(&s_stopping, 1);
-  g_async_queue_push(s_messages, &s_exit_message);
-  if (s_handler)
-    g_thread_join(s_handler);
-  s_handler = NULL;
-  op_control_stop();
-  op_ingest_stop();
-  janus_mutex_lock(&s_sessions_mutex);
-  g_hash_table_destroy(s_sessions);
-  s_sessions = NULL;
-  janus_mutex_unlock(&s_sessions_mutex);
-  g_async_queue_unref(s_messages);
-  op_devices_free();
-  g_free(op_conf.control_endpoint);
-  g_free(op_conf.secret_key);
-  g_free(op_conf.operator_secret);
-  g_free(op_conf.recordings);
-  g_free(op_conf.ingest_ip);
-  g_atomic_int_set(&s_initialized, 0);
+  s_teardown();
   JANUS_LOG(LOG_INFO, "%s destroyed\n", OUTPOST_PLUGIN_PACKAGE);
 }
 
@@ -220,19 +205,6 @@ static void s_create_session(janus_plugin_session *handle, int *error) {
   janus_mutex_unlock(&s_sessions_mutex);
 }
 
-/* Leaves the device it watches (if any). */
-static void s_leave(op_session_t *s) {
-  janus_mutex_lock(&s->mutex);
-  op_device_t *d = s->device;
-  s->device = NULL;
-  s->started = FALSE;
-  janus_mutex_unlock(&s->mutex);
-  if (d) {
-    op_device_remove_viewer(d, s);
-    op_device_unref(d);
-  }
-}
-
 static void s_destroy_session(janus_plugin_session *handle, int *error) {
   janus_mutex_lock(&s_sessions_mutex);
   op_session_t *s = g_hash_table_lookup(s_sessions, handle);
@@ -245,7 +217,7 @@ static void s_destroy_session(janus_plugin_session *handle, int *error) {
   janus_mutex_unlock(&s_sessions_mutex);
   if (!g_atomic_int_compare_and_exchange(&s->destroyed, 0, 1))
     return;
-  s_leave(s);
+  op_device_detach(s);
   handle->plugin_handle = NULL;
   op_session_unref(s);
 }
@@ -274,6 +246,13 @@ static struct janus_plugin_result *s_handle_message(janus_plugin_session *handle
   }
   gboolean async = FALSE;
   json_t *reply = op_request(s, message, jsep, FALSE, &async);
+  if (async && g_async_queue_length(s_messages) >= MAX_QUEUED) {
+    op_session_unref(s);
+    g_free(transaction);
+    json_decref(message);
+    json_decref(jsep);
+    return janus_plugin_result_new(JANUS_PLUGIN_OK, NULL, op_request_busy());
+  }
   if (async) { /* watch, start, switch, ...: answered by an event from the handler thread */
     s_message_t *m = g_malloc0(sizeof *m);
     m->session = s; /* our reference moves to the message */
@@ -320,21 +299,27 @@ static void s_incoming_rtp(janus_plugin_session *handle, janus_plugin_rtp *packe
   (void)handle, (void)packet; /* viewers only receive */
 }
 
-/* A viewer's PLI or FIR becomes at most one keyframe request a second to the device. */
+/* A viewer's PLI or FIR becomes at most one keyframe request a second to the
+ * device. The session is looked up with a reference (it may be going away on
+ * another thread) and must still be watching. */
 static void s_incoming_rtcp(janus_plugin_session *handle, janus_plugin_rtcp *packet) {
-  if (g_atomic_int_get(&s_stopping))
-    return;
-  op_session_t *s = handle ? handle->plugin_handle : NULL;
-  if (!s || g_atomic_int_get(&s->destroyed) || !packet->video)
+  if (g_atomic_int_get(&s_stopping) || !g_atomic_int_get(&s_initialized) || !packet ||
+      !packet->video || !packet->buffer || packet->length < 8)
     return;
   if (!janus_rtcp_has_pli(packet->buffer, packet->length) &&
       !janus_rtcp_has_fir(packet->buffer, packet->length))
     return;
+  op_session_t *s = s_lookup(handle);
+  if (!s)
+    return;
+  op_device_t *d = NULL;
   janus_mutex_lock(&s->mutex);
-  op_device_t *d = s->device;
-  if (d)
+  if (s->started && !g_atomic_int_get(&s->hangingup) && s->device) {
+    d = s->device;
     janus_refcount_increase(&d->ref);
+  }
   janus_mutex_unlock(&s->mutex);
+  op_session_unref(s);
   if (d) {
     op_device_request_keyframe(d, "a viewer asked (PLI/FIR)");
     op_device_unref(d);
@@ -346,7 +331,7 @@ static void s_hangup_media(janus_plugin_session *handle) {
   if (!s)
     return;
   if (g_atomic_int_compare_and_exchange(&s->hangingup, 0, 1)) {
-    s_leave(s);
+    op_device_detach(s);
     json_t *ev = json_pack("{s:s, s:{s:s}}", "streaming", "event", "result", "status", "stopped");
     op_gateway->push_event(handle, &op_plugin, NULL, ev, NULL);
     json_decref(ev);

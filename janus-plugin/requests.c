@@ -5,7 +5,13 @@
  * over; device ids are strings. A message carrying "secret" is an operator
  * request instead (status, start, stop, configure, keyframe, record), and so
  * is every request through the Admin API: the operator secret is checked in
- * both places; without it, nothing changes. */
+ * both places; without it, nothing changes.
+ *
+ * Who may watch: a device with a `pin` needs it in watch and switch (wrong or
+ * missing: the Streaming plugin's "unauthorized", 457, and nothing starts); a
+ * private device is left out of viewers' lists. Secrets and pins are compared
+ * in constant time (over their SHA-256, so not even the length shows), and a
+ * session that guesses wrong is locked out for a while, doubling. */
 #include "outpost.h"
 
 #include <string.h>
@@ -16,10 +22,76 @@
 
 #define E_INVALID 450
 #define E_NO_SUCH_DEVICE 455
-#define E_UNAUTHORIZED 456
-#define E_STATE 457
+#define E_UNAUTHORIZED 456 /* operator requests: the operator secret */
+#define E_PIN 457          /* the Streaming plugin's "unauthorized": a device's pin */
+#define E_STATE 460        /* the Streaming plugin's "invalid state" */
+#define E_BUSY 470         /* too many requests queued: try again */
 
-void op_control_counters(json_t *into);
+#define FREE_FAILURES 3          /* wrong guesses before a session is locked out */
+#define LOCKOUT_FIRST_US 1000000 /* then 1 s, doubling at each further failure */
+#define LOCKOUT_MAX_US 60000000
+
+static volatile gint s_busy, s_pin_refused, s_secret_refused, s_locked_out;
+
+/* Equal, in time that depends on neither the contents nor the lengths. */
+static gboolean s_secret_equal(const char *given, const char *expected) {
+  if (!given || !expected)
+    return FALSE;
+  guint8 a[32], b[32];
+  gsize la = sizeof a, lb = sizeof b;
+  GChecksum *ca = g_checksum_new(G_CHECKSUM_SHA256), *cb = g_checksum_new(G_CHECKSUM_SHA256);
+  g_checksum_update(ca, (const guchar *)given, -1);
+  g_checksum_update(cb, (const guchar *)expected, -1);
+  g_checksum_get_digest(ca, a, &la);
+  g_checksum_get_digest(cb, b, &lb);
+  g_checksum_free(ca);
+  g_checksum_free(cb);
+  guint8 diff = 0;
+  for (size_t i = 0; i < sizeof a; i++)
+    diff |= (guint8)(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+/* Whether s (NULL: the Admin API, behind Janus's admin_secret) may try a
+ * secret or a pin now. */
+static gboolean s_may_try(op_session_t *s) {
+  if (!s)
+    return TRUE;
+  janus_mutex_lock(&s->mutex);
+  gboolean ok = janus_get_monotonic_time() >= s->auth_fail_until_us;
+  janus_mutex_unlock(&s->mutex);
+  if (!ok)
+    g_atomic_int_inc(&s_locked_out);
+  return ok;
+}
+
+static void s_auth_result(op_session_t *s, gboolean ok) {
+  if (!s)
+    return;
+  janus_mutex_lock(&s->mutex);
+  if (ok) {
+    s->auth_failures = 0;
+  } else if (++s->auth_failures > FREE_FAILURES) {
+    unsigned shift = MIN(s->auth_failures - FREE_FAILURES - 1, 6u);
+    gint64 wait = MIN((gint64)LOCKOUT_FIRST_US << shift, (gint64)LOCKOUT_MAX_US);
+    s->auth_fail_until_us = janus_get_monotonic_time() + wait;
+  }
+  janus_mutex_unlock(&s->mutex);
+}
+
+json_t *op_request_busy(void) {
+  g_atomic_int_inc(&s_busy);
+  return json_pack("{s:s, s:i, s:s}", "streaming", "event", "error_code", E_BUSY, "error",
+                   "Busy: too many requests queued, try again");
+}
+
+void op_request_counters(json_t *into) {
+  json_object_set_new(into, "requests_busy", json_integer(g_atomic_int_get(&s_busy)));
+  json_object_set_new(into, "viewer_wrong_pin", json_integer(g_atomic_int_get(&s_pin_refused)));
+  json_object_set_new(into, "operator_wrong_secret",
+                      json_integer(g_atomic_int_get(&s_secret_refused)));
+  json_object_set_new(into, "auth_locked_out", json_integer(g_atomic_int_get(&s_locked_out)));
+}
 
 static json_t *s_error(const char *kind, int code, const char *text) {
   return json_pack("{s:s, s:i, s:s}", kind, kind[0] == 's' ? "event" : "error", "error_code", code,
@@ -53,21 +125,6 @@ static json_t *s_status_event(const char *status, const char *id) {
                    id);
 }
 
-/* watch / switch: the session now follows device d (a reference, taken over). */
-static void s_attach(op_session_t *s, op_device_t *d) {
-  janus_mutex_lock(&s->mutex);
-  op_device_t *old = s->device;
-  s->device = d;
-  s->paused = FALSE;
-  janus_rtp_switching_context_reset(&s->context);
-  janus_mutex_unlock(&s->mutex);
-  if (old) {
-    op_device_remove_viewer(old, s);
-    op_device_unref(old);
-  }
-  op_device_add_viewer(d, s);
-}
-
 void op_request_async(op_session_t *s, const char *transaction, json_t *message, json_t *jsep) {
   (void)jsep; /* the viewer's answer: Janus's core negotiates it */
   const char *req = json_string_value(json_object_get(message, "request"));
@@ -86,19 +143,54 @@ void op_request_async(op_session_t *s, const char *transaction, json_t *message,
       s_event(s, transaction, s_error("streaming", E_STATE, "Device has not connected yet"), NULL);
       return;
     }
+    if (d->pin) {
+      const char *pin = json_string_value(json_object_get(message, "pin"));
+      gboolean may = s_may_try(s), ok = may && s_secret_equal(pin, d->pin);
+      if (may)
+        s_auth_result(s, ok);
+      if (!ok) {
+        g_atomic_int_inc(&s_pin_refused);
+        JANUS_LOG(LOG_WARN, "outpost: %s of %s refused: %s\n", req, d->id,
+                  !may  ? "too many wrong pins"
+                  : pin ? "wrong pin"
+                        : "no pin");
+        op_device_unref(d);
+        s_event(s, transaction,
+                s_error("streaming", E_PIN,
+                        may ? "Unauthorized (wrong pin)" : "Unauthorized (too many attempts)"),
+                NULL);
+        return;
+      }
+    }
     if (!strcmp(req, "switch")) {
+      char codec[sizeof d->codec], watched[sizeof d->codec] = "";
+      janus_mutex_lock(&d->mutex);
+      g_strlcpy(codec, d->codec, sizeof codec);
+      janus_mutex_unlock(&d->mutex);
       janus_mutex_lock(&s->mutex);
-      gboolean same = s->device && !strcmp(s->device->codec, d->codec);
+      op_device_t *cur = s->device;
+      if (cur && cur != d) {
+        janus_mutex_lock(&cur->mutex);
+        g_strlcpy(watched, cur->codec, sizeof watched);
+        janus_mutex_unlock(&cur->mutex);
+      } else if (cur) {
+        g_strlcpy(watched, codec, sizeof watched);
+      }
       janus_mutex_unlock(&s->mutex);
-      if (!same) {
+      if (!watched[0] || strcmp(watched, codec)) {
         op_device_unref(d);
         s_event(s, transaction,
                 s_error("streaming", E_STATE, "Switch needs a watched device of the same codec"),
                 NULL);
         return;
       }
-      s_attach(s, d);
+      janus_refcount_increase(&d->ref); /* ours, for the keyframe request */
+      if (op_device_attach(s, d, FALSE)) {
+        op_device_unref(d);
+        return; /* the session is going away */
+      }
       op_device_request_keyframe(d, "a viewer switched to it");
+      op_device_unref(d);
       s_event(s, transaction,
               json_pack("{s:s, s:{s:s, s:s}}", "streaming", "event", "result", "switched", "ok",
                         "id", id),
@@ -106,7 +198,10 @@ void op_request_async(op_session_t *s, const char *transaction, json_t *message,
       return;
     }
     char *sdp = s_offer(d);
-    s_attach(s, d);
+    if (op_device_attach(s, d, TRUE)) {
+      g_free(sdp);
+      return; /* the session is going away: no viewer added, nothing started */
+    }
     json_t *offer = json_pack("{s:s, s:s}", "type", "offer", "sdp", sdp);
     g_free(sdp);
     s_event(s, transaction, s_status_event("preparing", id), offer);
@@ -130,15 +225,21 @@ void op_request_async(op_session_t *s, const char *transaction, json_t *message,
 }
 
 /* Operator requests: the secret first, then the device. */
-static json_t *s_operator(json_t *message) {
+static json_t *s_operator(op_session_t *s, json_t *message) {
   const char *req = json_string_value(json_object_get(message, "request"));
   const char *secret = json_string_value(json_object_get(message, "secret"));
   if (!req)
     return s_error("outpost", E_INVALID, "Missing request");
   if (!strcmp(req, "list")) /* what any viewer may see anyway */
-    return json_pack("{s:s, s:o}", "outpost", "list", "list", op_devices_list(FALSE));
-  if (!secret || !op_conf.operator_secret || strcmp(secret, op_conf.operator_secret))
-    return s_error("outpost", E_UNAUTHORIZED, "Unauthorized (operator secret)");
+    return json_pack("{s:s, s:o}", "outpost", "list", "list", op_devices_list(FALSE, FALSE));
+  gboolean may = s_may_try(s), ok = may && s_secret_equal(secret, op_conf.operator_secret);
+  if (may)
+    s_auth_result(s, ok);
+  if (!ok) {
+    g_atomic_int_inc(&s_secret_refused);
+    return s_error("outpost", E_UNAUTHORIZED,
+                   may ? "Unauthorized (operator secret)" : "Unauthorized (too many attempts)");
+  }
   if (!strcmp(req, "status")) {
     const char *id = json_string_value(json_object_get(message, "id"));
     json_t *r = json_pack("{s:s}", "outpost", "status");
@@ -151,11 +252,12 @@ static json_t *s_operator(json_t *message) {
       json_object_set_new(r, "device", op_device_summary(d, TRUE));
       op_device_unref(d);
     } else {
-      json_object_set_new(r, "devices", op_devices_list(TRUE));
+      json_object_set_new(r, "devices", op_devices_list(TRUE, TRUE));
     }
     json_t *counters = json_object();
     op_device_counters(counters);
     op_control_counters(counters);
+    op_request_counters(counters);
     json_object_set_new(r, "counters", counters);
     return r;
   }
@@ -203,9 +305,13 @@ static json_t *s_operator(json_t *message) {
     else if (op_device_record(d, !strcmp(action, "start"), err, sizeof err))
       r = s_error("outpost", E_STATE, err);
     else {
+      /* A stop returns at once; the file is closed by the control thread once
+       * the packets still asked for are in (status: recording null,
+       * last_recording {file, units}). */
       janus_mutex_lock(&d->mutex);
-      r = json_pack("{s:s, s:s, s:s, s:s?, s:I}", "outpost", "record", "id", d->id, "action",
-                    action, "file", d->recording, "units", (json_int_t)d->units_recorded);
+      r = json_pack("{s:s, s:s, s:s, s:s?, s:I, s:b}", "outpost", "record", "id", d->id, "action",
+                    action, "file", d->recording, "units", (json_int_t)d->units_recorded, "closing",
+                    d->record_stop_at_us != 0);
       janus_mutex_unlock(&d->mutex);
     }
   } else {
@@ -225,12 +331,12 @@ json_t *op_request(op_session_t *s, json_t *message, json_t *jsep, gboolean admi
   if (!json_is_object(message))
     return s_error(admin ? "outpost" : "streaming", E_INVALID, "JSON error: not an object");
   if (admin || json_object_get(message, "secret"))
-    return s_operator(message);
+    return s_operator(admin ? NULL : s, message);
   const char *req = json_string_value(json_object_get(message, "request"));
   if (!req)
     return s_error("streaming", E_INVALID, "Missing element (request)");
   if (!strcmp(req, "list"))
-    return json_pack("{s:s, s:o}", "streaming", "list", "list", op_devices_list(FALSE));
+    return json_pack("{s:s, s:o}", "streaming", "list", "list", op_devices_list(FALSE, FALSE));
   if (!strcmp(req, "info")) {
     op_device_t *d = op_device_get(json_string_value(json_object_get(message, "id")));
     if (!d)
@@ -247,6 +353,5 @@ json_t *op_request(op_session_t *s, json_t *message, json_t *jsep, gboolean admi
     *async = TRUE;
     return NULL;
   }
-  (void)s;
   return s_error("streaming", E_INVALID, "Unknown request");
 }

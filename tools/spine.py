@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import urllib.parse
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -103,18 +104,39 @@ def keygen(path=None):
     return kv["public_key"].rstrip(";").strip('"'), kv["secret_key"].rstrip(";").strip('"')
 
 
+def stop_recording(admin, secret, device, timeout=5):
+    """Stops a device's recording through admin(request) and waits until the
+    plugin has closed the file (it lets packets still asked for arrive first,
+    off Janus's threads). Returns {"file", "units"} of the closed recording."""
+    admin({"request": "record", "secret": secret, "id": device, "action": "stop"})
+    deadline = time.monotonic() + timeout
+    while True:
+        d = admin({"request": "status", "secret": secret, "id": device})["device"]
+        if d["recording"] is None and d["last_recording"]:
+            return d["last_recording"]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"recording of {device} not closed within {timeout} s: {d}")
+        time.sleep(0.05)
+
+
 def plugin_config(control_port, ingest_port, server_secret_key, operator_secret, recordings,
                   devices, **general):
-    """janus.plugin.outpost.jcfg for loopback: devices is {id: (public key, mode)};
+    """janus.plugin.outpost.jcfg for loopback: devices is {id: (public key, mode)}
+    or {id: (public key, mode, {key: value, ...})} for more keys (pin, is_private);
     general adds keys to the general section (e.g. ingest_public_port)."""
-    extra = "".join(f"  {k} = {v}\n" for k, v in general.items())
+    def value(v):
+        return ("true" if v else "false") if isinstance(v, bool) else (
+            str(v) if isinstance(v, int) else json.dumps(str(v)))
+    extra = "".join(f"  {k} = {value(v)}\n" for k, v in general.items())
     cfg = (f'general: {{\n  control = "tcp://127.0.0.1:{control_port}"\n'
            f'  ingest_ip = "127.0.0.1"\n  ingest_port = {ingest_port}\n'
            f'  server_secret_key = "{server_secret_key}"\n'
            f'  operator_secret = "{operator_secret}"\n  recordings = "{recordings}"\n{extra}}}\n')
-    for d, (public_key, mode) in devices.items():
+    for d, spec in devices.items():
+        public_key, mode = spec[:2]
+        more = "".join(f"  {k} = {value(v)}\n" for k, v in (spec[2] if len(spec) > 2 else {}).items())
         cfg += (f'{d}: {{\n  public_key = "{public_key}"\n  description = "camera {d}"\n'
-                f'  mode = "{mode}"\n}}\n')
+                f'  mode = "{mode}"\n{more}}}\n')
     return cfg
 
 

@@ -104,7 +104,7 @@ export class Tile {
 
   onMessage(msg, jsep) {
     if (msg.error) {
-      const offline = msg.error_code === 457; // the device has not connected yet
+      const offline = msg.error_code === 460; // the device has not connected yet (invalid state)
       this.setState(offline ? 'offline' : 'error', offline ? 'Device offline' : msg.error);
       if (offline) setTimeout(() => !this.closed && this.handle && this.handle.send({ message: { request: 'watch', id: this.id } }), RETRY_MS);
       return;

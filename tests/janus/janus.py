@@ -38,6 +38,38 @@ PLUGINS = os.path.join(JANUS_LIB, "plugins")
 TRANSPORTS = os.path.join(JANUS_LIB, "transports")
 STREAMING_SO = os.path.join(PLUGINS, "libjanus_streaming.so")
 HTTP_SO = os.path.join(TRANSPORTS, "libjanus_http.so")
+# What a sanitizer writes when it finds something: any of these in Janus's log
+# fails the test (Janus.cleanup raises).
+SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer")
+LSAN_SUPP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lsan.supp")
+
+
+def _needs_asan(so):
+    """Whether a plugin was built with ASan (the sanitized build): then Janus,
+    which is not, must start with the sanitizer runtimes preloaded."""
+    try:
+        with open(so, "rb") as f:
+            return b"libasan.so" in f.read()
+    except OSError:
+        return False
+
+
+def sanitizer_env(env=None):
+    """The environment that runs an uninstrumented binary (Janus) with
+    instrumented plugins: libasan first (it must come first in the initial
+    library list), then libubsan; reports go to the process's stderr (our log),
+    leaks are checked at a clean exit against tests/lsan.supp."""
+    env = dict(os.environ if env is None else env)
+    libs = []
+    for lib in ("libasan.so", "libubsan.so"):
+        path = subprocess.run(["gcc", f"-print-file-name={lib}"], capture_output=True,
+                              text=True).stdout.strip()
+        libs.append(os.path.realpath(path))
+    env["LD_PRELOAD"] = ":".join(libs)
+    env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0:allocator_may_return_null=1"
+    env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
+    env["LSAN_OPTIONS"] = f"print_suppressions=0:suppressions={LSAN_SUPP}"
+    return env
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -177,6 +209,7 @@ class Janus:
         self._log = None
         self._log_offset = 0
         self.starts = 0
+        self.sanitized = any(_needs_asan(so) for so in self.plugins.values())
 
         folders = {k: os.path.join(self.dir, k) for k in
                    ("conf", "plugins", "transports", "events", "loggers")}
@@ -265,8 +298,9 @@ class Janus:
         self._log_offset = self._log.tell()
         self.starts += 1
         t0 = time.monotonic()
+        env = sanitizer_env() if self.sanitized else None
         self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, cwd=self.dir,
+                                     stderr=subprocess.STDOUT, cwd=self.dir, env=env,
                                      start_new_session=True, preexec_fn=_die_with_test)
         while True:
             if self.proc.poll() is not None:
@@ -332,9 +366,27 @@ class Janus:
         self.stop()
         return self.start(timeout)
 
-    def cleanup(self):
-        self.stop()
+    def cleanup(self, check=True):
+        """Stops Janus and removes its folder. A sanitizer report anywhere in its
+        log (every run of it) raises AssertionError: a test that provoked one
+        fails, whatever else it checked."""
+        self.stop(timeout=10 if self.sanitized else 5)
+        reports = self.sanitizer_reports()
+        if reports and check:
+            keep = tempfile.mkdtemp(prefix="outpost-janus-report-", dir="/tmp")
+            shutil.copy(self.log_path, keep)
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise AssertionError(f"sanitizer report in Janus's log (kept in {keep}):\n"
+                                 + "\n".join(reports[:80]))
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def sanitizer_reports(self):
+        """The lines from the first sanitizer report on, over every run ([] if none)."""
+        lines = self.log(all_runs=True).splitlines()
+        for i, line in enumerate(lines):
+            if any(m in line for m in SANITIZER_MARKS):
+                return lines[i:]
+        return []
 
     def __enter__(self):
         return self

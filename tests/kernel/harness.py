@@ -176,7 +176,16 @@ class Kernel:
             assert bad not in log, f"sanitizer report in the kernel log:\n{log}"
 
     def cleanup(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
+        """Removes the kernel's folder; a sanitizer report in its log (the kernel's
+        and every module host's output) fails the test, whether or not the test
+        looked itself."""
+        try:
+            if self.proc and self.proc.poll() is None:
+                self.stop()
+            if os.path.exists(self.dir) and self.proc:
+                self.check_clean_log()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def pid_alive(pid):

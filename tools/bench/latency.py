@@ -22,7 +22,7 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 os.environ.setdefault("OUTPOST_BUILD", os.path.join(ROOT, "build-bench"))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-from spine import Spine  # noqa: E402
+from spine import Spine, stop_recording  # noqa: E402
 from janus import janus_pp_rec  # noqa: E402
 from media import decode, read_stamps  # noqa: E402
 
@@ -115,8 +115,7 @@ def run(encoder, browser):
         spine.admin({"request": "record", "secret": spine.secret, "id": "cam1",
                      "action": "start"})
         time.sleep(SECONDS)
-        rec = spine.admin({"request": "record", "secret": spine.secret, "id": "cam1",
-                           "action": "stop"})
+        rec = stop_recording(spine.admin, spine.secret, "cam1")
         enc = encoder_delay(k)
         shown = None
         if page:
