@@ -36,6 +36,8 @@ typedef struct {
 #define DEV(f) offsetof(op_device_def_t, f)
 
 static const char *s_modes[] = {"on-demand", "always", "manual", NULL};
+/* In protocol/srtp_keys.h's order (media_srtp.c maps index i to profile i + 1). */
+static const char *s_profiles[] = {"AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32", NULL};
 
 static const cfg_key_t s_general[] = {
     {"control", K_STRING, GEN(control_endpoint), 7, 255, NULL},
@@ -48,6 +50,7 @@ static const cfg_key_t s_general[] = {
     {"keyframe_interval_ms", K_INT, GEN(keyframe_interval_ms), 100, 60000, NULL},
     {"on_demand_linger_ms", K_INT, GEN(linger_ms), 0, 600000, NULL},
     {"control_max_pending", K_INT, GEN(control_max_pending), 1, 10000, NULL},
+    {"srtp_profile", K_ENUM, GEN(srtp_profile), 0, 0, s_profiles},
     {NULL, 0, 0, 0, 0, NULL}};
 
 static const cfg_key_t s_device[] = {{"public_key", K_KEY, DEV(public_key), 40, 40, NULL},

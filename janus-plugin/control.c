@@ -153,7 +153,16 @@ static void s_hello(op_device_t *d, const unsigned char *route, size_t route_len
   json_object_set_new(session, "codec", json_string(d->codec));
   json_object_set_new(session, "port", json_integer(op_conf.ingest_public_port));
   json_object_set_new(session, "streaming", json_boolean(d->streaming));
+  json_t *srtp = d->srtp_offer;
+  d->srtp_offer = NULL;
   janus_mutex_unlock(&d->mutex);
+  if (!srtp) { /* no keys, no media: the device is told, and asks again later */
+    json_decref(session);
+    session = ctl_new(CTL_ERROR);
+    json_object_set_new(session, "error", json_string("the server could not make media keys"));
+  } else {
+    json_object_set_new(session, "srtp", srtp);
+  }
   s_send(route, route_len, session);
   JANUS_LOG(LOG_INFO, "outpost: device %s online (%s, ssrc %u)\n", d->id, codec, ssrc);
   if (!was)

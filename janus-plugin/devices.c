@@ -10,6 +10,7 @@
  * the order the decisions were made, whichever threads race. */
 #include "outpost.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 
 #include <janus/debug.h>
@@ -29,6 +30,8 @@ static void s_device_free(const janus_refcount *ref) {
   json_decref(d->status);
   json_decref(d->last_ack);
   json_decref(d->last_recording);
+  json_decref(d->srtp_offer);
+  op_srtp_clear(d);
   g_free(d);
 }
 
@@ -145,7 +148,9 @@ uint32_t op_device_new_session(op_device_t *d, const char *codec) {
   d->pt = !strcmp(codec, "h265") ? 97 : 96;
   g_strlcpy(d->codec, codec, sizeof d->codec);
   d->latched = FALSE;
-  op_nack_reset(&d->nack); /* sequence numbers start over with the session */
+  json_decref(d->srtp_offer);
+  d->srtp_offer = op_srtp_session_new(d); /* fresh keys with every session */
+  op_nack_reset(&d->nack);                /* sequence numbers start over with the session */
   d->streaming = d->mode == MODE_ALWAYS || (d->mode == MODE_ON_DEMAND && d->viewers);
   d->idle_since_us = 0;
   janus_mutex_unlock(&d->mutex);
@@ -163,6 +168,7 @@ void op_device_offline(op_device_t *d) {
     g_hash_table_remove(s_by_ssrc, GUINT_TO_POINTER(d->ssrc));
   d->ssrc = 0;
   d->latched = FALSE;
+  op_srtp_clear(d); /* nothing from the old session authenticates any more */
   janus_mutex_unlock(&d->mutex);
   janus_mutex_unlock(&s_devices_mutex);
   if (was)
@@ -271,6 +277,21 @@ void op_devices_tick(gint64 now) {
 
 /* ---- What is shown ------------------------------------------------------------------ */
 
+static void s_addr_text(const struct sockaddr_storage *a, char *out, size_t size) {
+  char ip[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+  if (a->ss_family == AF_INET) {
+    const struct sockaddr_in *v4 = (const void *)a;
+    inet_ntop(AF_INET, &v4->sin_addr, ip, sizeof ip);
+    port = ntohs(v4->sin_port);
+  } else if (a->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *v6 = (const void *)a;
+    inet_ntop(AF_INET6, &v6->sin6_addr, ip, sizeof ip);
+    port = ntohs(v6->sin6_port);
+  }
+  g_snprintf(out, size, "%s:%d", ip, port);
+}
+
 /* Module restarts on the device, from its last status report (-1: unknown).
  * Public: a viewer wondering why the picture froze may see that it crashed.
  * The report is the device's: negative or non-numbers count as 0, and the sum
@@ -315,6 +336,15 @@ json_t *op_device_summary(op_device_t *d, gboolean full) {
                                     : d->mode == MODE_MANUAL ? "manual"
                                                              : "on-demand"));
     json_object_set_new(j, "is_private", json_boolean(d->is_private));
+    char where[INET6_ADDRSTRLEN + 8] = "";
+    if (d->latched)
+      s_addr_text(&d->source, where, sizeof where);
+    json_object_set_new(j, "source", d->latched ? json_string(where) : json_null());
+    json_object_set_new(j, "srtp",
+                        json_pack("{s:s?, s:b, s:I, s:I, s:I}", "profile", op_srtp_profile_name(),
+                                  "keys", d->srtp_rx != NULL, "auth_failed",
+                                  (json_int_t)d->auth_failed, "replayed", (json_int_t)d->replayed,
+                                  "rebinds", (json_int_t)d->rebinds));
     json_object_set_new(j, "on_demand",
                         json_pack("{s:I, s:I, s:b}", "starts", (json_int_t)d->starts, "stops",
                                   (json_int_t)d->stops, "lingering", d->idle_since_us != 0));

@@ -37,13 +37,19 @@ static int s_fd = -1;
 static GThread *s_thread;
 static volatile gint s_running;
 /* Dropped and counted, never forwarded. */
-static volatile gint s_malformed, s_unknown_ssrc, s_wrong_source, s_rtcp_in;
+static volatile gint s_malformed, s_unknown_ssrc, s_wrong_pt, s_rtcp_in;
+/* SRTP: failed authentication (tampered, in clear, wrong keys) and replays. */
+static volatile gint s_unauthenticated, s_replayed, s_rebinds;
 static volatile gint s_stale;    /* duplicates and packets too late to be asked for */
 static volatile gint s_oversize; /* datagrams larger than any packet of ours: never truncated */
 
-/* An RTCP feedback message (RFC 4585) to the device's latched address: pkt
- * holds 12 header bytes, then fci_words of FCI already written. The sender
- * SSRC is 1 (us), the media SSRC the device's. Called with its mutex held. */
+/* Room after an RTCP packet for SRTCP's index word and tag. */
+#define FEEDBACK_TRAILER SRTP_MAX_TRAILER_LEN
+
+/* An RTCP feedback message (RFC 4585) to the device's latched address, as
+ * SRTCP: pkt holds 12 header bytes, then fci_words of FCI already written,
+ * then FEEDBACK_TRAILER bytes of room. The sender SSRC is 1 (us), the media
+ * SSRC the device's. Called with its mutex held. */
 static void s_send_feedback(op_device_t *d, uint8_t *pkt, int pt, size_t fci_words) {
   size_t words = 2 + fci_words; /* the length field: 32-bit words - 1 */
   pkt[0] = 0x81;                /* V=2, FMT 1: PLI for PSFB, generic NACK for RTPFB */
@@ -53,7 +59,9 @@ static void s_send_feedback(op_device_t *d, uint8_t *pkt, int pt, size_t fci_wor
   uint32_t sender = htonl(1), media = htonl(d->ssrc);
   memcpy(pkt + 4, &sender, 4);
   memcpy(pkt + 8, &media, 4);
-  sendto(s_fd, pkt, 4 * (words + 1), 0, (struct sockaddr *)&d->source, d->source_len);
+  int len = (int)(4 * (words + 1));
+  if (op_srtp_protect_rtcp(d, (char *)pkt, &len, 4 * (words + 1) + FEEDBACK_TRAILER) == 0)
+    sendto(s_fd, pkt, (size_t)len, 0, (struct sockaddr *)&d->source, d->source_len);
 }
 
 /* RTCP PLI (RFC 4585) to the device's latched address, rate limited. */
@@ -67,7 +75,7 @@ void op_device_request_keyframe(op_device_t *d, const char *why) {
   }
   d->last_pli_us = now;
   d->plis_sent++;
-  uint8_t pli[12];
+  uint8_t pli[12 + FEEDBACK_TRAILER];
   s_send_feedback(d, pli, 206, 0); /* PSFB, PLI: no FCI */
   janus_mutex_unlock(&d->mutex);
   JANUS_LOG(LOG_VERB, "outpost: keyframe request to %s (%s)\n", d->id, why);
@@ -76,7 +84,7 @@ void op_device_request_keyframe(op_device_t *d, const char *why) {
 /* RTCP generic NACK (RFC 4585) for the ingest packets due to be asked for.
  * Called with the device's mutex held; the buffer is on the stack. */
 static void s_send_nacks(op_device_t *d, gint64 now) {
-  uint8_t pkt[12 + 4 * 32];
+  uint8_t pkt[12 + 4 * 32 + FEEDBACK_TRAILER];
   size_t entries = op_nack_due(&d->nack, now, pkt + 12, 32);
   if (entries)
     s_send_feedback(d, pkt, 205, entries); /* RTPFB, generic NACK: one word per entry */
@@ -85,7 +93,11 @@ static void s_send_nacks(op_device_t *d, gint64 now) {
 void op_device_counters(json_t *into) {
   json_object_set_new(into, "ingest_malformed", json_integer(g_atomic_int_get(&s_malformed)));
   json_object_set_new(into, "ingest_unknown_ssrc", json_integer(g_atomic_int_get(&s_unknown_ssrc)));
-  json_object_set_new(into, "ingest_wrong_source", json_integer(g_atomic_int_get(&s_wrong_source)));
+  json_object_set_new(into, "ingest_wrong_pt", json_integer(g_atomic_int_get(&s_wrong_pt)));
+  json_object_set_new(into, "ingest_unauthenticated",
+                      json_integer(g_atomic_int_get(&s_unauthenticated)));
+  json_object_set_new(into, "ingest_replayed", json_integer(g_atomic_int_get(&s_replayed)));
+  json_object_set_new(into, "ingest_rebinds", json_integer(g_atomic_int_get(&s_rebinds)));
   json_object_set_new(into, "ingest_rtcp", json_integer(g_atomic_int_get(&s_rtcp_in)));
   json_object_set_new(into, "ingest_stale", json_integer(g_atomic_int_get(&s_stale)));
   json_object_set_new(into, "ingest_oversize", json_integer(g_atomic_int_get(&s_oversize)));
@@ -123,38 +135,105 @@ static void s_forward(op_device_t *d, char *buf, int len) {
   }
 }
 
-static void s_packet(char *buf, int len, const struct sockaddr_storage *from, socklen_t fromlen) {
-  if (len < 2 || ((uint8_t)buf[0] >> 6) != 2) { /* not RTP/RTCP version 2 */
+static uint32_t s_be32(const char *p) {
+  return (uint32_t)(uint8_t)p[0] << 24 | (uint32_t)(uint8_t)p[1] << 16 |
+         (uint32_t)(uint8_t)p[2] << 8 | (uint8_t)p[3];
+}
+
+/* Unprotects buf in place with d's keys (d's mutex held): 0, or -1 counted. */
+static int s_authenticate(op_device_t *d, char *buf, int *len, gboolean rtcp) {
+  int st = op_srtp_unprotect(d, buf, len, rtcp);
+  if (st == srtp_err_status_ok)
+    return 0;
+  if (st == srtp_err_status_replay_fail || st == srtp_err_status_replay_old) {
+    d->replayed++;
+    g_atomic_int_inc(&s_replayed);
+  } else {
+    d->auth_failed++;
+    g_atomic_int_inc(&s_unauthenticated);
+  }
+  return -1;
+}
+
+/* The source a device's authenticated packet came from (d's mutex held): the
+ * first one latches it; one from another address means the device's NAT
+ * rebound its port (or the device moved networks), and the latch follows, so
+ * feedback goes where the device now is. Nobody without the session's keys
+ * can move it. */
+static void s_follow_source(op_device_t *d, const struct sockaddr_storage *from,
+                            socklen_t fromlen) {
+  if (d->latched && s_same_addr(&d->source, from))
+    return;
+  if (d->latched) {
+    d->rebinds++;
+    g_atomic_int_inc(&s_rebinds);
+    JANUS_LOG(LOG_INFO, "outpost: device %s now sends from another address (NAT rebinding)\n",
+              d->id);
+  }
+  memcpy(&d->source, from, fromlen);
+  d->source_len = fromlen;
+  d->latched = TRUE;
+}
+
+/* The device's SRTCP (its sender reports, RFC 5761 multiplexing): the sender
+ * SSRC finds the device; counted once authenticated. */
+static void s_rtcp(char *buf, int len, const struct sockaddr_storage *from, socklen_t fromlen) {
+  if (len < 8) {
     g_atomic_int_inc(&s_malformed);
     return;
   }
-  if ((uint8_t)buf[1] >= 200 && (uint8_t)buf[1] <= 206) {
-    g_atomic_int_inc(&s_rtcp_in); /* the device's sender reports (RFC 5761 demux) */
-    return;
-  }
-  rtp_header_t rh;
-  const uint8_t *payload;
-  size_t plen;
-  if (rtp_header_parse((const uint8_t *)buf, (size_t)len, &rh, &payload, &plen)) {
-    g_atomic_int_inc(&s_malformed);
-    return;
-  }
-  op_device_t *d = op_device_by_ssrc(rh.ssrc);
+  op_device_t *d = op_device_by_ssrc(s_be32(buf + 4));
   if (!d) {
     g_atomic_int_inc(&s_unknown_ssrc);
     return;
   }
   janus_mutex_lock(&d->mutex);
-  if (!d->latched) {
-    memcpy(&d->source, from, fromlen);
-    d->source_len = fromlen;
-    d->latched = TRUE;
-  } else if (!s_same_addr(&d->source, from) || rh.payload_type != d->pt) {
+  if (s_authenticate(d, buf, &len, TRUE) == 0) {
+    s_follow_source(d, from, fromlen);
+    g_atomic_int_inc(&s_rtcp_in);
+  }
+  janus_mutex_unlock(&d->mutex);
+  op_device_unref(d);
+}
+
+static void s_packet(char *buf, int len, const struct sockaddr_storage *from, socklen_t fromlen) {
+  if (len < 12 || ((uint8_t)buf[0] >> 6) != 2) { /* not RTP/RTCP version 2 */
+    g_atomic_int_inc(&s_malformed);
+    return;
+  }
+  if ((uint8_t)buf[1] >= 192 && (uint8_t)buf[1] <= 223) {
+    s_rtcp(buf, len, from, fromlen);
+    return;
+  }
+  /* Only the SSRC before authentication: the rest of the header (padding,
+   * extensions) is not to be trusted, or even read, until then. */
+  op_device_t *d = op_device_by_ssrc(s_be32(buf + 8));
+  if (!d) {
+    g_atomic_int_inc(&s_unknown_ssrc);
+    return;
+  }
+  janus_mutex_lock(&d->mutex);
+  rtp_header_t rh;
+  const uint8_t *payload;
+  size_t plen;
+  if (s_authenticate(d, buf, &len, FALSE)) {
     janus_mutex_unlock(&d->mutex);
-    g_atomic_int_inc(&s_wrong_source);
     op_device_unref(d);
     return;
   }
+  if (rtp_header_parse((const uint8_t *)buf, (size_t)len, &rh, &payload, &plen)) {
+    janus_mutex_unlock(&d->mutex);
+    g_atomic_int_inc(&s_malformed);
+    op_device_unref(d);
+    return;
+  }
+  if (rh.payload_type != d->pt) {
+    janus_mutex_unlock(&d->mutex);
+    g_atomic_int_inc(&s_wrong_pt);
+    op_device_unref(d);
+    return;
+  }
+  s_follow_source(d, from, fromlen);
   gint64 now = janus_get_monotonic_time();
   int resent = op_nack_packet(&d->nack, rh.seq, now);
   if (resent < 0) {

@@ -23,6 +23,7 @@
 #include <janus/record.h>
 #include <janus/refcount.h>
 #include <janus/rtp.h>
+#include <srtp2/srtp.h>
 
 #define OUTPOST_PLUGIN_PACKAGE "janus.plugin.outpost"
 
@@ -66,8 +67,12 @@ typedef struct op_device {
   gint64 idle_since_us;   /* on demand: the last viewer left then (0: watched, or stopped) */
   uint64_t starts, stops; /* on-demand start/stop commands sent */
   gboolean latched;
-  struct sockaddr_storage source; /* latched from the first packet of the session */
+  struct sockaddr_storage source; /* latched from the first authenticated packet */
   socklen_t source_len;
+  srtp_t srtp_rx;     /* owned: the device's SRTP/SRTCP, this session's keys; NULL: none */
+  srtp_t srtp_tx;     /* owned: our SRTCP to the device */
+  json_t *srtp_offer; /* owned: the keys for the session message, taken by control.c */
+  uint64_t auth_failed, replayed, rebinds;
   gint64 last_packet_us;
   uint64_t packets, bytes, keyframes;
   uint64_t bytes_window; /* for the bitrate estimate */
@@ -153,6 +158,13 @@ int op_ingest_start(void);
 void op_ingest_stop(void); /* also undoes a partial start */
 void op_device_request_keyframe(op_device_t *d, const char *why);
 void op_device_counters(json_t *into);
+
+/* media_srtp.c: SRTP on the ingest leg. All but init with the device's mutex held. */
+json_t *op_srtp_session_new(op_device_t *d); /* fresh keys, as sent to the device; NULL: failed */
+void op_srtp_clear(op_device_t *d);
+int op_srtp_unprotect(op_device_t *d, char *buf, int *len, gboolean rtcp);  /* srtp_err_status_t */
+int op_srtp_protect_rtcp(op_device_t *d, char *buf, int *len, size_t size); /* 0 / -1 */
+const char *op_srtp_profile_name(void);
 
 /* record.c: recordings; a stop is finished by the control thread's tick. */
 int op_device_record(op_device_t *d, gboolean start, char *err, size_t errlen);

@@ -34,7 +34,7 @@ static const field_t s_session[] = {{"ssrc", F_INT, 1, 1, UINT32_MAX},
                                     {"codec", F_STRING, 1, 3, 4},
                                     {"port", F_INT, 1, 1, 65535},
                                     {"streaming", F_BOOL, 1, 0, 0},
-                                    {"srtp", F_OBJECT, 0, 0, 0}, /* media keys: a later issue */
+                                    {"srtp", F_OBJECT, 0, 0, 0}, /* checked by srtp_keys.h */
                                     END};
 static const field_t s_command[] = {{"id", F_INT, 1, 1, INT32_MAX},
                                     {"command", F_STRING, 1, 1, 16},

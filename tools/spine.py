@@ -6,7 +6,8 @@ encoder -> uplink) over loopback. tools/demo and the browser tests use it.
 As a program it is the browser tests' fixture, driven over stdin/stdout with
 one JSON object per line:
   python3 tools/spine.py --devices cam1,cam2 [--encoder encoder-rav1e[,one per device]] [--bitrate 500]
-                         [--no-kernels] [--y4m DEVICE=FILE.y4m]
+                         [--no-kernels] [--y4m DEVICE=FILE.y4m] [--pin DEVICE=PIN]
+                         [--mode always|on-demand|manual]
   -> {"ready": true, "url": ..., "janus": ..., "admin": ..., "admin_secret": ...,
       "secret": ..., "devices": [...]}
   <- {"cmd": "kill", "device": "cam1", "module": "encoder"}   kill -9 of a module
@@ -145,7 +146,7 @@ class Spine:
     tests) one device kernel per id. keys_dir keeps the keys across runs."""
 
     def __init__(self, devices, secret="operator-secret", keys_dir=None, control_port=None,
-                 web_port=0, name="spine", recordings=None):
+                 web_port=0, name="spine", recordings=None, mode="always", pins=None):
         self.web = WebServer(web_port)  # first: a taken port fails before anything is made
         self.secret = secret
         self.devices = list(devices)
@@ -157,7 +158,9 @@ class Spine:
         self.recordings = recordings or tempfile.mkdtemp(prefix="outpost-rec-", dir="/tmp")
         cfg = plugin_config(self.control_port, self.ingest_port, self.server_keys[1], secret,
                             self.recordings,
-                            {d: (self.device_keys[d][0], "always") for d in self.devices})
+                            {d: (self.device_keys[d][0], mode,
+                                 {"pin": (pins or {})[d]} if d in (pins or {}) else {})
+                             for d in self.devices})
         self.janus = Janus({PKG: os.path.join(BUILD, "janus", "libjanus_outpost.so")},
                            {PKG: cfg}, name=name)
         self.kernels = {}
@@ -209,7 +212,8 @@ class Spine:
 
 
 def _serve(args):
-    spine = Spine(args.devices.split(","), secret=args.secret).start()
+    pins = dict(a.split("=", 1) for a in args.pin)
+    spine = Spine(args.devices.split(","), secret=args.secret, mode=args.mode, pins=pins).start()
     encoders = args.encoder.split(",")  # one for all, or one per device in order
     y4m = dict(a.split("=", 1) for a in args.y4m)
     kernels = {} if args.no_kernels else {
@@ -270,6 +274,9 @@ if __name__ == "__main__":
     ap.add_argument("--bitrate", type=int, default=500)
     ap.add_argument("--secret", default="operator-secret-for-tests")
     ap.add_argument("--no-kernels", action="store_true", help="Janus and the page only")
+    ap.add_argument("--pin", action="append", default=[], metavar="DEVICE=PIN",
+                    help="viewers need that pin to watch that device")
+    ap.add_argument("--mode", default="always", choices=["always", "on-demand", "manual"])
     ap.add_argument("--y4m", action="append", default=[], metavar="DEVICE=FILE",
                     help="that device captures a y4m file (no stamp) instead of the pattern")
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))

@@ -6,9 +6,11 @@
 #include "rtp.h"
 #include "rtp_av1.h"
 #include "rtp_h265.h"
+#include "srtp_policy.h"
 
 #include <errno.h>
 #include <outpost/module.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,14 @@
 #define RECV_PER_CALL 64        /* datagrams read per call: the host's loop must keep turning */
 #define RTCP_MAX 1500           /* larger RTCP is not expected: read as truncated, dropped */
 #define MIN_RESEND_GAP_US 10000 /* a packet is resent at most once per RTT, at least 10 ms */
+/* The smallest SRTCP: an RTCP header and sender SSRC, E flag + index, 80-bit tag. */
+#define SRTCP_MIN (8 + SRTP_KEYS_RTCP_TRAILER_LEN)
+/* An SR + SDES CNAME of 255 bytes, plus what SRTCP adds (libsrtp asks for room for its
+ * largest trailer, MKI included, though it writes only E+index and the tag). */
+#define SR_BUF (28 + 4 + 264 + 4 + SRTP_MAX_TRAILER_LEN)
+
+/* What the path does with what it sends and receives (media_set_srtp, media_shut). */
+typedef enum { MODE_PLAIN, MODE_SRTP, MODE_SHUT } media_mode_t;
 
 struct media {
   size_t mtu;
@@ -39,8 +49,44 @@ struct media {
   uint32_t sr_packets, sr_octets;
   int fir_seen;
   uint8_t fir_seq; /* the last FIR request number acted on */
+  media_mode_t mode;
+  srtp_t tx; /* owned, MODE_SRTP only: protects what we send (device key) */
+  srtp_t rx; /* owned, MODE_SRTP only: checks what we receive (server key) */
   media_stats_t st;
 };
+
+/* libsrtp's global state (its crypto kernel) is set up once per process,
+ * whatever number of media paths there are, and never torn down: another
+ * user in the process may still need it, and the process ends soon after.
+ * srtp_init() is not idempotent (a second call fails with bad_param, having
+ * re-run the self-tests): if someone else in the process called it first, a
+ * session made with throw-away keys tells whether libsrtp is usable anyway. */
+static pthread_once_t s_srtp_once = PTHREAD_ONCE_INIT;
+static int s_srtp_ready;
+
+static void s_srtp_init(void) {
+  if (srtp_init() == srtp_err_status_ok) {
+    s_srtp_ready = 1;
+    return;
+  }
+  uint8_t key[SRTP_KEYS_LEN] = {0};
+  srtp_policy_t p;
+  srtp_t probe = NULL;
+  if (!srtp_keys_policy(&p, SRTP_KEYS_AES_CM_128_HMAC_SHA1_80, key,
+                        (srtp_ssrc_t){.type = ssrc_any_inbound}) &&
+      srtp_create(&probe, &p) == srtp_err_status_ok)
+    s_srtp_ready = 1;
+  if (probe)
+    srtp_dealloc(probe);
+}
+
+static void s_srtp_free(media_t *self) {
+  if (self->tx)
+    srtp_dealloc(self->tx);
+  if (self->rx)
+    srtp_dealloc(self->rx);
+  self->tx = self->rx = NULL;
+}
 
 media_t *media_new(size_t mtu, size_t history_bytes, int64_t history_us, media_keyframe_fn *on_key,
                    void *ctx) {
@@ -55,7 +101,10 @@ media_t *media_new(size_t mtu, size_t history_bytes, int64_t history_us, media_k
   self->st.rtt_us = -1;
   self->av1 = rtp_av1_pack_new(mtu);
   self->h265 = rtp_h265_pack_new(mtu);
-  self->hist = history_new(history_bytes, mtu + RTP_HEADER_SIZE);
+  /* Room for the SRTP trailer libsrtp may write after the packet, and slots on an
+   * 8-byte boundary: libsrtp reads and writes the packet as 32-bit words. */
+  size_t slot = (mtu + RTP_HEADER_SIZE + SRTP_MAX_TRAILER_LEN + 7) / 8 * 8;
+  self->hist = history_new(history_bytes, slot);
   uint32_t rnd[2] = {0, 0};
   if (!self->av1 || !self->h265 || !self->hist ||
       getrandom(rnd, sizeof rnd, GRND_NONBLOCK) != sizeof rnd) {
@@ -76,6 +125,7 @@ void media_destroy(media_t **self_p) {
   rtp_av1_pack_destroy(&self->av1);
   rtp_h265_pack_destroy(&self->h265);
   history_destroy(&self->hist);
+  s_srtp_free(self);
   free(self);
   *self_p = NULL;
 }
@@ -122,9 +172,56 @@ void media_set_stream(media_t *self, uint32_t ssrc, int pt) {
     self->fir_seen = 0;
     history_clear(self->hist); /* those packets carry the old SSRC */
     self->st.rtt_us = -1;
+    if (self->mode == MODE_SRTP)
+      media_shut(self); /* the keys were the old session's */
   }
   self->ssrc = ssrc;
   self->pt = pt;
+}
+
+void media_shut(media_t *self) {
+  s_srtp_free(self);
+  history_clear(self->hist);
+  self->mode = MODE_SHUT;
+  self->st.srtp = 0;
+  self->st.shut = 1;
+}
+
+int media_set_srtp(media_t *self, const srtp_keys_t *keys) {
+  if (!keys) {
+    if (self->mode != MODE_PLAIN)
+      media_shut(self); /* frees the old sessions, forgets their packets */
+    self->mode = MODE_PLAIN;
+    self->st.shut = 0;
+    return 0;
+  }
+  media_shut(self); /* whatever happens next, nothing goes out under old keys or none */
+  pthread_once(&s_srtp_once, s_srtp_init);
+  if (!s_srtp_ready || !self->ssrc)
+    return -1;
+  /* libsrtp's policy wants writable key pointers: a local copy, wiped after use
+   * (srtp_create derives its session keys from it and keeps no pointer). */
+  uint8_t dev[SRTP_KEYS_LEN], srv[SRTP_KEYS_LEN];
+  memcpy(dev, keys->device, sizeof dev);
+  memcpy(srv, keys->server, sizeof srv);
+  srtp_policy_t out, in;
+  int rc = -1;
+  if (!srtp_keys_policy(&out, keys->profile, dev,
+                        (srtp_ssrc_t){.type = ssrc_specific, .value = self->ssrc}) &&
+      !srtp_keys_policy(&in, keys->profile, srv, (srtp_ssrc_t){.type = ssrc_any_inbound}) &&
+      srtp_create(&self->tx, &out) == srtp_err_status_ok &&
+      srtp_create(&self->rx, &in) == srtp_err_status_ok)
+    rc = 0;
+  explicit_bzero(dev, sizeof dev);
+  explicit_bzero(srv, sizeof srv);
+  if (rc) {
+    s_srtp_free(self); /* srtp_create leaves NULL behind on failure: either may be set */
+    return -1;
+  }
+  self->mode = MODE_SRTP;
+  self->st.srtp = 1;
+  self->st.shut = 0;
+  return 0;
 }
 
 void media_set_cname(media_t *self, const char *cname) {
@@ -172,9 +269,23 @@ static int s_emit(void *ctx, const uint8_t *payload, size_t len, int marker) {
       .marker = marker, .payload_type = m->pt, .seq = m->seq, .timestamp = u->ts, .ssrc = m->ssrc};
   rtp_header_write(&h, slot->data, RTP_HEADER_SIZE);
   memcpy(slot->data + RTP_HEADER_SIZE, payload, len);
-  history_commit(m->hist, m->seq, RTP_HEADER_SIZE + len, u->now);
-  s_send(m, slot->data, RTP_HEADER_SIZE + len);
+  int plen = (int)(RTP_HEADER_SIZE + len);
+  if (m->mode == MODE_SRTP) {
+    /* Protected once, in its slot (sized for the trailer): a resend is these bytes. */
+    if (srtp_protect(m->tx, slot->data, &plen) != srtp_err_status_ok)
+      plen = 0;
+  } else if (m->mode == MODE_SHUT) {
+    plen = 0;
+  }
+  /* Committed even when unsendable (length 0, never resent): the history finds
+   * packets by sequence-number arithmetic, which a hole would break. */
+  history_commit(m->hist, m->seq, (size_t)plen, u->now);
   m->seq++;
+  if (!plen) {
+    m->st.srtp_protect_errors += m->mode == MODE_SRTP;
+    return 0; /* lost on our side, like a send error; never sent in clear */
+  }
+  s_send(m, slot->data, (size_t)plen);
   m->sr_packets++;
   m->sr_octets += (uint32_t)len;
   m->st.packets_sent++;
@@ -206,9 +317,15 @@ void media_send_report(media_t *self) {
                   .packets = self->sr_packets,
                   .octets = self->sr_octets};
   rtcp_ntp_from_unix_us(now, &sr.ntp_sec, &sr.ntp_frac);
-  uint8_t buf[28 + 4 + 264];
-  int n = rtcp_write_sr(&sr, self->cname, buf, sizeof buf);
-  if (n > 0 && s_send(self, buf, (size_t)n) == 0)
+  _Alignas(8) uint8_t buf[SR_BUF]; /* aligned: libsrtp works on 32-bit words */
+  int n = rtcp_write_sr(&sr, self->cname, buf, sizeof buf - 4 - SRTP_MAX_TRAILER_LEN);
+  if (n <= 0 || self->mode == MODE_SHUT)
+    return;
+  if (self->mode == MODE_SRTP && srtp_protect_rtcp(self->tx, buf, &n) != srtp_err_status_ok) {
+    self->st.srtp_protect_errors++;
+    return;
+  }
+  if (s_send(self, buf, (size_t)n) == 0)
     self->st.rtcp_sent++;
 }
 
@@ -217,7 +334,7 @@ void media_send_report(media_t *self) {
 static void s_resend(media_t *self, uint16_t seq, int64_t now) {
   self->st.nacked_packets++;
   history_slot_t *s = history_find(self->hist, seq, now, self->history_us);
-  if (!s) {
+  if (!s || !s->len) { /* a length of 0: it was never sent (see s_emit) */
     self->st.retransmit_missed++;
     return;
   }
@@ -300,8 +417,32 @@ static void s_on_report(void *ctx, const rtcp_report_t *r) {
 
 static const rtcp_handler_t s_handler = {s_on_nack, s_on_pli, s_on_fir, s_on_report};
 
+/* Under SRTP: unprotects the datagram in place. 0 with *len the RTCP's, or -1
+ * when it is not SRTCP under the server's key (counted). */
+static int s_unprotect(media_t *self, uint8_t *buf, size_t *len) {
+  if (self->mode == MODE_PLAIN)
+    return 0;
+  int n = (int)*len;
+  srtp_err_status_t st = srtp_err_status_no_ctx; /* shut: no key to check with */
+  /* What cannot be SRTCP is not handed to libsrtp at all (it checks lengths too). */
+  if (self->mode == MODE_SRTP && *len >= SRTCP_MIN && rtcp_is_rtcp(buf, *len))
+    st = srtp_unprotect_rtcp(self->rx, buf, &n);
+  else if (self->mode == MODE_SRTP)
+    st = srtp_err_status_bad_param;
+  if (st == srtp_err_status_ok && n >= 0 && (size_t)n <= *len) {
+    *len = (size_t)n;
+    return 0;
+  }
+  self->st.rtcp_unauthenticated++;
+  if (st == srtp_err_status_auth_fail)
+    self->st.srtcp_auth_fail++;
+  else if (st == srtp_err_status_replay_fail || st == srtp_err_status_replay_old)
+    self->st.srtcp_replay++;
+  return -1;
+}
+
 void media_receive(media_t *self) {
-  uint8_t buf[RTCP_MAX];
+  _Alignas(8) uint8_t buf[RTCP_MAX]; /* aligned: libsrtp works on 32-bit words */
   for (int i = 0; self->fd >= 0 && i < RECV_PER_CALL; i++) {
     ssize_t n = recv(self->fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
     if (n < 0) {
@@ -312,8 +453,16 @@ void media_receive(media_t *self) {
       return; /* EAGAIN: all read */
     }
     self->st.rtcp_received++;
-    if ((size_t)n > sizeof buf || !rtcp_is_rtcp(buf, (size_t)n) ||
-        rtcp_parse(buf, (size_t)n, &s_handler, self) < 0)
+    size_t len = (size_t)n;
+    if (len > sizeof buf) { /* truncated: neither checkable nor parseable */
+      self->st.rtcp_malformed++;
+      continue;
+    }
+    /* Nothing unauthenticated reaches the parser while SRTP is on: not even its
+     * checks, whose only outcome would be a different counter. */
+    if (s_unprotect(self, buf, &len))
+      continue;
+    if (!rtcp_is_rtcp(buf, len) || rtcp_parse(buf, len, &s_handler, self) < 0)
       self->st.rtcp_malformed++;
   }
 }

@@ -8,10 +8,23 @@
  * and reports ICMP errors, which are counted and otherwise ignored.
  *
  * Nothing on the send path allocates: each packet is written once into its
- * history slot (RTP header + payload) and sent from there; a retransmission
- * sends the same slot again, same sequence number, same bytes. */
+ * history slot (RTP header + payload), protected there when SRTP is on, and
+ * sent from there; a retransmission sends the same slot again, same sequence
+ * number, same bytes (never protected twice: libsrtp refuses a repeated
+ * index, and protecting costs CPU). Inside libsrtp it is another matter:
+ * Debian's libsrtp2 is built on NSS, which sets up a PKCS#11 context for
+ * every packet (14 small allocations per protect, ~5 µs for 1200 bytes;
+ * tools/bench/srtp_cost.c), negligible at the uplink's ~30 packets a second.
+ *
+ * SRTP (media_set_srtp, keys from the session: protocol/srtp_keys.h): what
+ * the device sends, RTP and sender reports, is protected with the session's
+ * "device" key; what comes in is accepted only as SRTCP under its "server"
+ * key. Anything that fails (bad tag, replay, plain RTCP, garbage) is dropped
+ * and counted, never acted on. Two libsrtp sessions, one per direction. */
 #ifndef OUTPOST_UPLINK_MEDIA_H
 #define OUTPOST_UPLINK_MEDIA_H
+
+#include "srtp_keys.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -34,6 +47,13 @@ typedef struct media_stats {
   uint64_t rtcp_received, rtcp_malformed, rtcp_sent;
   uint64_t rtcp_foreign; /* feedback about another SSRC (an old session's) */
   uint64_t icmp_errors;
+  /* SRTP */
+  int srtp;                      /* 1: SRTP/SRTCP; 0: plain RTP/RTCP (or shut: see shut) */
+  int shut;                      /* 1: sending nothing, acting on nothing (no usable keys) */
+  uint64_t srtp_protect_errors;  /* packets libsrtp would not protect: not sent */
+  uint64_t rtcp_unauthenticated; /* datagrams dropped for not being valid SRTCP (all kinds) */
+  uint64_t srtcp_auth_fail;      /* ... of which: the tag did not match */
+  uint64_t srtcp_replay;         /* ... of which: an index seen before or too old */
   /* From the last receiver report on our stream: */
   int64_t rtt_us; /* -1 until known */
   uint8_t fraction_lost;
@@ -65,8 +85,26 @@ int media_set_peer(media_t *self, const struct sockaddr *addr, socklen_t len);
 int media_is_peer(const media_t *self, const struct sockaddr *addr, socklen_t len);
 
 /* The stream's SSRC and payload type. A new SSRC starts the sender-report
- * counts and the history afresh; sequence numbers go on regardless. */
+ * counts and the history afresh; sequence numbers go on regardless. Under
+ * SRTP a new SSRC also shuts the path (see media_shut): the keys belonged to
+ * the old session, so media_set_srtp must follow. */
 void media_set_stream(media_t *self, uint32_t ssrc, int pt);
+
+/* SRTP for the stream set by media_set_stream (call that first): keys
+ * (borrowed; libsrtp keeps its own derived copy, the caller may wipe them on
+ * return) protect everything sent from now on with keys->device and accept
+ * only SRTCP protected with keys->server, from any sender SSRC. NULL: plain
+ * RTP/RTCP (a server without SRTP). Each call replaces the libsrtp sessions
+ * entirely and, unless the path was plain and stays plain, forgets the
+ * history: its packets were protected under the old keys (or none).
+ * 0, or -1 (unknown profile, no SSRC set, libsrtp refused): the path is then
+ * shut until the next successful call, never left plain. */
+int media_set_srtp(media_t *self, const srtp_keys_t *keys);
+
+/* Sends nothing and acts on nothing received (dropped as unauthenticated)
+ * until the next successful media_set_srtp; the keys and the history are
+ * dropped. For a session refused by the uplink. */
+void media_shut(media_t *self);
 
 /* The CNAME in our sender reports (copied; 1..255 bytes). */
 void media_set_cname(media_t *self, const char *cname);

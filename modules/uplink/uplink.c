@@ -9,14 +9,22 @@
  *
  * The conversation (protocol/control.h): once the CURVE handshake is done
  * the uplink says `hello`, and again with back-off (2 s doubling to 10 s)
- * until a `session` {ssrc, pt, codec, port, streaming} comes. Media flows
- * while there is a session, it says streaming (or a `start` came since) and
- * the units' codec is the session's; otherwise units are dropped and
- * counted. Whenever media starts to flow (a new session after a reconnect,
- * `start`) the encoder is asked for a keyframe and units are held back until
- * one comes: anything before it would not decode at the far end, and the
- * link is paid by the byte. The link dropping ends the session; ZeroMQ
- * reconnects by itself and the conversation starts again.
+ * until a `session` {ssrc, pt, codec, port, streaming, srtp?} comes.
+ *
+ * With "srtp" (protocol/srtp_keys.h) media is SRTP and only SRTCP under the
+ * session's server key is acted on; keys that cannot be used (unknown
+ * profile, bad key) refuse the session whole: no media, counted, and the next
+ * hello asks again. It never falls back to clear media. Without "srtp" (an
+ * older server) media is plain RTP/RTCP, said once in the log and `srtp:
+ * false` in status.
+ *
+ * Media flows while there is a session, it says streaming (or a `start`
+ * came since) and the units' codec is the session's; otherwise units are
+ * dropped and counted. Whenever media starts to flow (a new session after a
+ * reconnect, `start`) the encoder is asked for a keyframe and units are held
+ * back until one comes: anything before it would not decode at the far
+ * end, and the link is paid by the byte. The link dropping ends the session;
+ * ZeroMQ reconnects by itself and the conversation starts again.
  *
  * Commands, from the server (`command`, answered by `ack`) or from
  * outpostctl: start, stop (handled here), keyframe and bitrate {"kbps"} (to
@@ -36,6 +44,7 @@
 #include "media.h"
 #include "resolve.h"
 #include "settings.h"
+#include "srtp_keys.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -47,7 +56,9 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#define HISTORY_BYTES (2u << 20) /* ~1700 slots at mtu 1200: 1 s of history to ~14 Mbit/s */
+/* ~1540 slots at mtu 1200 (each with room for the SRTP trailer): 1 s of history to
+ * ~12 Mbit/s */
+#define HISTORY_BYTES (2u << 20)
 #define HELLO_FIRST_US 2000000
 #define HELLO_MAX_US 10000000
 #define TICK_US 1000000 /* sender report, local status */
@@ -94,9 +105,11 @@ typedef struct {
   uint32_t ssrc;
   int pt, port;
   char session_codec[8];
-  int streaming;  /* the server's wish: the session's flag, then start/stop */
-  int dest_ready; /* the media socket is connected to media_host:port */
-  int flowing;    /* have_session && streaming && dest_ready */
+  int streaming;            /* the server's wish: the session's flag, then start/stop */
+  const char *srtp_profile; /* static: the session's SRTP profile, NULL for plain RTP */
+  int srtp_said;            /* what the log last said: -1 nothing yet, 0 plain, 1 SRTP */
+  int dest_ready;           /* the media socket is connected to media_host:port */
+  int flowing;              /* have_session && streaming && dest_ready */
   /* Hello */
   int64_t next_hello_us, hello_backoff_us;
   /* What we know of the chain */
@@ -120,6 +133,8 @@ typedef struct {
   /* Counters */
   uint64_t units_in, units_sent, units_dropped, units_awaiting_key, units_wrong_codec;
   uint64_t hellos, sessions, keyframes_requested, keyframes_suppressed, acks, relays_refused;
+  uint64_t sessions_refused;
+  char last_session_refused[128];
   char last_refusal[400];
   char last_server_error[513];
 } uplink_t;
@@ -168,6 +183,19 @@ static json_t *s_counters(uplink_t *u) {
                         json_pack("{s:I, s:i, s:s, s:s, s:i}", "ssrc", (json_int_t)u->ssrc, "pt",
                                   u->pt, "codec", u->session_codec, "media_host", u->set.media_host,
                                   "port", u->port));
+  if (u->have_session && u->srtp_profile)
+    json_object_set_new(json_object_get(o, "session"), "srtp_profile",
+                        json_string(u->srtp_profile));
+  /* SRTP: on or off, and what was dropped for not being SRTCP under the
+   * session's key (the kinds: a wrong tag, a replay; the rest is garbage). */
+  json_object_set_new(o, "srtp", json_boolean(m->srtp));
+  json_object_set_new(o, "rtcp_unauthenticated", json_integer((json_int_t)m->rtcp_unauthenticated));
+  json_object_set_new(o, "srtcp_auth_fail", json_integer((json_int_t)m->srtcp_auth_fail));
+  json_object_set_new(o, "srtcp_replay", json_integer((json_int_t)m->srtcp_replay));
+  json_object_set_new(o, "srtp_protect_errors", json_integer((json_int_t)m->srtp_protect_errors));
+  json_object_set_new(o, "sessions_refused", json_integer((json_int_t)u->sessions_refused));
+  if (u->last_session_refused[0])
+    json_object_set_new(o, "last_session_refused", json_string(u->last_session_refused));
   json_object_set_new(o, "commands_refused", json_integer((json_int_t)u->relays_refused));
   if (u->last_server_error[0])
     json_object_set_new(o, "last_server_error", json_string(u->last_server_error));
@@ -382,12 +410,33 @@ static void s_hello(uplink_t *u) {
       u->hello_backoff_us * 2 > HELLO_MAX_US ? HELLO_MAX_US : u->hello_backoff_us * 2;
 }
 
+/* A session we cannot run: no media at all (never in clear instead), counted;
+ * having no session, the uplink says hello again with its back-off. */
+static void s_refuse_session(uplink_t *u, const char *why) {
+  u->sessions_refused++;
+  snprintf(u->last_session_refused, sizeof u->last_session_refused, "%s", why);
+  u->api->error(u->h, "session refused: %s; no media, asking again", why);
+  u->have_session = 0;
+  u->srtp_profile = NULL;
+  media_shut(u->media);
+  s_update_flow(u, 0);
+}
+
 static void s_on_session(uplink_t *u, const json_t *msg) {
   uint32_t ssrc = (uint32_t)json_integer_value(json_object_get(msg, "ssrc"));
   const char *codec = json_string_value(json_object_get(msg, "codec"));
+  u->sessions++;
+  /* The keys are checked before anything changes: a session refused leaves
+   * nothing of itself behind but the refusal. */
+  const json_t *sj = json_object_get(msg, "srtp");
+  srtp_keys_t keys = {0};
+  const char *why = NULL;
+  if (sj && srtp_keys_from_json(sj, &keys, &why)) {
+    s_refuse_session(u, why);
+    return;
+  }
   int restart = u->have_session && (ssrc != u->ssrc || strcmp(codec, u->session_codec));
   u->have_session = 1;
-  u->sessions++;
   u->ssrc = ssrc;
   u->pt = (int)json_integer_value(json_object_get(msg, "pt"));
   u->port = (int)json_integer_value(json_object_get(msg, "port"));
@@ -395,8 +444,22 @@ static void s_on_session(uplink_t *u, const json_t *msg) {
   u->streaming = json_is_true(json_object_get(msg, "streaming"));
   u->hello_backoff_us = HELLO_FIRST_US;
   media_set_stream(u->media, u->ssrc, u->pt);
-  u->api->log(u->h, "session: ssrc %08x, pt %d, %s, port %d, %s", u->ssrc, u->pt, u->session_codec,
-              u->port, u->streaming ? "streaming" : "not streaming");
+  /* A new libsrtp session for every session message, even with the same SSRC:
+   * the keys are fresh each time. */
+  int rc = media_set_srtp(u->media, sj ? &keys : NULL);
+  u->srtp_profile = sj ? srtp_keys_profile_name(keys.profile) : NULL;
+  if (sj)
+    srtp_keys_wipe(&keys);
+  if (rc) {
+    s_refuse_session(u, "libsrtp would not take the keys");
+    return;
+  }
+  u->api->log(u->h, "session: ssrc %08x, pt %d, %s, port %d, %s, %s", u->ssrc, u->pt,
+              u->session_codec, u->port, u->streaming ? "streaming" : "not streaming",
+              u->srtp_profile ? u->srtp_profile : "plain RTP");
+  if (!u->srtp_profile && u->srtp_said != 0)
+    u->api->log(u->h, "the server sent no SRTP keys (an older plugin): media and RTCP in clear");
+  u->srtp_said = u->srtp_profile ? 1 : 0;
   if (u->codec && strcmp(u->codec, u->session_codec))
     u->api->error(u->h, "the session is for %s but the encoder makes %s: asking again",
                   u->session_codec, u->codec);
@@ -778,6 +841,7 @@ static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t
   u->h = h;
   u->api = api;
   u->epfd = -1;
+  u->srtp_said = -1;
   char err[320];
   if (uplink_settings_parse(st, &u->set, err, sizeof err)) {
     api->error(h, "%s", err);

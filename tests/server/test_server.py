@@ -34,6 +34,7 @@ from janus import Janus, JanusError, free_port, janus_pp_rec  # noqa: E402
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tools"))
 from spine import keygen, plugin_config, stop_recording  # noqa: E402
 from media import decode, make_clip, psnr_y, read_stamps, read_y4m  # noqa: E402
+from relay import Relay  # noqa: E402
 
 PLUGIN = os.path.join(BUILD, "janus", "libjanus_outpost.so")
 PKG = "janus.plugin.outpost"
@@ -269,7 +270,7 @@ def test_strangers_and_garbage():
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         dest = ("127.0.0.1", srv.ingest_port)
         sent = {"garbage": 0, "truncated": 0, "unknown": 0, "spoofed": 0}
-        ssrc = srv.device()["ssrc"]
+        ssrc, source = srv.device()["ssrc"], srv.device()["source"]
         for i in range(300):
             # version 0 in the first byte: never RTP, whatever follows
             s.sendto(b"\x00" + bytes(rnd.getrandbits(8) for _ in range(rnd.randint(0, 1400))),
@@ -281,15 +282,16 @@ def test_strangers_and_garbage():
                      dest)
             sent["unknown"] += 1
             s.sendto(struct.pack("!BBHII", 0x80, 96, i, i * 3000, ssrc) + b"y" * 100, dest)
-            sent["spoofed"] += 1  # the right SSRC from another address: not the latched one
+            sent["spoofed"] += 1  # the right SSRC in clear from another address: unauthenticated
         time.sleep(1)
         after = srv.counters()
         d = srv.device()
         grew = {k2: after[k2] - before[k2] for k2 in ("ingest_malformed", "ingest_unknown_ssrc",
-                                                      "ingest_wrong_source")}
+                                                      "ingest_unauthenticated")}
         assert grew["ingest_malformed"] >= sent["garbage"] + sent["truncated"], grew
         assert grew["ingest_unknown_ssrc"] >= sent["unknown"], grew
-        assert grew["ingest_wrong_source"] >= sent["spoofed"], grew
+        assert grew["ingest_unauthenticated"] >= sent["spoofed"], grew
+        assert d["source"] == source, (d["source"], source)  # the spoofed ones moved nothing
         assert flowing(d) and d["packets"] > p0, d
         assert stranger.mod("uplink")["state"] == "running"
         print(f"     unknown key refused {after['control_refused_keys']}x; dropped and counted: "
@@ -418,65 +420,16 @@ def test_event_handlers():
         srv.cleanup()
 
 
-class LossyRelay(threading.Thread):
-    """A cellular link in miniature: the device sends its media here (the plugin's
-    ingest_public_port), `loss` of the RTP packets are dropped (seeded, so
-    repeatable), the rest and the plugin's RTCP back to the device pass."""
-
-    def __init__(self, plugin_port, loss):
-        super().__init__(daemon=True)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.plugin = ("127.0.0.1", plugin_port)
-        self.loss, self.rng = loss, random.Random(7)
-        self.device = None
-        self.dropped = self.passed = self.back = 0
-        self.running = True
-
-    def run(self):
-        while self.running:
-            try:
-                data, src = self.sock.recvfrom(2048)
-            except socket.timeout:
-                continue
-            if src == self.plugin:
-                self.back += 1
-                if self.device:
-                    self.sock.sendto(data, self.device)
-                continue
-            self.device = src
-            rtcp = len(data) > 1 and 200 <= data[1] <= 206
-            if not rtcp and self.rng.random() < self.loss:
-                self.dropped += 1
-                continue
-            self.passed += 1
-            self.sock.sendto(data, self.plugin)
-
-    def stop(self):
-        self.running = False
-        self.join()
-        self.sock.close()
-
-
 def test_ingest_loss_recovered():
     """10 % of the RTP packets lost on the way in: the plugin asks for them (NACK),
     the uplink resends them from its history, and a recording decodes whole."""
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    probe.bind(("127.0.0.1", 0))
-    public = probe.getsockname()[1]
-    probe.close()
+    public = free_port(socket.SOCK_DGRAM)
     srv = Server(public_port=public)
     relay = None
     srv.janus.start()
     k = device_kernel(srv).start()
     try:
-        relay = LossyRelay(srv.ingest_port, 0.10)
-        relay.sock.close()  # rebind on the port the plugin announces
-        relay.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        relay.sock.bind(("127.0.0.1", public))
-        relay.sock.settimeout(0.2)
+        relay = Relay(srv.ingest_port, public, loss=0.10)
         relay.start()
         srv.wait(flowing, 10, "media through the lossy relay")
         time.sleep(1)

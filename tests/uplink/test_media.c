@@ -1,0 +1,688 @@
+/* The uplink's media path (modules/uplink/media.c) over real UDP sockets on
+ * 127.0.0.1, the test playing the plugin: with the session's SRTP keys and in
+ * plain mode (an older server).
+ *
+ * SRTP, both profiles: every datagram of a coded AV1 unit unprotects with the
+ * device key (the test's own libsrtp session) into the same RTP payloads as
+ * plain mode sends, and the unit depacketizes whole; a tampered packet fails;
+ * an SRTCP NACK under the server key (sender SSRC 1) brings back the very
+ * bytes first sent; a plain NACK, a tampered or replayed SRTCP, feedback under
+ * the wrong key and garbage are dropped, counted and answered by nothing; a
+ * PLI and a FIR under the server key reach the keyframe callback; the sender
+ * report is SRTCP. New keys replace the old ones whole; keys that cannot be
+ * used shut the path rather than leaving it in clear. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "av1_obu.h"
+#include "media.h"
+#include "rtcp.h"
+#include "rtp.h"
+#include "rtp_av1.h"
+#include "srtp_keys.h"
+#include "srtp_policy.h"
+
+#include <outpost/module.h>
+
+#define MTU 1200
+#define SSRC 0x5eed1234u
+#define PT 96
+#define SERVER_SSRC 1u /* the plugin's feedback sender */
+#define MAX_PKTS 16
+#define DGRAM 2048
+#define QUIET_MS 50 /* how long "nothing came" is waited for */
+
+/* ---- The rig: a media path and a socket playing the plugin ---------------------------- */
+
+typedef struct {
+  media_t *m;
+  int srv; /* the plugin's socket, connected to the media socket */
+  int keyframes;
+  char why[8];
+  srtp_keys_t keys;
+  srtp_t dev_in;  /* the test's: unprotects what the device sends (device key) */
+  srtp_t srv_out; /* the test's: protects feedback (server key, sender SSRC 1) */
+} rig_t;
+
+/* The packets of one unit as they came off the wire. */
+typedef struct {
+  _Alignas(8) uint8_t data[MAX_PKTS][DGRAM];
+  int len[MAX_PKTS];
+  int n;
+} pkts_t;
+
+static void s_on_key(void *ctx, const char *why) {
+  rig_t *r = ctx;
+  r->keyframes++;
+  snprintf(r->why, sizeof r->why, "%s", why);
+}
+
+/* The test's own libsrtp sessions for keys: the plugin's side of the leg. */
+static void s_test_sessions(rig_t *r, const srtp_keys_t *k) {
+  if (r->dev_in)
+    srtp_dealloc(r->dev_in);
+  if (r->srv_out)
+    srtp_dealloc(r->srv_out);
+  srtp_keys_t copy = *k;
+  srtp_policy_t in, out;
+  assert_int_equal(
+      srtp_keys_policy(&in, k->profile, copy.device, (srtp_ssrc_t){.type = ssrc_any_inbound}), 0);
+  assert_int_equal(srtp_keys_policy(&out, k->profile, copy.server,
+                                    (srtp_ssrc_t){.type = ssrc_specific, .value = SERVER_SSRC}),
+                   0);
+  assert_int_equal(srtp_create(&r->dev_in, &in), srtp_err_status_ok);
+  assert_int_equal(srtp_create(&r->srv_out, &out), srtp_err_status_ok);
+}
+
+/* keys NULL: plain mode. */
+static rig_t *s_rig(srtp_keys_profile_t profile) {
+  rig_t *r = calloc(1, sizeof *r);
+  assert_non_null(r);
+  r->srv = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  assert_true(r->srv >= 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  assert_int_equal(bind(r->srv, (struct sockaddr *)&a, sizeof a), 0);
+  socklen_t alen = sizeof a;
+  assert_int_equal(getsockname(r->srv, (struct sockaddr *)&a, &alen), 0);
+
+  r->m = media_new(MTU, 256 * 1024, 1000000, s_on_key, r);
+  assert_non_null(r->m);
+  assert_int_equal(media_set_peer(r->m, (struct sockaddr *)&a, alen), 0);
+  media_set_stream(r->m, SSRC, PT);
+  media_set_cname(r->m, "cam1");
+  if (profile != SRTP_KEYS_PROFILE_NONE) {
+    assert_int_equal(srtp_keys_generate(&r->keys, profile), 0);
+    assert_int_equal(media_set_srtp(r->m, &r->keys), 0);
+    s_test_sessions(r, &r->keys);
+  }
+  assert_int_equal(media_stats(r->m)->srtp, profile != SRTP_KEYS_PROFILE_NONE);
+
+  struct sockaddr_in dev;
+  alen = sizeof dev;
+  assert_int_equal(getsockname(media_fd(r->m), (struct sockaddr *)&dev, &alen), 0);
+  assert_int_equal(connect(r->srv, (struct sockaddr *)&dev, alen), 0);
+  return r;
+}
+
+static void s_rig_free(rig_t *r) {
+  media_destroy(&r->m);
+  assert_null(r->m);
+  close(r->srv);
+  if (r->dev_in)
+    srtp_dealloc(r->dev_in);
+  if (r->srv_out)
+    srtp_dealloc(r->srv_out);
+  free(r);
+}
+
+/* One datagram at the plugin's socket within ms, or -1. */
+static int s_recv(rig_t *r, uint8_t *buf, size_t size, int ms) {
+  struct pollfd p = {.fd = r->srv, .events = POLLIN};
+  if (poll(&p, 1, ms) != 1)
+    return -1;
+  ssize_t n = recv(r->srv, buf, size, MSG_DONTWAIT);
+  return n < 0 ? -1 : (int)n;
+}
+
+/* Sends a datagram to the device and lets the media path read it. */
+static void s_feed(rig_t *r, const uint8_t *buf, size_t len) {
+  assert_int_equal(send(r->srv, buf, len, 0), (ssize_t)len);
+  struct pollfd p = {.fd = media_fd(r->m), .events = POLLIN};
+  assert_int_equal(poll(&p, 1, 1000), 1);
+  uint64_t before = media_stats(r->m)->rtcp_received;
+  media_receive(r->m);
+  assert_int_equal(media_stats(r->m)->rtcp_received, before + 1);
+}
+
+/* Nothing arrives at the plugin's socket for a while. */
+static void s_expect_quiet(rig_t *r) {
+  uint8_t buf[DGRAM];
+  assert_int_equal(s_recv(r, buf, sizeof buf, QUIET_MS), -1);
+}
+
+/* ---- Feedback and units ---------------------------------------------------------------- */
+
+static void s_put32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+static uint32_t s_get32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* A generic NACK (RFC 4585 6.2.1) for seq: 16 bytes into p (room for SRTCP). */
+static int s_nack(uint8_t *p, uint16_t seq) {
+  memset(p, 0, 16);
+  p[0] = 0x80 | RTCP_FMT_NACK;
+  p[1] = RTCP_RTPFB;
+  p[3] = 3;
+  s_put32(p + 4, SERVER_SSRC);
+  s_put32(p + 8, SSRC);
+  p[12] = (uint8_t)(seq >> 8);
+  p[13] = (uint8_t)seq;
+  return 16;
+}
+
+static int s_pli(uint8_t *p) {
+  memset(p, 0, 12);
+  p[0] = 0x80 | RTCP_FMT_PLI;
+  p[1] = RTCP_PSFB;
+  p[3] = 2;
+  s_put32(p + 4, SERVER_SSRC);
+  s_put32(p + 8, SSRC);
+  return 12;
+}
+
+static int s_fir(uint8_t *p, uint8_t seq) {
+  memset(p, 0, 20);
+  p[0] = 0x80 | RTCP_FMT_FIR;
+  p[1] = RTCP_PSFB;
+  p[3] = 4;
+  s_put32(p + 4, SERVER_SSRC);
+  s_put32(p + 12, SSRC);
+  p[16] = seq;
+  return 20;
+}
+
+/* Protects RTCP of len bytes at p (with room behind it) with the server key. */
+static int s_protect(rig_t *r, uint8_t *p, int len) {
+  assert_int_equal(srtp_protect_rtcp(r->srv_out, p, &len), srtp_err_status_ok);
+  return len;
+}
+
+/* A key temporal unit: a temporal delimiter, a sequence header and a 3000-byte
+ * frame OBU (three packets at MTU 1200), the bytes from seed. *exp gets what a
+ * depacketizer returns (no delimiter). */
+static size_t s_unit(uint8_t *u, uint8_t *exp, size_t *exp_len, unsigned seed) {
+  size_t n = 0;
+  u[n++] = AV1_OBU_TEMPORAL_DELIMITER << 3 | 2;
+  u[n++] = 0;
+  size_t start = n;
+  u[n++] = AV1_OBU_SEQUENCE_HEADER << 3 | 2;
+  u[n++] = 12;
+  for (int i = 0; i < 12; i++)
+    u[n++] = (uint8_t)(seed + i);
+  u[n++] = AV1_OBU_FRAME << 3 | 2;
+  n += av1_leb128_write(3000, u + n);
+  for (int i = 0; i < 3000; i++)
+    u[n++] = (uint8_t)((seed * 2654435761u + (unsigned)i * 40503u) >> 7);
+  memcpy(exp, u + start, n - start);
+  *exp_len = n - start;
+  return n;
+}
+
+/* Sends a unit and collects its datagrams. */
+static void s_send_unit(rig_t *r, pkts_t *k, unsigned seed, uint8_t *exp, size_t *exp_len) {
+  uint8_t unit[4096];
+  size_t len = s_unit(unit, exp, exp_len, seed);
+  int sent = media_send_unit(r->m, OUTPOST_FMT_AV1, unit, len, 1, 1700000000000000 + seed);
+  assert_true(sent >= 3 && sent <= MAX_PKTS);
+  k->n = 0;
+  for (int i = 0; i < sent; i++) {
+    k->len[i] = s_recv(r, k->data[i], DGRAM, 1000);
+    assert_true(k->len[i] > RTP_HEADER_SIZE);
+    k->n++;
+  }
+  s_expect_quiet(r);
+}
+
+/* Depacketizes the RTP packets (plain, or unprotected already) and checks
+ * the unit comes out whole. */
+static void s_expect_unit(pkts_t *k, const uint8_t *exp, size_t exp_len) {
+  rtp_av1_depack_t *d = rtp_av1_depack_new(1 << 16);
+  int rc = 0;
+  for (int i = 0; i < k->n; i++) {
+    rtp_header_t h;
+    const uint8_t *pl;
+    size_t plen;
+    assert_int_equal(rtp_header_parse(k->data[i], (size_t)k->len[i], &h, &pl, &plen), 0);
+    assert_int_equal(h.ssrc, SSRC);
+    assert_int_equal(h.payload_type, PT);
+    assert_int_equal(h.marker, i == k->n - 1);
+    rc = rtp_av1_depack_push(d, pl, plen, h.seq, h.timestamp, h.marker);
+  }
+  assert_int_equal(rc, 1);
+  size_t len;
+  const uint8_t *got = rtp_av1_depack_unit(d, &len, NULL);
+  assert_int_equal(len, exp_len);
+  assert_memory_equal(got, exp, exp_len);
+  rtp_av1_depack_destroy(&d);
+}
+
+static uint16_t s_seq(const uint8_t *pkt) {
+  return (uint16_t)(pkt[2] << 8 | pkt[3]);
+}
+
+/* ---- Plain mode: as before SRTP --------------------------------------------------------- */
+
+static void plain_mode_as_before(void **state) {
+  (void)state;
+  rig_t *r = s_rig(SRTP_KEYS_PROFILE_NONE);
+  pkts_t *k = calloc(1, sizeof *k);
+  uint8_t exp[4096], buf[DGRAM];
+  size_t exp_len;
+  s_send_unit(r, k, 7, exp, &exp_len);
+  s_expect_unit(k, exp, exp_len);
+  const media_stats_t *st = media_stats(r->m);
+  size_t wire = 0;
+  for (int i = 0; i < k->n; i++)
+    wire += (size_t)k->len[i];
+  assert_int_equal(st->bytes_sent, wire);
+  assert_int_equal(st->packets_sent, k->n);
+
+  /* A plain NACK: the same bytes again. */
+  _Alignas(8) uint8_t fb[64];
+  s_feed(r, fb, (size_t)s_nack(fb, s_seq(k->data[1])));
+  assert_int_equal(s_recv(r, buf, sizeof buf, 1000), k->len[1]);
+  assert_memory_equal(buf, k->data[1], (size_t)k->len[1]);
+  assert_int_equal(st->retransmissions, 1);
+  /* A plain PLI reaches the callback. */
+  s_feed(r, fb, (size_t)s_pli(fb));
+  assert_int_equal(r->keyframes, 1);
+  assert_string_equal(r->why, "PLI");
+  /* The SR is plain RTCP. */
+  media_send_report(r->m);
+  int n = s_recv(r, buf, sizeof buf, 1000);
+  assert_true(n > 28);
+  assert_int_equal(rtcp_parse(buf, (size_t)n, NULL, NULL), 2); /* SR + SDES */
+  assert_int_equal(buf[1], RTCP_SR);
+  assert_int_equal(s_get32(buf + 4), SSRC);
+  assert_int_equal(s_get32(buf + 20), (uint32_t)k->n);
+  assert_non_null(memmem(buf, (size_t)n, "cam1", 4));
+  assert_int_equal(st->srtp, 0);
+  assert_int_equal(st->rtcp_unauthenticated, 0);
+  assert_int_equal(st->rtcp_malformed, 0);
+  free(k);
+  s_rig_free(r);
+}
+
+/* ---- SRTP: what the device sends --------------------------------------------------------- */
+
+static void s_srtp_sends(srtp_keys_profile_t profile) {
+  rig_t *plain = s_rig(SRTP_KEYS_PROFILE_NONE);
+  rig_t *r = s_rig(profile);
+  pkts_t *kp = calloc(1, sizeof *kp), *ks = calloc(1, sizeof *ks);
+  uint8_t exp[4096];
+  size_t exp_len;
+  int tag = srtp_keys_rtp_tag_len(profile);
+  assert_int_equal(tag, profile == SRTP_KEYS_AES_CM_128_HMAC_SHA1_80 ? 10 : 4);
+
+  s_send_unit(plain, kp, 11, exp, &exp_len);
+  s_send_unit(r, ks, 11, exp, &exp_len);
+  assert_int_equal(ks->n, kp->n);
+  size_t wire = 0;
+  for (int i = 0; i < ks->n; i++) {
+    wire += (size_t)ks->len[i];
+    /* The tag is there, and the payload is not in clear. */
+    assert_int_equal(ks->len[i], kp->len[i] + tag);
+    assert_memory_not_equal(ks->data[i] + RTP_HEADER_SIZE, kp->data[i] + RTP_HEADER_SIZE,
+                            (size_t)kp->len[i] - RTP_HEADER_SIZE);
+    /* Tampered anywhere (marker/pt, sequence number, timestamp, SSRC, payload,
+     * tag): refused. A changed header may be refused by the replay check
+     * before the tag is looked at; the payload and the tag only by the tag. */
+    static const int where[] = {1, 3, 5, 8, RTP_HEADER_SIZE, RTP_HEADER_SIZE + 100, -1};
+    for (int w = 0; w < 7; w++) {
+      _Alignas(8) uint8_t bad[DGRAM];
+      memcpy(bad, ks->data[i], (size_t)ks->len[i]);
+      int at = where[w] < 0 ? ks->len[i] - 1 : where[w];
+      bad[at] ^= 0x10;
+      int len = ks->len[i];
+      srtp_err_status_t e = srtp_unprotect(r->dev_in, bad, &len);
+      if (at >= RTP_HEADER_SIZE)
+        assert_int_equal(e, srtp_err_status_auth_fail);
+      else
+        assert_int_not_equal(e, srtp_err_status_ok);
+    }
+    /* The genuine packet: the same RTP as plain mode sends (but for the
+     * sequence number and timestamp, random per path). */
+    int len = ks->len[i];
+    assert_int_equal(srtp_unprotect(r->dev_in, ks->data[i], &len), srtp_err_status_ok);
+    assert_int_equal(len, kp->len[i]);
+    ks->len[i] = len;
+    assert_int_equal(ks->data[i][0], kp->data[i][0]);
+    assert_int_equal(ks->data[i][1], kp->data[i][1]); /* marker, pt */
+    assert_memory_equal(ks->data[i] + 8, kp->data[i] + 8, (size_t)len - 8);
+  }
+  s_expect_unit(ks, exp, exp_len);
+  const media_stats_t *st = media_stats(r->m);
+  assert_int_equal(st->bytes_sent, wire); /* counted with the tags, as sent */
+  assert_int_equal(st->packets_sent, ks->n);
+  assert_int_equal(st->payload_bytes, media_stats(plain->m)->payload_bytes);
+  assert_int_equal(st->srtp_protect_errors, 0);
+  assert_int_equal(st->srtp, 1);
+  free(kp);
+  free(ks);
+  s_rig_free(plain);
+  s_rig_free(r);
+}
+
+static void srtp80_sends_protected_rtp(void **state) {
+  (void)state;
+  s_srtp_sends(SRTP_KEYS_AES_CM_128_HMAC_SHA1_80);
+}
+
+static void srtp32_sends_protected_rtp(void **state) {
+  (void)state;
+  s_srtp_sends(SRTP_KEYS_AES_CM_128_HMAC_SHA1_32);
+}
+
+/* ---- SRTP: feedback and the sender report ------------------------------------------------ */
+
+static void s_srtp_feedback(srtp_keys_profile_t profile) {
+  rig_t *r = s_rig(profile);
+  pkts_t *k = calloc(1, sizeof *k);
+  uint8_t exp[4096];
+  _Alignas(8) uint8_t buf[DGRAM], fb[128], first[128];
+  size_t exp_len;
+  s_send_unit(r, k, 23, exp, &exp_len);
+  const media_stats_t *st = media_stats(r->m);
+
+  /* An SRTCP NACK under the server key: the packet first sent, byte for byte
+   * (protected once, not again: libsrtp would refuse a repeated index). */
+  int n = s_protect(r, fb, s_nack(fb, s_seq(k->data[0])));
+  assert_int_equal(n, 16 + SRTP_KEYS_RTCP_TRAILER_LEN);
+  memcpy(first, fb, (size_t)n);
+  int first_len = n;
+  s_feed(r, fb, (size_t)n);
+  assert_int_equal(s_recv(r, buf, sizeof buf, 1000), k->len[0]);
+  assert_memory_equal(buf, k->data[0], (size_t)k->len[0]);
+  assert_int_equal(st->retransmissions, 1);
+  assert_int_equal(st->retransmit_bytes, k->len[0]);
+  assert_int_equal(st->nacks_received, 1);
+  s_expect_quiet(r);
+
+  /* A plain NACK (for another packet, so that no resend gap hides a resend):
+   * dropped, counted, nothing sent. */
+  s_feed(r, fb, (size_t)s_nack(fb, s_seq(k->data[1])));
+  s_expect_quiet(r);
+  assert_int_equal(st->rtcp_unauthenticated, 1);
+  assert_int_equal(st->nacks_received, 1);
+
+  /* A tampered SRTCP NACK: the packet asked for and the tag no longer agree. */
+  n = s_protect(r, fb, s_nack(fb, s_seq(k->data[1])));
+  fb[13] ^= 1;
+  s_feed(r, fb, (size_t)n);
+  s_expect_quiet(r);
+  assert_int_equal(st->rtcp_unauthenticated, 2);
+  assert_int_equal(st->srtcp_auth_fail, 1); /* the plain one is too short to have a tag */
+
+  /* The first NACK again, after the resend gap (10 ms) would have let a resend
+   * through: a replay, dropped. */
+  struct timespec ts = {0, 30 * 1000000};
+  nanosleep(&ts, NULL);
+  s_feed(r, first, (size_t)first_len);
+  s_expect_quiet(r);
+  assert_int_equal(st->rtcp_unauthenticated, 3);
+  assert_int_equal(st->srtcp_replay, 1);
+  assert_int_equal(st->nacks_received, 1);
+  assert_int_equal(st->retransmissions, 1);
+
+  /* Feedback under the device's key (what an echo of our own SR would be):
+   * not the server's, dropped. */
+  srtp_t wrong;
+  srtp_policy_t pol;
+  srtp_keys_t copy = r->keys;
+  assert_int_equal(srtp_keys_policy(&pol, profile, copy.device,
+                                    (srtp_ssrc_t){.type = ssrc_specific, .value = SERVER_SSRC}),
+                   0);
+  assert_int_equal(srtp_create(&wrong, &pol), srtp_err_status_ok);
+  n = s_nack(fb, s_seq(k->data[2]));
+  assert_int_equal(srtp_protect_rtcp(wrong, fb, &n), srtp_err_status_ok);
+  srtp_dealloc(wrong);
+  s_feed(r, fb, (size_t)n);
+  s_expect_quiet(r);
+  assert_int_equal(st->rtcp_unauthenticated, 4);
+
+  /* Garbage: short, RTP-looking, random: dropped before libsrtp or by it. */
+  static const uint8_t shorty[3] = {0x80, 0xce, 0};
+  s_feed(r, shorty, sizeof shorty);
+  memcpy(fb, k->data[2], 40);
+  s_feed(r, fb, 40);
+  for (int i = 0; i < 64; i++)
+    fb[i] = (uint8_t)(i * 37 + 5);
+  fb[0] = 0x81;
+  fb[1] = RTCP_RTPFB;
+  s_feed(r, fb, 64);
+  s_expect_quiet(r);
+  assert_int_equal(st->rtcp_unauthenticated, 7);
+  assert_int_equal(st->nacks_received, 1);
+  assert_int_equal(st->rtcp_malformed, 0);
+
+  /* The genuine NACK for the third packet still works after all that. */
+  n = s_protect(r, fb, s_nack(fb, s_seq(k->data[2])));
+  s_feed(r, fb, (size_t)n);
+  assert_int_equal(s_recv(r, buf, sizeof buf, 1000), k->len[2]);
+  assert_memory_equal(buf, k->data[2], (size_t)k->len[2]);
+  assert_int_equal(st->retransmissions, 2);
+
+  /* A PLI and a FIR under the server key reach the keyframe callback; a plain
+   * PLI does not. */
+  s_feed(r, fb, (size_t)s_pli(fb));
+  assert_int_equal(r->keyframes, 0);
+  n = s_protect(r, fb, s_pli(fb));
+  s_feed(r, fb, (size_t)n);
+  assert_int_equal(r->keyframes, 1);
+  assert_string_equal(r->why, "PLI");
+  n = s_protect(r, fb, s_fir(fb, 9));
+  s_feed(r, fb, (size_t)n);
+  assert_int_equal(r->keyframes, 2);
+  assert_string_equal(r->why, "FIR");
+  assert_int_equal(st->plis_received, 1);
+  assert_int_equal(st->firs_received, 1);
+  assert_int_equal(st->rtcp_unauthenticated, 8);
+
+  /* The sender report is SRTCP under the device key: E flag set, CNAME
+   * encrypted, 4 + 10 bytes more than the plain SR, and it unprotects into an
+   * SR counting the packets sent. */
+  uint64_t bytes = st->bytes_sent;
+  media_send_report(r->m);
+  n = s_recv(r, buf, sizeof buf, 1000);
+  int plain_len = 28 + 4 + 12; /* SR, SDES header, chunk: SSRC, CNAME "cam1", end, pad */
+  assert_int_equal(n, plain_len + SRTP_KEYS_RTCP_TRAILER_LEN);
+  assert_int_equal(st->bytes_sent, bytes + (uint64_t)n);
+  assert_true(buf[plain_len] & 0x80); /* E: encrypted */
+  assert_null(memmem(buf, (size_t)n, "cam1", 4));
+  assert_int_equal(rtcp_parse(buf, (size_t)n, NULL, NULL), -1); /* not plain RTCP */
+  int len = n;
+  _Alignas(8) uint8_t sr[DGRAM];
+  memcpy(sr, buf, (size_t)n);
+  sr[40] ^= 1;
+  assert_int_equal(srtp_unprotect_rtcp(r->dev_in, sr, &len), srtp_err_status_auth_fail);
+  len = n;
+  assert_int_equal(srtp_unprotect_rtcp(r->dev_in, buf, &len), srtp_err_status_ok);
+  assert_int_equal(len, plain_len);
+  assert_int_equal(rtcp_parse(buf, (size_t)len, NULL, NULL), 2);
+  assert_int_equal(buf[1], RTCP_SR);
+  assert_int_equal(s_get32(buf + 4), SSRC);
+  assert_int_equal(s_get32(buf + 20), (uint32_t)k->n);
+  assert_non_null(memmem(buf, (size_t)len, "cam1", 4));
+  assert_int_equal(st->rtcp_sent, 1);
+  assert_int_equal(st->srtp_protect_errors, 0);
+  free(k);
+  s_rig_free(r);
+}
+
+static void srtp80_feedback_and_report(void **state) {
+  (void)state;
+  s_srtp_feedback(SRTP_KEYS_AES_CM_128_HMAC_SHA1_80);
+}
+
+static void srtp32_feedback_and_report(void **state) {
+  (void)state;
+  s_srtp_feedback(SRTP_KEYS_AES_CM_128_HMAC_SHA1_32);
+}
+
+/* ---- Keys replaced, keys refused -------------------------------------------------------- */
+
+static void new_keys_replace_old(void **state) {
+  (void)state;
+  rig_t *r = s_rig(SRTP_KEYS_AES_CM_128_HMAC_SHA1_80);
+  pkts_t *k = calloc(1, sizeof *k);
+  uint8_t exp[4096];
+  _Alignas(8) uint8_t buf[DGRAM], fb[128];
+  size_t exp_len;
+  s_send_unit(r, k, 31, exp, &exp_len);
+  const media_stats_t *st = media_stats(r->m);
+  uint16_t old_seq = s_seq(k->data[0]);
+
+  /* A new session's keys, same SSRC: a fresh libsrtp session. */
+  rig_t old = *r; /* the old sessions of the test, kept aside */
+  r->dev_in = r->srv_out = NULL;
+  srtp_keys_t fresh;
+  assert_int_equal(srtp_keys_generate(&fresh, SRTP_KEYS_AES_CM_128_HMAC_SHA1_32), 0);
+  assert_int_equal(media_set_srtp(r->m, &fresh), 0);
+  s_test_sessions(r, &fresh);
+  srtp_keys_wipe(&fresh); /* the media path keeps no pointer to it */
+
+  /* Feedback under the old server key: refused. */
+  int n = s_nack(fb, old_seq);
+  assert_int_equal(srtp_protect_rtcp(old.srv_out, fb, &n), srtp_err_status_ok);
+  s_feed(r, fb, (size_t)n);
+  s_expect_quiet(r);
+  assert_int_equal(st->rtcp_unauthenticated, 1);
+  /* Under the new key: accepted, but the old packets are forgotten (protected
+   * under the old key, useless to the server now). */
+  n = s_protect(r, fb, s_nack(fb, old_seq));
+  s_feed(r, fb, (size_t)n);
+  s_expect_quiet(r);
+  assert_int_equal(st->nacks_received, 1);
+  assert_int_equal(st->retransmit_missed, 1);
+  /* What is sent now is under the new device key, with its shorter tag. */
+  s_send_unit(r, k, 32, exp, &exp_len);
+  int len = k->len[0];
+  memcpy(buf, k->data[0], (size_t)len);
+  assert_int_equal(srtp_unprotect(old.dev_in, buf, &len), srtp_err_status_auth_fail);
+  for (int i = 0; i < k->n; i++) {
+    len = k->len[i];
+    assert_int_equal(srtp_unprotect(r->dev_in, k->data[i], &len), srtp_err_status_ok);
+    assert_int_equal(len, k->len[i] - 4);
+    k->len[i] = len;
+  }
+  s_expect_unit(k, exp, exp_len);
+
+  /* Back to plain (a session from an older server): the packets go in clear. */
+  assert_int_equal(media_set_srtp(r->m, NULL), 0);
+  assert_int_equal(st->srtp, 0);
+  s_send_unit(r, k, 33, exp, &exp_len);
+  s_expect_unit(k, exp, exp_len);
+  srtp_dealloc(old.dev_in);
+  srtp_dealloc(old.srv_out);
+  free(k);
+  s_rig_free(r);
+}
+
+/* Sends a unit and expects nothing on the wire. */
+static void s_expect_nothing_sent(rig_t *r) {
+  uint8_t unit[4096], exp[4096];
+  size_t exp_len;
+  size_t len = s_unit(unit, exp, &exp_len, 5);
+  uint64_t bytes = media_stats(r->m)->bytes_sent;
+  media_send_unit(r->m, OUTPOST_FMT_AV1, unit, len, 1, 1700000000000000);
+  media_send_report(r->m);
+  s_expect_quiet(r);
+  assert_int_equal(media_stats(r->m)->bytes_sent, bytes);
+}
+
+static void unusable_keys_shut_the_path(void **state) {
+  (void)state;
+  rig_t *r = s_rig(SRTP_KEYS_AES_CM_128_HMAC_SHA1_80);
+  pkts_t *k = calloc(1, sizeof *k);
+  uint8_t exp[4096];
+  _Alignas(8) uint8_t fb[128];
+  size_t exp_len;
+  s_send_unit(r, k, 41, exp, &exp_len);
+  const media_stats_t *st = media_stats(r->m);
+
+  /* An unknown profile: refused, and nothing goes out, in clear or otherwise. */
+  srtp_keys_t bad = r->keys;
+  bad.profile = (srtp_keys_profile_t)9;
+  assert_int_equal(media_set_srtp(r->m, &bad), -1);
+  assert_int_equal(st->srtp, 0);
+  assert_int_equal(st->shut, 1);
+  s_expect_nothing_sent(r);
+  /* Feedback is not acted on either, under the old key or in clear. */
+  int n = s_protect(r, fb, s_nack(fb, s_seq(k->data[0])));
+  s_feed(r, fb, (size_t)n);
+  s_feed(r, fb, (size_t)s_pli(fb));
+  s_expect_quiet(r);
+  assert_int_equal(r->keyframes, 0);
+  assert_int_equal(st->nacks_received, 0);
+  assert_int_equal(st->rtcp_unauthenticated, 2);
+
+  /* Usable keys (a new session's) open it again. */
+  assert_int_equal(srtp_keys_generate(&r->keys, SRTP_KEYS_AES_CM_128_HMAC_SHA1_80), 0);
+  assert_int_equal(media_set_srtp(r->m, &r->keys), 0);
+  s_test_sessions(r, &r->keys);
+  assert_int_equal(st->shut, 0);
+  s_send_unit(r, k, 42, exp, &exp_len);
+
+  /* A new SSRC under SRTP: the keys were the old session's, so the path is
+   * shut until the new session's keys come. */
+  media_set_stream(r->m, SSRC + 1, PT);
+  assert_int_equal(st->shut, 1);
+  s_expect_nothing_sent(r);
+  media_shut(r->m);
+  assert_int_equal(st->shut, 1);
+  s_expect_nothing_sent(r);
+  /* Keys for a path with no SSRC yet: refused. */
+  media_t *m = media_new(MTU, 65536, 1000000, s_on_key, r);
+  assert_int_equal(media_set_srtp(m, &r->keys), -1);
+  media_destroy(&m);
+  free(k);
+  s_rig_free(r);
+}
+
+/* The history's slots hold a full-MTU packet and its trailer. */
+static void full_mtu_packets_fit(void **state) {
+  (void)state;
+  rig_t *r = s_rig(SRTP_KEYS_AES_CM_128_HMAC_SHA1_80);
+  static uint8_t unit[64 * 1024];
+  size_t n = 0;
+  unit[n++] = AV1_OBU_FRAME << 3 | 2;
+  n += av1_leb128_write(60000, unit + n);
+  for (int i = 0; i < 60000; i++)
+    unit[n++] = (uint8_t)(i * 7);
+  int sent = media_send_unit(r->m, OUTPOST_FMT_AV1, unit, n, 0, 1700000000000000);
+  assert_true(sent >= 50);
+  _Alignas(8) uint8_t buf[DGRAM];
+  int full = 0;
+  for (int i = 0; i < sent; i++) {
+    int len = s_recv(r, buf, sizeof buf, 1000);
+    assert_true(len > 0);
+    full += len == RTP_HEADER_SIZE + MTU + 10;
+    assert_int_equal(srtp_unprotect(r->dev_in, buf, &len), srtp_err_status_ok);
+  }
+  assert_true(full >= 49);
+  assert_int_equal(media_stats(r->m)->srtp_protect_errors, 0);
+  s_rig_free(r);
+}
+
+int main(void) {
+  /* libsrtp set up by someone else first (as a host process might): the media
+   * path must cope with srtp_init() refusing a second call. */
+  if (srtp_init() != srtp_err_status_ok)
+    return 1;
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(plain_mode_as_before),        cmocka_unit_test(srtp80_sends_protected_rtp),
+      cmocka_unit_test(srtp32_sends_protected_rtp),  cmocka_unit_test(srtp80_feedback_and_report),
+      cmocka_unit_test(srtp32_feedback_and_report),  cmocka_unit_test(new_keys_replace_old),
+      cmocka_unit_test(unusable_keys_shut_the_path), cmocka_unit_test(full_mtu_packets_fit),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
