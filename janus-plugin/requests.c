@@ -13,6 +13,7 @@
  * in constant time (over their SHA-256, so not even the length shows), and a
  * session that guesses wrong is locked out for a while, doubling. */
 #include "outpost.h"
+#include "params.h"
 
 #include <string.h>
 
@@ -226,10 +227,8 @@ void op_request_async(op_session_t *s, const char *transaction, json_t *message,
 
 /* Operator requests: the secret first, then the device. */
 static json_t *s_operator(op_session_t *s, json_t *message) {
-  const char *req = json_string_value(json_object_get(message, "request"));
+  const char *req = json_string_value(json_object_get(message, "request")); /* checked */
   const char *secret = json_string_value(json_object_get(message, "secret"));
-  if (!req)
-    return s_error("outpost", E_INVALID, "Missing request");
   if (!strcmp(req, "list")) /* what any viewer may see anyway */
     return json_pack("{s:s, s:o}", "outpost", "list", "list", op_devices_list(FALSE, FALSE));
   gboolean may = s_may_try(s), ok = may && s_secret_equal(secret, op_conf.operator_secret);
@@ -328,13 +327,15 @@ json_t *op_request(op_session_t *s, json_t *message, json_t *jsep, gboolean admi
                    gboolean *async) {
   (void)jsep;
   *async = FALSE;
-  if (!json_is_object(message))
-    return s_error(admin ? "outpost" : "streaming", E_INVALID, "JSON error: not an object");
-  if (admin || json_object_get(message, "secret"))
+  gboolean op = admin || (json_is_object(message) && json_object_get(message, "secret"));
+  const char *req;
+  char why[128];
+  int code =
+      op_params_check(message, op ? OP_PARAMS_OPERATOR : OP_PARAMS_VIEWER, &req, why, sizeof why);
+  if (code)
+    return s_error(op ? "outpost" : "streaming", code, why);
+  if (op)
     return s_operator(admin ? NULL : s, message);
-  const char *req = json_string_value(json_object_get(message, "request"));
-  if (!req)
-    return s_error("streaming", E_INVALID, "Missing element (request)");
   if (!strcmp(req, "list"))
     return json_pack("{s:s, s:o}", "streaming", "list", "list", op_devices_list(FALSE, FALSE));
   if (!strcmp(req, "info")) {
@@ -345,13 +346,6 @@ json_t *op_request(op_session_t *s, json_t *message, json_t *jsep, gboolean admi
     op_device_unref(d);
     return r;
   }
-  if ((!strcmp(req, "watch") || !strcmp(req, "switch")) &&
-      !json_is_string(json_object_get(message, "id")))
-    return s_error("streaming", E_INVALID, "Missing element (id, a string)");
-  if (!strcmp(req, "watch") || !strcmp(req, "switch") || !strcmp(req, "start") ||
-      !strcmp(req, "pause") || !strcmp(req, "configure") || !strcmp(req, "stop")) {
-    *async = TRUE;
-    return NULL;
-  }
-  return s_error("streaming", E_INVALID, "Unknown request");
+  *async = TRUE; /* watch, switch, start, pause, configure, stop: the handler thread */
+  return NULL;
 }

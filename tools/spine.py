@@ -5,7 +5,7 @@ encoder -> uplink) over loopback. tools/demo and the browser tests use it.
 
 As a program it is the browser tests' fixture, driven over stdin/stdout with
 one JSON object per line:
-  python3 tools/spine.py --devices cam1,cam2 [--encoder encoder-rav1e[,one per device]] [--bitrate 500]
+  python3 tools/spine.py --devices cam1,cam2 [--encoder encoder-aom[,one per device]] [--bitrate 500]
                          [--no-kernels] [--y4m DEVICE=FILE.y4m] [--pin DEVICE=PIN]
                          [--mode always|on-demand|manual]
   -> {"ready": true, "url": ..., "janus": ..., "admin": ..., "admin_secret": ...,
@@ -180,7 +180,7 @@ class Spine:
         return dict(server=f"tcp://127.0.0.1:{self.control_port}", server_key=self.server_keys[0],
                     public_key=pub, secret_key=sec, device=device)
 
-    def kernel(self, device, encoder="encoder-rav1e", bitrate=500, width=640, height=480, fps=30,
+    def kernel(self, device, encoder="encoder-aom", bitrate=500, width=640, height=480, fps=30,
                y4m=None):
         """A device kernel (not started): test pattern (or a y4m file, which has no
         stamp: a camera, as far as the page can tell) -> encoder -> uplink."""
@@ -270,7 +270,7 @@ def _serve(args):
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--devices", default="cam1")
-    ap.add_argument("--encoder", default="encoder-rav1e")
+    ap.add_argument("--encoder", default="encoder-aom")  # the device default
     ap.add_argument("--bitrate", type=int, default=500)
     ap.add_argument("--secret", default="operator-secret-for-tests")
     ap.add_argument("--no-kernels", action="store_true", help="Janus and the page only")

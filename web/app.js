@@ -20,6 +20,7 @@ const app = {
   devices: [], // the last list
   tiles: new Map(), // id -> Tile
   wanted: new Set((params.get('watch') || '').split(',').filter(Boolean)),
+  pins: new Map(), // device id -> the pin the viewer gave (this tab only, never stored)
   keepBands: params.get('keepbands') === '1',
   secret: sessionStorage.getItem('outpost-secret') || '',
   grid: document.getElementById('grid'),
@@ -139,7 +140,8 @@ function renderDevices(list) {
         : `${(d.last_packet_age_ms / 1000).toFixed(0)} s`;
     const r = restartsOf(d);
     tr.querySelector('.restarts').textContent = r === null ? '–' : r;
-    tr.querySelector('.watch').textContent = app.tiles.has(d.id) ? 'Close' : 'Watch';
+    tr.querySelector('.watch').textContent =
+      app.tiles.has(d.id) ? 'Close' : d.pin_required ? 'Watch (PIN)' : 'Watch';
   }
   for (const tr of rows.values()) tr.remove();
 }

@@ -71,7 +71,7 @@ export class Tile {
       opaqueId: 'outpost-viewer-' + Janus.randomString(8),
       success: (h) => {
         this.handle = h;
-        h.send({ message: { request: 'watch', id: this.id } });
+        this.sendWatch();
       },
       error: (e) => this.retry('attach failed: ' + e),
       onmessage: (msg, jsep) => this.onMessage(msg, jsep),
@@ -102,11 +102,46 @@ export class Tile {
     }, RETRY_MS);
   }
 
+  // watch, with the device's pin when the viewer gave one (kept for this tab only).
+  sendWatch() {
+    const message = { request: 'watch', id: this.id };
+    const pin = this.app.pins.get(this.id);
+    if (pin) message.pin = pin;
+    this.handle.send({ message });
+  }
+
+  // The device needs a pin (the plugin answered 457, as the Streaming plugin
+  // does): ask for it in the tile; nothing streams until it is right.
+  askPin(why) {
+    this.setState('pin', null);
+    const form = document.createElement('form');
+    form.className = 'pin-form';
+    form.innerHTML = '<label>PIN <input type="password" autocomplete="off" size="8"></label> ' +
+      '<button>Watch</button> <span class="pin-why"></span>';
+    form.querySelector('.pin-why').textContent = why;
+    form.onsubmit = (e) => {
+      e.preventDefault();
+      this.app.pins.set(this.id, form.querySelector('input').value);
+      form.remove();
+      this.setState('connecting', 'Connecting…');
+      if (this.handle) this.sendWatch();
+    };
+    this.node.querySelector('.tile-video').appendChild(form);
+    form.querySelector('input').focus();
+  }
+
   onMessage(msg, jsep) {
     if (msg.error) {
+      if (msg.error_code === 457) { // unauthorized: no pin, a wrong one, or too many tries
+        const had = this.app.pins.has(this.id);
+        this.app.pins.delete(this.id);
+        this.askPin(/too many/.test(msg.error) ? 'Too many attempts: wait a little'
+          : had ? 'Wrong PIN' : 'This camera needs a PIN');
+        return;
+      }
       const offline = msg.error_code === 460; // the device has not connected yet (invalid state)
       this.setState(offline ? 'offline' : 'error', offline ? 'Device offline' : msg.error);
-      if (offline) setTimeout(() => !this.closed && this.handle && this.handle.send({ message: { request: 'watch', id: this.id } }), RETRY_MS);
+      if (offline) setTimeout(() => !this.closed && this.handle && this.sendWatch(), RETRY_MS);
       return;
     }
     const status = msg.result && msg.result.status;

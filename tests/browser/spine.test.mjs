@@ -1,7 +1,8 @@
-// The whole spine in a real browser: device kernel (test pattern -> rav1e ->
-// uplink) -> Janus + janus.plugin.outpost -> web/ in headless Chromium.
+// The whole spine in a real browser: device kernel (test pattern -> libaom ->
+// uplink) -> Janus + janus.plugin.outpost -> web/ in headless Chromium, every
+// process of ours under ASan + UBSan (tests/browser/run.sh).
 //   node --test tests/browser/        (ctest: browser.spine)
-// 1. frames decode at >= 20 fps for 5 s at 640 wide, the stamps read in the page
+// 1. the frames the device sends in 5 s decode (>= 90 %) at 640 wide, the stamps read in the page
 //    increase, and the page's latency readout is the test's own computation from
 //    the stamps (read again by the C reader); a screenshot is kept.
 // 2. the operator sets 250 kbit/s on the page: the inbound rate falls to 250 +- 25 %
@@ -12,6 +13,8 @@
 //    video returns without a reload.
 // 5. two devices (two kernels, SVT-AV1 and libaom) in the grid: both decode; the one
 //    without a stamp (a y4m file) says "no stamp".
+// 6. a device with a pin, on demand: the page asks for it; a wrong one is refused
+//    and nothing starts; the right one plays.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -22,6 +25,12 @@ import {
 } from './lib.mjs';
 
 const W = 640;
+
+// Coded frames the device's uplink has sent so far (its own count).
+async function unitsSent(spine, id) {
+  const mods = (await spine.cmd({ cmd: 'modules', device: id })).modules;
+  return mods.find((m) => m.name === 'uplink').module.units_sent;
+}
 
 async function openPage(browser, spine, watch) {
   const url = `${spine.info.url}&watch=${watch.join(',')}&keepbands=1`;
@@ -50,15 +59,22 @@ describe('one device', { timeout: 180000 }, () => {
     if (spine) assert.equal(await spine.close(), 0, 'spine: a clean stop (no sanitizer report)');
   });
 
-  test('decodes at >= 20 fps, 640 wide, stamps increase, latency readout checks out', async () => {
+  test('decodes what the device sends, 640 wide, stamps increase, latency readout checks out', async () => {
     const { page } = browser;
     const a = await inbound(page, 'cam1');
+    const sentA = await unitsSent(spine, 'cam1');
     await sleep(5000);
     const b = await inbound(page, 'cam1');
-    const fps = (b.framesDecoded - a.framesDecoded) / ((b.at - a.at) / 1000);
-    console.log(`  decoded ${b.framesDecoded - a.framesDecoded} frames in ${b.at - a.at} ms: ` +
-      `${fps.toFixed(1)} fps, ${b.frameWidth}x${b.frameHeight}, lost ${b.packetsLost}`);
-    assert.ok(fps >= 20, `framesDecoded rose at ${fps.toFixed(1)} fps (< 20)`);
+    const sentB = await unitsSent(spine, 'cam1');
+    const decoded = b.framesDecoded - a.framesDecoded;
+    const sent = sentB - sentA;
+    const fps = decoded / ((b.at - a.at) / 1000);
+    console.log(`  decoded ${decoded} frames in ${b.at - a.at} ms (${fps.toFixed(1)} fps) of the ` +
+      `${sent} the device sent meanwhile; ${b.frameWidth}x${b.frameHeight}, lost ${b.packetsLost}`);
+    // Behaviour, not this machine's speed: what the device sent is decoded (the two
+    // windows are read a few ms apart, hence the margin), and something was sent.
+    assert.ok(sent >= 25, `the device sent only ${sent} frames in 5 s`);
+    assert.ok(decoded >= 0.9 * sent, `${decoded} frames decoded of ${sent} sent`);
     assert.equal(b.frameWidth, W);
 
     console.log(`  screenshot: ${savePng('spine-one-device.png', await page.screenshot())}`);
@@ -137,7 +153,11 @@ describe('one device', { timeout: 180000 }, () => {
     await row.locator('button[data-op=configure]').click();
     await waitFor(async () => {
       const t = await tileState(page, 'cam1');
-      return { ok: t.stats && t.stats.width === 640 && t.stats.fps > 20, seen: t.stats };
+      const cap = (await spine.cmd({ cmd: 'modules', device: 'cam1' })).modules
+        .find((m) => m.name === 'capture');
+      // the camera back at 30 fps, and more than the 15 decoded: the change took
+      return { ok: t.stats && t.stats.width === 640 && cap.module.fps === 30 && t.stats.fps > 15,
+        seen: { stats: t.stats, capture: cap.module } };
     }, 8000, 'back to 640x480 at 30 fps');
 
     // Stop and start from the page: the tile says why the picture stopped.
@@ -145,7 +165,7 @@ describe('one device', { timeout: 180000 }, () => {
     const stopped = await waitFor(async () => {
       const t = await tileState(page, 'cam1');
       return { ok: t.state === 'stopped' && /stopped/i.test(t.notice), seen: t.state };
-    }, 5000, 'the tile saying the stream was stopped');
+    }, 10000, 'the tile saying the stream was stopped');
     await row.locator('button[data-op=start]').click();
     const startedAt = Date.now();
     const back = await waitFor(async () => {
@@ -238,12 +258,19 @@ describe('two devices in the grid', { timeout: 120000 }, () => {
 
   test('both decode', async () => {
     await openPage(browser, spine, ['cam1', 'cam2']);
-    const a = [await inbound(browser.page, 'cam1'), await inbound(browser.page, 'cam2')];
-    await sleep(3000);
-    const b = [await inbound(browser.page, 'cam1'), await inbound(browser.page, 'cam2')];
-    const fps = b.map((s, i) => (s.framesDecoded - a[i].framesDecoded) / ((s.at - a[i].at) / 1000));
-    console.log(`  cam1 ${fps[0].toFixed(1)} fps, cam2 ${fps[1].toFixed(1)} fps`);
-    for (const [i, f] of fps.entries()) assert.ok(f >= 5, `cam${i + 1} decodes (${f.toFixed(1)} fps)`);
+    const ids = ['cam1', 'cam2'];
+    const a = await Promise.all(ids.map((id) => inbound(browser.page, id)));
+    const sentA = await Promise.all(ids.map((id) => unitsSent(spine, id)));
+    await sleep(4000);
+    const b = await Promise.all(ids.map((id) => inbound(browser.page, id)));
+    const sentB = await Promise.all(ids.map((id) => unitsSent(spine, id)));
+    const decoded = b.map((s, i) => s.framesDecoded - a[i].framesDecoded);
+    const sent = sentB.map((s, i) => s - sentA[i]);
+    console.log(`  decoded of sent in 4 s: cam1 ${decoded[0]} of ${sent[0]}, cam2 ${decoded[1]} of ${sent[1]}`);
+    for (const i of [0, 1]) {
+      assert.ok(sent[i] >= 10, `cam${i + 1} sent only ${sent[i]} frames`);
+      assert.ok(decoded[i] >= 0.9 * sent[i], `cam${i + 1}: ${decoded[i]} decoded of ${sent[i]}`);
+    }
     const [t1, t2] = [await tileState(browser.page, 'cam1'), await tileState(browser.page, 'cam2')];
     for (const t of [t1, t2]) {
       assert.equal(t.state, 'playing');
@@ -253,8 +280,50 @@ describe('two devices in the grid', { timeout: 120000 }, () => {
     assert.ok(frames.length >= 5 && frames.every((f, i) => !i || f > frames[i - 1]),
       `cam1: stamps read and increasing: ${frames}`);
     assert.equal(t2.samples.length, 0);
-    assert.ok(t2.framesSeen > 30 && t2.noStamp > 30, `cam2 frames shown without a stamp: ${t2.framesSeen}`);
+    assert.ok(t2.framesSeen >= 10 && t2.noStamp === t2.framesSeen,
+      `cam2 frames shown without a stamp: ${t2.noStamp} of ${t2.framesSeen}`);
     assert.match(t2.overlay, /no stamp/);
     console.log(`  screenshot: ${savePng('spine-grid.png', await browser.page.screenshot())}`);
+  });
+});
+
+// A device with a pin, on demand: the tile asks for the pin; a wrong one is
+// refused and the device is not started over the paid link; the right one
+// plays. (The plugin's side, counts and lockouts: tests/server/test_hostile.py.)
+describe('a device with a pin', { timeout: 120000 }, () => {
+  let spine, browser;
+  before(async () => {
+    spine = await startSpine(['cam1'], ['--encoder', 'encoder-aom', '--mode', 'on-demand', '--pin', 'cam1=2468']);
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    if (browser) await browser.close();
+    if (spine) assert.equal(await spine.close(), 0, 'spine: a clean stop');
+  });
+
+  test('the page asks for the pin; wrong: refused, nothing started; right: decoded frames', async () => {
+    const { page } = browser;
+    await page.goto(`${spine.info.url}&watch=cam1`);
+    await page.bringToFront();
+    const form = page.locator('.tile[data-device="cam1"] .pin-form');
+    await form.waitFor({ timeout: 20000 });
+    assert.match(await form.textContent(), /needs a PIN/);
+    await form.locator('input').fill('1111');
+    await form.locator('button').click();
+    await waitFor(async () => {
+      const t = await page.locator('.tile[data-device="cam1"] .pin-why').textContent().catch(() => '');
+      return { ok: /Wrong PIN/.test(t), seen: t };
+    }, 10000, 'the wrong pin refused');
+    const st = (await spine.cmd({ cmd: 'status', device: 'cam1' })).device;
+    assert.equal(st.streaming, false, 'a wrong pin started the device');
+    assert.equal(st.viewers, 0);
+    await page.locator('.tile[data-device="cam1"] .pin-form input').fill('2468');
+    await page.locator('.tile[data-device="cam1"] .pin-form button').click();
+    const s = await waitFor(async () => {
+      const x = await inbound(page, 'cam1');
+      return { ok: x && x.framesDecoded > 30 && x.frameWidth === W, seen: x };
+    }, 20000, 'decoded frames with the pin');
+    console.log(`  wrong pin refused (device not started); right pin: ${s.seen.framesDecoded} frames ` +
+      `decoded at ${s.seen.frameWidth}x${s.seen.frameHeight} after ${s.waitedMs} ms`);
   });
 });

@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 JANUS_BIN = "/usr/bin/janus"
@@ -441,8 +442,9 @@ class Client:
     which also keeps the session alive; Client(url, longpoll=False) polls only
     while waiting for an event, so a session left alone can time out."""
 
-    def __init__(self, url, longpoll=True, maxev=16):
+    def __init__(self, url, longpoll=True, maxev=16, token=None):
         self.url = url
+        self.token = token  # Janus's token_auth: sent with every request
         self.longpoll = longpoll
         self.maxev = maxev
         self.session = None
@@ -458,6 +460,8 @@ class Client:
         """One Janus API request on this session (or handle); returns the reply."""
         body = dict(body)
         body.setdefault("transaction", _transaction())
+        if self.token is not None:
+            body.setdefault("token", self.token)
         path = self.url
         if self.session is not None:
             path += f"/{self.session}"
@@ -527,7 +531,8 @@ class Client:
     # --- events
     def _poll_once(self, timeout=40):
         """One long poll; Janus answers within 30 s (a "keepalive" if idle)."""
-        reply = _http(f"{self.url}/{self.session}?maxev={self.maxev}&rid={time.time_ns()}",
+        token = f"&token={urllib.parse.quote(self.token)}" if self.token is not None else ""
+        reply = _http(f"{self.url}/{self.session}?maxev={self.maxev}&rid={time.time_ns()}{token}",
                       timeout=timeout)
         events = reply if isinstance(reply, list) else [reply]
         events = [e for e in events if e.get("janus") != "keepalive"]

@@ -14,7 +14,7 @@ ASan + UBSan, so a memory error fails the case even where Janus survives.
    on-demand device stopped after its linger, at most one start per linger.
 5. Viewer access: a device's pin (wrong / missing: 457, counted, nothing
    started), private devices left out of lists, lockout after wrong guesses;
-   the operator secret too.
+   the operator secret too; Janus's own token auth.
 6. Smaller: oversized datagrams dropped and counted, a device's status with
    absurd restart counts (no overflow)."""
 import json
@@ -381,13 +381,18 @@ def test_viewer_access():
         refused = []
         for body in ({"request": "watch", "id": "cam1"},
                      {"request": "watch", "id": "cam1", "pin": "1234"},
-                     {"request": "watch", "id": "cam1", "pin": 4711}):
+                     {"request": "watch", "id": "cam1", "pin": "47110"}):
             try:
                 c.message(h, body)
                 raise AssertionError(f"{body} was accepted")
             except JanusError as e:
                 assert e.code == 457, e
                 refused.append(e.reason)
+        try:  # not a string: refused before any pin is compared (and not counted as a guess)
+            c.message(h, {"request": "watch", "id": "cam1", "pin": 4711})
+            raise AssertionError("a numeric pin was accepted")
+        except JanusError as e:
+            assert e.code == 454 and "pin" in e.reason, e
         time.sleep(1)
         d = srv.device()
         up = k.mod("uplink")["module"]
@@ -433,6 +438,69 @@ def test_viewer_access():
         srv.cleanup()
 
 
+def test_malformed_requests():
+    """Requests are checked against their table before anything acts on them:
+    the key at fault is named, with the Streaming plugin's codes."""
+    srv = Server({"cam1": (CAM1[0], "on-demand")})
+    srv.janus.start()
+    try:
+        c = srv.janus.client()
+        c.create_session()
+        h = c.attach(PKG)
+        cases = [({"request": "watch"}, 453, "id"), ({"request": "watch", "id": 7}, 454, "id"),
+                 ({"request": "watch", "id": "x" * 65}, 454, "id"),
+                 ({"request": "watch", "id": "cam1", "pin": ["1"]}, 454, "pin"),
+                 ({"request": {"a": 1}}, 454, "request"), ({"id": "cam1"}, 453, "request"),
+                 ({"request": "frobnicate"}, 452, "Unknown"),
+                 ({"request": "configure", "video": "yes"}, 454, "video"),
+                 ({"request": "configure", "secret": SECRET, "id": "cam1", "bitrate": 10 ** 12},
+                  454, "bitrate"),
+                 ({"request": "record", "secret": SECRET, "id": "cam1"}, 453, "action"),
+                 ({"request": "status", "secret": 5}, 454, "secret")]
+        for body, code, word in cases:
+            try:
+                c.message(h, body)
+                raise AssertionError(f"{body} was accepted")
+            except JanusError as e:
+                assert e.code == code and word in e.reason, (body, e.code, e.reason)
+        d = srv.device()
+        assert d["viewers"] == 0 and not d["streaming"], d
+        c.destroy()
+        print(f"     {len(cases)} malformed requests refused with the key named "
+              f"(451-454), nothing started")
+    finally:
+        srv.cleanup()
+
+
+def test_janus_token_auth():
+    """Janus's own token auth (token_auth in janus.jcfg, tokens added through the
+    Admin API with the plugins they open) works with the plugin as with any."""
+    srv = Server()
+    srv.janus = Janus({PKG: PLUGIN}, {PKG: plugin_config(
+        srv.control_port, srv.ingest_port, SERVER[1], SECRET, srv.recordings,
+        {"cam1": (CAM1[0], "always")})}, name="token", general={"token_auth": True})
+    srv.janus.start()
+    try:
+        srv.janus.admin_raw({"janus": "add_token", "token": "viewer-token", "plugins": [PKG]})
+        c = srv.janus.client(token="viewer-token")
+        c.create_session()
+        h = c.attach(PKG)
+        assert [d["id"] for d in c.message(h, {"request": "list"})["list"]] == ["cam1"]
+        c.destroy()
+        refused = []
+        for token in (None, "a-wrong-token"):
+            try:
+                srv.janus.client(token=token).create_session()
+                raise AssertionError(f"a session with token {token!r}")
+            except JanusError as e:
+                refused.append(e.code)
+        print(f"     token_auth: with the token listed; without or with a wrong one refused "
+              f"({refused})")
+        assert refused == [403, 403], refused
+    finally:
+        srv.cleanup()
+
+
 def test_oversize_and_absurd_status():
     srv = Server()
     srv.janus.start()
@@ -470,6 +538,8 @@ def test_oversize_and_absurd_status():
 if __name__ == "__main__":
     cases = [test_long_routing_ids, test_flood_holds_memory_flat, test_init_failures,
              test_jcfg_errors_name_line_and_key, test_shipped_configs_load,
-             test_racing_watch_and_hangup, test_viewer_access, test_oversize_and_absurd_status]
+             test_racing_watch_and_hangup, test_viewer_access, test_malformed_requests,
+             test_janus_token_auth,
+             test_oversize_and_absurd_status]
     pick = os.environ.get("OUTPOST_CASES")
     run_cases([c for c in cases if not pick or pick in c.__name__])

@@ -55,8 +55,8 @@ def test_attacks_dropped_and_counted():
     srv, relay, k = _setup()
     try:
         d0 = srv.wait(flowing, 10, "media through the relay")[0]
-        up = k.mod("uplink")["module"]
-        assert up.get("srtp") is True, f"the uplink does not protect: {up}"
+        k.wait(lambda st: k.mod("uplink", st)["module"].get("srtp") is True, 5,
+               "the uplink protecting with the session's keys")
         assert d0["srtp"]["keys"] and d0["source"] == f"127.0.0.1:{relay.upstream_port}", d0
         time.sleep(0.5)
         before = srv.device()
@@ -67,12 +67,15 @@ def test_attacks_dropped_and_counted():
             seq = (struct.unpack("!H", relay.last_rtp()[2:4])[0] + 100 + i) & 0xFFFF
             relay.inject(struct.pack("!BBHII", 0x80, 96, seq, 0, d0["ssrc"]) + os.urandom(200))
             time.sleep(0.05)
-        # changed in flight (their originals lost: NACKed, resent, recovered)
-        relay.tamper = n
-        _wait_for(lambda: relay.tamper == 0, 5)
-        relay.tamper_from_new, relay.tamper = True, n
-        _wait_for(lambda: relay.tamper == 0, 5)
-        time.sleep(1)
+        # changed in flight (their originals lost: NACKed, resent, recovered); one
+        # batch after the other has recovered, so the second changes no resend
+        for from_new in (False, True):
+            missing0 = srv.device()["ingest_loss"]["missing"]
+            relay.tamper_from_new, relay.tamper = from_new, n
+            _wait_for(lambda: relay.tamper == 0, 5)
+            srv.wait(lambda d: d["ingest_loss"]["missing"] >= missing0 + n and
+                     d["ingest_loss"]["recovered"] == d["ingest_loss"]["missing"], 5,
+                     "the changed packets' originals recovered")
         d = srv.wait(flowing, 3, "the stream still flowing")[0]
         grew = {k2: d["srtp"][k2] - before["srtp"][k2] for k2 in ("auth_failed", "replayed")}
         c = srv.counters()
