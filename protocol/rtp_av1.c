@@ -91,7 +91,10 @@ static void s_elem_copy(const element_t *e, size_t off, size_t n, uint8_t *out) 
     *out++ = e->hdr[off++];
     n--;
   }
-  memcpy(out, e->payload + (off - e->hdr_len), n);
+  /* A fragment may end inside the header (1 byte of a 2-byte one): then off
+   * is still below hdr_len, and payload + (off - hdr_len) would wrap (UB). */
+  if (n)
+    memcpy(out, e->payload + (off - e->hdr_len), n);
 }
 
 /* The largest fragment f >= 1 with its length field that fits in avail

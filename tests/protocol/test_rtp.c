@@ -446,6 +446,38 @@ static void test_av1_normalizes_sizes(void **state) {
   rtp_av1_depack_destroy(&depack);
 }
 
+/* A 2-byte OBU header (with extension) cut between packets: at MTU 2 every
+ * packet carries one byte of the OBU, the first only its header's first byte.
+ * The packetizer then formed payload + (off - hdr_len) with off < hdr_len, a
+ * wrapped size_t (undefined behaviour, though nothing was copied). Found by
+ * tests/fuzz (fuzz_av1_depack); clang's UBSan reports it, gcc's does not, so
+ * the seed regress_pack_fragment_inside_obu_header replays it there. */
+static void test_av1_fragment_inside_obu_header(void **state) {
+  (void)state;
+  const uint8_t tu[] = {0x34, 0x28, 0xaa, 0xbb}; /* frame, extension, no obu_size */
+  rtp_av1_pack_t *pack = rtp_av1_pack_new(RTP_AV1_MIN_MTU);
+  rtp_av1_depack_t *depack = rtp_av1_depack_new(64);
+  pkts_t k = {0};
+  s_pkts_reset(&k, RTP_AV1_MIN_MTU);
+  assert_int_equal(rtp_av1_pack(pack, tu, sizeof(tu), 0, s_collect, &k), 4);
+  /* W=1 throughout; Y=1 but on the last, Z=1 but on the first. */
+  const uint8_t wire[4][2] = {{0x50, 0x34}, {0xd0, 0x28}, {0xd0, 0xaa}, {0x90, 0xbb}};
+  for (size_t i = 0; i < 4; i++) {
+    assert_int_equal(k.len[i], 2);
+    assert_memory_equal(PKT(&k, i), wire[i], 2);
+    assert_int_equal(rtp_av1_depack_push(depack, PKT(&k, i), 2, (uint16_t)(7 + i), 9, i == 3),
+                     i == 3);
+  }
+  const uint8_t exp[] = {0x36, 0x28, 0x02, 0xaa, 0xbb};
+  size_t len;
+  const uint8_t *out = rtp_av1_depack_unit(depack, &len, NULL);
+  assert_int_equal(len, sizeof(exp));
+  assert_memory_equal(out, exp, sizeof(exp));
+  s_pkts_free(&k);
+  rtp_av1_pack_destroy(&pack);
+  rtp_av1_depack_destroy(&depack);
+}
+
 static void test_av1_keyframe(void **state) {
   (void)state;
   const uint8_t n1[] = {0x18, 0x30, 1};                    /* N=1, W=1, a frame */
@@ -1356,6 +1388,7 @@ int main(void) {
       cmocka_unit_test(test_av1_roundtrip),
       cmocka_unit_test(test_av1_packing_is_tight),
       cmocka_unit_test(test_av1_normalizes_sizes),
+      cmocka_unit_test(test_av1_fragment_inside_obu_header),
       cmocka_unit_test(test_av1_keyframe),
       cmocka_unit_test(test_av1_malformed),
       cmocka_unit_test(test_av1_losses),
