@@ -36,8 +36,11 @@ typedef struct {
 #define DEV(f) offsetof(op_device_def_t, f)
 
 static const char *s_modes[] = {"on-demand", "always", "manual", NULL};
-/* In protocol/srtp_keys.h's order (media_srtp.c maps index i to profile i + 1). */
-static const char *s_profiles[] = {"AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32", NULL};
+/* In protocol/srtp_keys.h's order (media_srtp.c maps index i to profile i + 1),
+ * then "none": media in clear, for a network trusted end to end (a benchmark
+ * tee, a LAN behind a VPN), never the default. */
+static const char *s_profiles[] = {"AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32", "none",
+                                   NULL};
 
 static const cfg_key_t s_general[] = {
     {"control", K_STRING, GEN(control_endpoint), 7, 255, NULL},

@@ -156,11 +156,11 @@ static void s_hello(op_device_t *d, const unsigned char *route, size_t route_len
   json_t *srtp = d->srtp_offer;
   d->srtp_offer = NULL;
   janus_mutex_unlock(&d->mutex);
-  if (!srtp) { /* no keys, no media: the device is told, and asks again later */
+  if (!srtp && op_srtp_enabled()) { /* no keys, no media: the device is told, asks again later */
     json_decref(session);
     session = ctl_new(CTL_ERROR);
     json_object_set_new(session, "error", json_string("the server could not make media keys"));
-  } else {
+  } else if (srtp) {
     json_object_set_new(session, "srtp", srtp);
   }
   s_send(route, route_len, session);

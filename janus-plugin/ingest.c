@@ -37,7 +37,7 @@ static int s_fd = -1;
 static GThread *s_thread;
 static volatile gint s_running;
 /* Dropped and counted, never forwarded. */
-static volatile gint s_malformed, s_unknown_ssrc, s_wrong_pt, s_rtcp_in;
+static volatile gint s_malformed, s_unknown_ssrc, s_wrong_pt, s_wrong_source, s_rtcp_in;
 /* SRTP: failed authentication (tampered, in clear, wrong keys) and replays. */
 static volatile gint s_unauthenticated, s_replayed, s_rebinds;
 static volatile gint s_stale;    /* duplicates and packets too late to be asked for */
@@ -94,6 +94,7 @@ void op_device_counters(json_t *into) {
   json_object_set_new(into, "ingest_malformed", json_integer(g_atomic_int_get(&s_malformed)));
   json_object_set_new(into, "ingest_unknown_ssrc", json_integer(g_atomic_int_get(&s_unknown_ssrc)));
   json_object_set_new(into, "ingest_wrong_pt", json_integer(g_atomic_int_get(&s_wrong_pt)));
+  json_object_set_new(into, "ingest_wrong_source", json_integer(g_atomic_int_get(&s_wrong_source)));
   json_object_set_new(into, "ingest_unauthenticated",
                       json_integer(g_atomic_int_get(&s_unauthenticated)));
   json_object_set_new(into, "ingest_replayed", json_integer(g_atomic_int_get(&s_replayed)));
@@ -159,11 +160,15 @@ static int s_authenticate(op_device_t *d, char *buf, int *len, gboolean rtcp) {
  * first one latches it; one from another address means the device's NAT
  * rebound its port (or the device moved networks), and the latch follows, so
  * feedback goes where the device now is. Nobody without the session's keys
- * can move it. */
-static void s_follow_source(op_device_t *d, const struct sockaddr_storage *from,
-                            socklen_t fromlen) {
+ * can move it. In clear (srtp_profile "none") nothing authenticates a packet:
+ * then the first source stays, and others are dropped (-1, counted). */
+static int s_follow_source(op_device_t *d, const struct sockaddr_storage *from, socklen_t fromlen) {
   if (d->latched && s_same_addr(&d->source, from))
-    return;
+    return 0;
+  if (d->latched && !op_srtp_enabled()) {
+    g_atomic_int_inc(&s_wrong_source);
+    return -1;
+  }
   if (d->latched) {
     d->rebinds++;
     g_atomic_int_inc(&s_rebinds);
@@ -173,6 +178,7 @@ static void s_follow_source(op_device_t *d, const struct sockaddr_storage *from,
   memcpy(&d->source, from, fromlen);
   d->source_len = fromlen;
   d->latched = TRUE;
+  return 0;
 }
 
 /* The device's SRTCP (its sender reports, RFC 5761 multiplexing): the sender
@@ -188,10 +194,8 @@ static void s_rtcp(char *buf, int len, const struct sockaddr_storage *from, sock
     return;
   }
   janus_mutex_lock(&d->mutex);
-  if (s_authenticate(d, buf, &len, TRUE) == 0) {
-    s_follow_source(d, from, fromlen);
+  if (s_authenticate(d, buf, &len, TRUE) == 0 && s_follow_source(d, from, fromlen) == 0)
     g_atomic_int_inc(&s_rtcp_in);
-  }
   janus_mutex_unlock(&d->mutex);
   op_device_unref(d);
 }
@@ -233,7 +237,11 @@ static void s_packet(char *buf, int len, const struct sockaddr_storage *from, so
     op_device_unref(d);
     return;
   }
-  s_follow_source(d, from, fromlen);
+  if (s_follow_source(d, from, fromlen)) {
+    janus_mutex_unlock(&d->mutex);
+    op_device_unref(d);
+    return;
+  }
   gint64 now = janus_get_monotonic_time();
   int resent = op_nack_packet(&d->nack, rh.seq, now);
   if (resent < 0) {

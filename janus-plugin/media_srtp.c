@@ -31,6 +31,12 @@ static srtp_keys_profile_t s_profile(void) {
   return (srtp_keys_profile_t)(op_conf.srtp_profile + 1);
 }
 
+#define PROFILE_NONE 2 /* config.c's "none": media in clear */
+
+gboolean op_srtp_enabled(void) {
+  return op_conf.srtp_profile != PROFILE_NONE;
+}
+
 static void s_clear_locked(op_device_t *d) {
   if (d->srtp_rx)
     srtp_dealloc(d->srtp_rx);
@@ -41,6 +47,8 @@ static void s_clear_locked(op_device_t *d) {
 
 json_t *op_srtp_session_new(op_device_t *d) {
   s_clear_locked(d);
+  if (!op_srtp_enabled())
+    return NULL;
   srtp_keys_t keys;
   srtp_policy_t rx, tx;
   srtp_err_status_t st = srtp_err_status_fail;
@@ -70,17 +78,21 @@ void op_srtp_clear(op_device_t *d) {
 
 /* In place; *len shrinks by the tag. A status the caller counts. */
 int op_srtp_unprotect(op_device_t *d, char *buf, int *len, gboolean rtcp) {
+  if (!op_srtp_enabled())
+    return srtp_err_status_ok; /* in clear, by configuration */
   if (!d->srtp_rx)
     return srtp_err_status_no_ctx;
   return rtcp ? srtp_unprotect_rtcp(d->srtp_rx, buf, len) : srtp_unprotect(d->srtp_rx, buf, len);
 }
 
 int op_srtp_protect_rtcp(op_device_t *d, char *buf, int *len, size_t size) {
+  if (!op_srtp_enabled())
+    return 0;
   if (!d->srtp_tx || *len + SRTP_MAX_TRAILER_LEN > (int)size)
     return -1;
   return srtp_protect_rtcp(d->srtp_tx, buf, len) == srtp_err_status_ok ? 0 : -1;
 }
 
 const char *op_srtp_profile_name(void) {
-  return srtp_keys_profile_name(s_profile());
+  return op_srtp_enabled() ? srtp_keys_profile_name(s_profile()) : "none";
 }

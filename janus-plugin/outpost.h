@@ -165,6 +165,7 @@ void op_srtp_clear(op_device_t *d);
 int op_srtp_unprotect(op_device_t *d, char *buf, int *len, gboolean rtcp);  /* srtp_err_status_t */
 int op_srtp_protect_rtcp(op_device_t *d, char *buf, int *len, size_t size); /* 0 / -1 */
 const char *op_srtp_profile_name(void);
+gboolean op_srtp_enabled(void); /* FALSE: srtp_profile "none", media in clear */
 
 /* record.c: recordings; a stop is finished by the control thread's tick. */
 int op_device_record(op_device_t *d, gboolean start, char *err, size_t errlen);

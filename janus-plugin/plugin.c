@@ -130,6 +130,11 @@ static int s_init(janus_callbacks *callback, const char *config_path) {
     g_free(error);
     return -1;
   }
+  if (!op_srtp_enabled())
+    JANUS_LOG(LOG_WARN,
+              "outpost: %s: general.srtp_profile is \"none\": media from devices in "
+              "clear, unauthenticated\n",
+              file);
   if (strlen(op_conf.operator_secret) < 12)
     JANUS_LOG(LOG_WARN, "outpost: %s: general.operator_secret is short (%zu characters)\n", file,
               strlen(op_conf.operator_secret));

@@ -51,12 +51,13 @@ STRANGER = keygen()
 class Server:
     """Janus with the plugin, configured for one device (DEVICE's key)."""
 
-    def __init__(self, mode="always", public_port=None, event_handlers=None):
+    def __init__(self, mode="always", public_port=None, event_handlers=None, **general):
         self.control_port = free_port()
         self.ingest_port = free_port(socket.SOCK_DGRAM)
         # Not under /dev: Janus refuses to write recordings into its protected folders.
         self.recordings = tempfile.mkdtemp(prefix="outpost-rec-", dir="/tmp")
-        general = {"ingest_public_port": public_port} if public_port else {}
+        if public_port:
+            general["ingest_public_port"] = public_port
         cfg = plugin_config(self.control_port, self.ingest_port, SERVER[1], SECRET,
                             self.recordings, {"cam1": (DEVICE[0], mode)}, **general)
         self.janus = Janus({PKG: PLUGIN}, {PKG: cfg}, name="srv", event_handlers=event_handlers)

@@ -151,9 +151,34 @@ def test_keys_rotate_with_sessions():
         _teardown(srv, relay, k)
 
 
+def test_in_clear_by_configuration():
+    """srtp_profile = "none" (a benchmark's tee, a trusted LAN): no keys in the
+    session, the uplink sends plain RTP, the first source stays latched."""
+    public = free_port(socket.SOCK_DGRAM)
+    srv = Server(public_port=public, srtp_profile="none")
+    srv.janus.start()
+    relay = Relay(srv.ingest_port, public)
+    relay.start()
+    k = device_kernel(srv, bitrate=300).start()
+    try:
+        d = srv.wait(flowing, 10, "plain media")[0]
+        st, _ = k.wait(lambda st: k.mod("uplink", st)["module"].get("srtp") is False and
+                       k.mod("uplink", st)["module"]["units_sent"] > 0, 5, "the uplink in clear")
+        assert "media from devices in clear" in srv.janus.log(), "no warning in Janus's log"
+        relay.inject(relay.last_rtp(), from_new_port=True)
+        time.sleep(0.3)
+        d = srv.device()
+        assert d["source"] == f"127.0.0.1:{relay.upstream_port}", d
+        assert srv.counters()["ingest_wrong_source"] >= 1, srv.counters()
+        print(f"     srtp_profile none: plain RTP flows ({d['packets']} packets), warned in the "
+              f"log; a packet from another address does not move the latch")
+    finally:
+        _teardown(srv, relay, k)
+
+
 if __name__ == "__main__":
     cases = [test_attacks_dropped_and_counted, test_rebinding_moves_the_latch,
-             test_keys_rotate_with_sessions]
+             test_keys_rotate_with_sessions, test_in_clear_by_configuration]
     pick = os.environ.get("OUTPOST_CASES")
     try:
         run_cases([c for c in cases if not pick or pick in c.__name__])
