@@ -121,16 +121,17 @@ def stop_recording(admin, secret, device, timeout=5):
 
 
 def plugin_config(control_port, ingest_port, server_secret_key, operator_secret, recordings,
-                  devices, **general):
-    """janus.plugin.outpost.jcfg for loopback: devices is {id: (public key, mode)}
-    or {id: (public key, mode, {key: value, ...})} for more keys (pin, is_private);
-    general adds keys to the general section (e.g. ingest_public_port)."""
+                  devices, ip="127.0.0.1", **general):
+    """janus.plugin.outpost.jcfg (on loopback, or on `ip`: the link lab's server
+    address): devices is {id: (public key, mode)} or {id: (public key, mode,
+    {key: value, ...})} for more keys (pin, is_private); general adds keys to
+    the general section (e.g. ingest_public_port)."""
     def value(v):
         return ("true" if v else "false") if isinstance(v, bool) else (
             str(v) if isinstance(v, int) else json.dumps(str(v)))
     extra = "".join(f"  {k} = {value(v)}\n" for k, v in general.items())
-    cfg = (f'general: {{\n  control = "tcp://127.0.0.1:{control_port}"\n'
-           f'  ingest_ip = "127.0.0.1"\n  ingest_port = {ingest_port}\n'
+    cfg = (f'general: {{\n  control = "tcp://{ip}:{control_port}"\n'
+           f'  ingest_ip = "{ip}"\n  ingest_port = {ingest_port}\n'
            f'  server_secret_key = "{server_secret_key}"\n'
            f'  operator_secret = "{operator_secret}"\n  recordings = "{recordings}"\n{extra}}}\n')
     for d, spec in devices.items():

@@ -12,7 +12,10 @@
 #define HEARTBEAT_TTL_MS 3000 /* asks the server to drop us after the same silence */
 #define CONNECT_TIMEOUT_MS 2000
 #define RECONNECT_IVL_MS 100
-#define RECONNECT_IVL_MAX_MS 2000
+/* After an outage the next SYN is at most ~1 s away (media back within 3 s of
+ * the link, tests/link); while the link is dead that costs a 60-byte SYN about
+ * every second, which a radio without coverage does not even send. */
+#define RECONNECT_IVL_MAX_MS 1000
 #define SNDHWM 64 /* a status every 2 s and a few acks: plenty, and bounded */
 #define RCVHWM 64
 #define PUMP_MAX 64         /* messages handled per pump */

@@ -190,7 +190,11 @@ class Janus:
 
     def __init__(self, plugins=None, plugin_configs=None, admin_secret="outpost-admin-secret",
                  session_timeout=60, debug_level=4, rtp_port_range=None, name="janus",
-                 general=None, nat=None, event_handlers=None):
+                 general=None, nat=None, event_handlers=None, http_ip="127.0.0.1", preexec=None):
+        # http_ip/preexec: a Janus inside a network namespace (tests/link/lab.py)
+        # is entered with preexec (setns before exec) and reached on http_ip.
+        self.http_ip = http_ip
+        self.preexec = preexec
         self.plugins = dict(plugins if plugins is not None else {"janus.plugin.streaming": STREAMING_SO})
         self.plugin_configs = dict(plugin_configs or {})
         self.admin_secret = admin_secret
@@ -257,9 +261,9 @@ class Janus:
         }))
         self._write("janus.transport.http.jcfg", render_jcfg({
             "general": {"json": "indented", "base_path": "/janus", "http": True,
-                        "port": self.port, "ip": "127.0.0.1", "https": False},
+                        "port": self.port, "ip": http_ip, "https": False},
             "admin": {"admin_base_path": "/admin", "admin_http": True,
-                      "admin_port": self.admin_port, "admin_ip": "127.0.0.1",
+                      "admin_port": self.admin_port, "admin_ip": http_ip,
                       "admin_https": False},
             "cors": {},
         }))
@@ -273,11 +277,11 @@ class Janus:
     # --- addresses
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.port}/janus"
+        return f"http://{self.http_ip}:{self.port}/janus"
 
     @property
     def admin_url(self):
-        return f"http://127.0.0.1:{self.admin_port}/admin"
+        return f"http://{self.http_ip}:{self.admin_port}/admin"
 
     @property
     def ports(self):
@@ -302,7 +306,7 @@ class Janus:
         env = sanitizer_env() if self.sanitized else None
         self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT, cwd=self.dir, env=env,
-                                     start_new_session=True, preexec_fn=_die_with_test)
+                                     start_new_session=True, preexec_fn=self._preexec)
         while True:
             if self.proc.poll() is not None:
                 raise AssertionError(f"Janus exited ({self.proc.returncode}) during start-up:\n"
@@ -318,6 +322,11 @@ class Janus:
                 raise AssertionError(f"Janus did not answer /janus/info within {timeout} s:\n"
                                      f"{self.log()}")
             time.sleep(0.01)
+
+    def _preexec(self):
+        _die_with_test()
+        if self.preexec:
+            self.preexec()
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None

@@ -76,7 +76,8 @@ def render(modules, device="test", runtime_dir=None, module_dir=TEST_MODULES, su
 
 
 class Kernel:
-    def __init__(self, modules, supervisor=None, name="k"):
+    def __init__(self, modules, supervisor=None, name="k", preexec=None):
+        self.preexec = preexec  # e.g. into the link lab's device namespace
         # tmpfs, as on a device: the frame rings live in the runtime dir
         self.dir = tempfile.mkdtemp(prefix=f"outpost-{name}-", dir="/dev/shm")
         self.rundir = os.path.join(self.dir, "run")
@@ -103,11 +104,16 @@ class Kernel:
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([os.path.join(BIN, "outpost-kernel"), "-c", self.config],
                                      stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
-                                     start_new_session=True, preexec_fn=die_with_test)
+                                     start_new_session=True, preexec_fn=self._preexec)
         if wait_running:
             self.wait(lambda s: all(m["state"] == "running" for m in s["modules"]), 10,
                       "every module running")
         return self
+
+    def _preexec(self):
+        die_with_test()
+        if self.preexec:
+            self.preexec()
 
     def status(self):
         r = subprocess.run([os.path.join(BIN, "outpostctl"), "-c", self.config, "status", "--json"],

@@ -1,0 +1,104 @@
+"""The spine across the link lab: Janus with janus.plugin.outpost in the
+server namespace (reached by the test over the management pair), device
+kernels in the device namespace, the carrier in between (tests/link/lab.py).
+Used by the link tests and the link benchmarks."""
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "kernel"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "janus"))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from harness import BUILD, Kernel, module  # noqa: E402
+from janus import Janus, JanusError, free_port, janus_pp_rec  # noqa: E402
+from lab import SERVER_IP  # noqa: E402
+from spine import keygen, plugin_config, stop_recording  # noqa: E402
+
+PLUGIN = os.path.join(BUILD, "janus", "libjanus_outpost.so")
+PKG = "janus.plugin.outpost"
+SECRET = "operator-secret-for-link-tests"
+W, H, FPS = 640, 480, 30
+SERVER_KEYS = keygen()
+DEVICE_KEYS = keygen()
+
+
+class LabServer:
+    """Janus + plugin in the lab's server namespace, one device `cam1`."""
+
+    def __init__(self, lab, mode="always", **general):
+        self.lab = lab
+        self.control_port = free_port()
+        self.ingest_port = free_port(socket.SOCK_DGRAM)
+        # Not under /dev: Janus refuses to write recordings into its protected folders.
+        self.recordings = tempfile.mkdtemp(prefix="outpost-rec-", dir="/tmp")
+        cfg = plugin_config(self.control_port, self.ingest_port, SERVER_KEYS[1], SECRET,
+                            self.recordings, {"cam1": (DEVICE_KEYS[0], mode)}, ip=SERVER_IP,
+                            **general)
+        self.janus = Janus({PKG: PLUGIN}, {PKG: cfg}, name="lab", http_ip=lab.mgmt_ip,
+                           preexec=lab.preexec("srv"), nat={"ice_enforce_list": "mg0"})
+
+    def start(self):
+        self.janus.start()
+        return self
+
+    def cleanup(self):
+        self.janus.cleanup()
+        shutil.rmtree(self.recordings, ignore_errors=True)
+
+    def admin(self, request):
+        return self.janus.admin(request, plugin=PKG)
+
+    def device(self):
+        return self.admin({"request": "status", "secret": SECRET, "id": "cam1"})["device"]
+
+    def counters(self):
+        return self.admin({"request": "status", "secret": SECRET})["counters"]
+
+    def wait(self, pred, timeout, what, interval=0.05):
+        """Polls the device's status until pred holds: (status, seconds)."""
+        t0 = time.monotonic()
+        last = None
+        while time.monotonic() - t0 < timeout:
+            try:
+                last = self.device()
+                if pred(last):
+                    return last, time.monotonic() - t0
+            except (JanusError, OSError) as e:
+                last = str(e)
+            time.sleep(interval)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}: {last}\n"
+                             f"--- janus ---\n{self.janus.log()[-3000:]}")
+
+    def record_start(self):
+        self.admin({"request": "record", "secret": SECRET, "id": "cam1", "action": "start"})
+
+    def record_stop(self):
+        """Stops the recording: (mp4 path, units the plugin recorded)."""
+        d = stop_recording(self.admin, SECRET, "cam1")
+        mjr = d["file"]
+        assert mjr and os.path.exists(mjr), d
+        mp4 = mjr[:-4] + ".mp4"
+        rc, out = janus_pp_rec(mjr, mp4)
+        assert rc == 0 and os.path.exists(mp4), out
+        return mp4, d["units"]
+
+
+def device_kernel(lab, srv, encoder="encoder-aom", bitrate=300, **uplink):
+    """The device in the lab's device namespace: test pattern -> encoder -> uplink.
+    libaom: it keeps 30 fps live under ASan on a busy 2-core machine."""
+    return Kernel([module("capture", "capture-testsrc", width=W, height=H, fps=FPS),
+                   module("encoder", encoder, bitrate=bitrate, fps=FPS),
+                   module("uplink", "uplink", server=f"tcp://{SERVER_IP}:{srv.control_port}",
+                          server_key=SERVER_KEYS[0], public_key=DEVICE_KEYS[0],
+                          secret_key=DEVICE_KEYS[1], device="cam1", **uplink)],
+                  name="labdev", preexec=lab.preexec("dev"))
+
+
+def flowing(d):
+    return d["online"] and 0 <= d["last_packet_age_ms"] < 500 and d["packets"] > 0
