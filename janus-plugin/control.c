@@ -6,7 +6,15 @@
  * schema (protocol/control.c): malformed ones are dropped and counted.
  *
  * Other threads (requests, viewer events) hand commands to this thread
- * through a queue and an eventfd: ZeroMQ sockets belong to one thread. */
+ * through a queue and an eventfd: ZeroMQ sockets belong to one thread.
+ *
+ * Media frames (protocol/control.h, Framing): a frame whose first byte has
+ * the RTP version bits is one SRTP/SRTCP packet of a device whose UDP is
+ * blocked; it goes to the ingest path (op_ingest_control) with the device its
+ * connection authenticated as. Our SRTCP for such a device comes back the
+ * same way, through the same queue as commands (op_control_media): the
+ * feedback may take at most half of the queue, so that commands always find
+ * room, and what does not fit is dropped and counted. */
 #include "outpost.h"
 
 #include "../protocol/control.h"
@@ -35,11 +43,15 @@
 #define HANDSHAKE_MS 5000
 #define BACKLOG 32
 #define PENDING_COMMANDS 1000 /* a stuck control thread must not eat memory */
+/* Feedback is a few packets a second per device: half the queue is plenty. */
+#define PENDING_FEEDBACK (PENDING_COMMANDS / 2)
 #define MONITOR_EP "inproc://outpost-control-monitor"
 
 typedef struct {
   char *device;
-  json_t *msg; /* a complete control message */
+  json_t *msg;  /* a complete control message, or NULL and ... */
+  uint8_t *pkt; /* ... a media frame of len bytes (owned) */
+  size_t len;
 } s_out_t;
 
 static void *s_zctx, *s_router, *s_zap, *s_monitor;
@@ -47,7 +59,12 @@ static GThread *s_thread;
 static volatile gint s_running, s_next_id;
 static GAsyncQueue *s_out;
 static int s_wake = -1;
+/* Guards s_out and s_wake being there: other threads (Janus's, the UDP
+ * ingest thread's feedback) may queue while op_control_stop takes them down. */
+static janus_mutex s_out_lock = JANUS_MUTEX_INITIALIZER;
 static volatile gint s_malformed, s_refused, s_unauthenticated, s_bad_route, s_commands_dropped;
+/* Media frames: received from devices, our feedback sent and dropped. */
+static volatile gint s_media_in, s_feedback_sent, s_feedback_dropped;
 /* Connections: open now (fds, from the monitor), refused over the cap, and
  * handshakes that failed (wrong key, garbage, too slow). */
 static GHashTable *s_open_fds; /* fd -> 1; the control thread's only */
@@ -57,11 +74,20 @@ static int s_max_connections;
 static void s_out_free(s_out_t *o) {
   g_free(o->device);
   json_decref(o->msg);
+  g_free(o->pkt);
   g_free(o);
 }
 
+static void s_wake_up(void) {
+  uint64_t one = 1;
+  ssize_t w = write(s_wake, &one, sizeof one);
+  (void)w;
+}
+
 int op_control_command(op_device_t *d, const char *command, json_t *args) {
+  janus_mutex_lock(&s_out_lock);
   if (!s_out || g_async_queue_length(s_out) >= PENDING_COMMANDS) {
+    janus_mutex_unlock(&s_out_lock);
     g_atomic_int_inc(&s_commands_dropped);
     json_decref(args);
     return -1;
@@ -76,10 +102,28 @@ int op_control_command(op_device_t *d, const char *command, json_t *args) {
   o->device = g_strdup(d->id);
   o->msg = m;
   g_async_queue_push(s_out, o);
-  uint64_t one = 1;
-  ssize_t w = write(s_wake, &one, sizeof one);
-  (void)w;
+  s_wake_up();
+  janus_mutex_unlock(&s_out_lock);
   return id;
+}
+
+int op_control_media(op_device_t *d, const void *pkt, size_t len) {
+  janus_mutex_lock(&s_out_lock);
+  if (!s_out || len > OUTPOST_CONTROL_MEDIA_MAX || !ctl_is_media_frame(pkt, len) ||
+      g_async_queue_length(s_out) >= PENDING_FEEDBACK) {
+    janus_mutex_unlock(&s_out_lock);
+    g_atomic_int_inc(&s_feedback_dropped);
+    return -1;
+  }
+  s_out_t *o = g_malloc0(sizeof *o);
+  o->device = g_strdup(d->id);
+  o->pkt = g_malloc(len);
+  memcpy(o->pkt, pkt, len);
+  o->len = len;
+  g_async_queue_push(s_out, o);
+  s_wake_up();
+  janus_mutex_unlock(&s_out_lock);
+  return 0;
 }
 
 static void s_send(const unsigned char *route, size_t route_len, json_t *msg) {
@@ -201,8 +245,17 @@ static void s_on_router(void) {
     op_device_t *d = user ? op_device_get(user) : NULL;
     ctl_type_t type;
     const char *why = "no device";
-    json_t *msg = d ? ctl_parse(zmq_msg_data(&body), zmq_msg_size(&body), &type, &why) : NULL;
-    if (!d) {
+    /* A media frame of an authenticated device: to the ingest path. */
+    gboolean media = d && ctl_is_media_frame(zmq_msg_data(&body), zmq_msg_size(&body));
+    if (media) {
+      g_atomic_int_inc(&s_media_in);
+      op_ingest_control(d, zmq_msg_data(&body), zmq_msg_size(&body));
+    }
+    json_t *msg =
+        d && !media ? ctl_parse(zmq_msg_data(&body), zmq_msg_size(&body), &type, &why) : NULL;
+    if (media) {
+      /* handled above */
+    } else if (!d) {
       if (!bad_route)
         g_atomic_int_inc(&s_unauthenticated);
     } else if (!msg) {
@@ -245,6 +298,7 @@ static void s_flush_queue(void) {
   s_out_t *o;
   while ((o = g_async_queue_try_pop(s_out))) {
     op_device_t *d = op_device_get(o->device);
+    gboolean sent = FALSE;
     if (d) {
       janus_mutex_lock(&d->mutex);
       gboolean online = d->online;
@@ -252,10 +306,16 @@ static void s_flush_queue(void) {
       size_t len = d->route_len <= sizeof route ? d->route_len : 0;
       memcpy(route, d->route, len);
       janus_mutex_unlock(&d->mutex);
-      if (online && len)
+      if (online && len && o->msg) {
         s_send(route, len, json_incref(o->msg));
+      } else if (online && len) { /* a media frame: as it is, nothing around it */
+        sent = zmq_send(s_router, route, len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
+               zmq_send(s_router, o->pkt, o->len, ZMQ_DONTWAIT) >= 0;
+      }
       op_device_unref(d);
     }
+    if (o->pkt)
+      g_atomic_int_inc(sent ? &s_feedback_sent : &s_feedback_dropped);
     s_out_free(o);
   }
 }
@@ -419,6 +479,7 @@ int op_control_start(int devices) {
     return -1;
   }
   g_atomic_int_set(&s_running, 1);
+  op_ingest_control_sender(op_control_media); /* our feedback to devices whose UDP is blocked */
   GError *err = NULL;
   s_thread = g_thread_try_new("outpost control", s_control_thread, NULL, &err);
   if (!s_thread) {
@@ -432,6 +493,7 @@ int op_control_start(int devices) {
 
 /* Stops whatever op_control_start got as far as starting (safe to call twice). */
 void op_control_stop(void) {
+  op_ingest_control_sender(NULL);
   g_atomic_int_set(&s_running, 0);
   if (s_thread)
     g_thread_join(s_thread);
@@ -447,12 +509,14 @@ void op_control_stop(void) {
   if (s_zctx)
     zmq_ctx_term(s_zctx);
   s_monitor = s_router = s_zap = s_zctx = NULL;
+  janus_mutex_lock(&s_out_lock);
   if (s_wake >= 0)
     close(s_wake);
   s_wake = -1;
   if (s_out)
     g_async_queue_unref(s_out);
   s_out = NULL;
+  janus_mutex_unlock(&s_out_lock);
   if (s_open_fds)
     g_hash_table_destroy(s_open_fds);
   s_open_fds = NULL;
@@ -471,4 +535,9 @@ void op_control_counters(json_t *into) {
                       json_integer(g_atomic_int_get(&s_handshake_failures)));
   json_object_set_new(into, "control_commands_dropped",
                       json_integer(g_atomic_int_get(&s_commands_dropped)));
+  json_object_set_new(into, "control_media_in", json_integer(g_atomic_int_get(&s_media_in)));
+  json_object_set_new(into, "control_feedback_sent",
+                      json_integer(g_atomic_int_get(&s_feedback_sent)));
+  json_object_set_new(into, "control_feedback_dropped",
+                      json_integer(g_atomic_int_get(&s_feedback_dropped)));
 }

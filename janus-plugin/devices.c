@@ -146,6 +146,7 @@ uint32_t op_device_new_session(op_device_t *d, const char *codec) {
     g_hash_table_remove(s_by_ssrc, GUINT_TO_POINTER(d->ssrc));
   d->ssrc = ssrc;
   d->pt = !strcmp(codec, "h265") ? 97 : 96;
+  op_device_record_session_locked(d, codec); /* before the codec changes */
   g_strlcpy(d->codec, codec, sizeof d->codec);
   d->latched = FALSE;
   json_decref(d->srtp_offer);
@@ -313,24 +314,64 @@ static json_int_t s_restarts(const json_t *status) {
 json_t *op_device_summary(op_device_t *d, gboolean full) {
   gint64 now = janus_get_monotonic_time();
   janus_mutex_lock(&d->mutex);
-  json_t *j = json_pack("{s:s, s:s, s:s, s:b, s:b, s:s, s:i, s:f, s:I, s:I, s:i, s:b}", "id", d->id,
-                        "description", d->description, "type", "live", "online", d->online,
-                        "streaming", d->streaming && d->ssrc, "codec", d->codec, "viewers",
-                        (int)g_list_length(d->viewers), "bitrate_kbps", d->kbps, "packets",
-                        (json_int_t)d->packets, "bytes", (json_int_t)d->bytes, "last_packet_age_ms",
-                        d->last_packet_us ? (int)((now - d->last_packet_us) / 1000) : -1,
-                        "pin_required", d->pin != NULL);
+  json_t *j = json_pack(
+      "{s:s, s:s, s:s, s:b, s:b, s:s, s:i, s:f, s:I, s:I, s:i, s:b}", "id", d->id, "description",
+      d->description, "type", "live", "online", d->online, "streaming", d->streaming && d->ssrc,
+      "codec", d->codec, "viewers", (int)g_list_length(d->viewers), "bitrate_kbps",
+      op_device_kbps(d, now), "packets", (json_int_t)d->packets, "bytes", (json_int_t)d->bytes,
+      "last_packet_age_ms", d->last_packet_us ? (int)((now - d->last_packet_us) / 1000) : -1,
+      "pin_required", d->pin != NULL);
   json_object_set_new(j, "restarts", json_integer(s_restarts(d->status)));
+  /* The way the media comes: "udp", or "control" (the device's UDP is blocked:
+   * its packets ride the control connection), and the packets that came so. */
+  json_object_set_new(j, "media_path",
+                      json_string(op_device_media_over_control(d) ? "control" : "udp"));
+  json_object_set_new(j, "control_packets", json_integer((json_int_t)d->control_packets));
   if (full) {
+    json_object_set_new(
+        j, "control_media",
+        json_pack("{s:I, s:I, s:I, s:I, s:I}", "packets", (json_int_t)d->control_packets, "bytes",
+                  (json_int_t)d->control_bytes, "path_switches", (json_int_t)d->path_switches,
+                  "feedback_sent", (json_int_t)d->control_feedback, "feedback_dropped",
+                  (json_int_t)d->control_feedback_dropped));
     json_object_set_new(j, "ssrc", json_integer(d->ssrc));
     json_object_set_new(j, "pt", json_integer(d->pt));
     json_object_set_new(j, "keyframes", json_integer((json_int_t)d->keyframes));
     json_object_set_new(j, "keyframe_requests", json_integer((json_int_t)d->plis_sent));
-    json_object_set_new(j, "ingest_loss",
-                        json_pack("{s:I, s:I, s:I, s:I}", "missing", (json_int_t)d->nack.missing,
-                                  "recovered", (json_int_t)d->nack.recovered, "given_up",
-                                  (json_int_t)d->nack.given_up, "nacks_sent",
-                                  (json_int_t)d->nack.nacks));
+    /* Loss on the way in and its recovery (nack.h); `asked` counts every
+     * sequence number asked for, repeats included. Integers only: tests and
+     * tools subtract one reading from another. */
+    const op_nack_t *nk = &d->nack;
+    json_object_set_new(
+        j, "ingest_loss",
+        json_pack("{s:I, s:I, s:I, s:i, s:I, s:I}", "missing", (json_int_t)nk->missing, "recovered",
+                  (json_int_t)nk->recovered, "given_up", (json_int_t)nk->given_up, "pending",
+                  (int)nk->n, "nacks_sent", (json_int_t)nk->nacks, "asked", (json_int_t)nk->asked));
+    /* The round trip the plugin measures from NACK to retransmission (null
+     * until a sample), the interval before asking again, and how long the
+     * device keeps what it sent. */
+    json_t *rtt = json_pack("{s:I, s:f, s:f, s:i}", "samples", (json_int_t)nk->rtt_samples,
+                            "retry_ms", (double)op_nack_retry_us(nk) / 1000.0, "repeat_ms",
+                            (double)op_nack_repeat_us(nk) / 1000.0, "history_ms",
+                            (int)(nk->history_us / 1000));
+    json_object_set_new(rtt, "rtt_ms",
+                        nk->rtt_samples ? json_real((double)nk->srtt_us / 1000.0) : json_null());
+    json_object_set_new(rtt, "rttvar_ms",
+                        nk->rtt_samples ? json_real((double)nk->rttvar_us / 1000.0) : json_null());
+    json_object_set_new(j, "ingest_rtt", rtt);
+    /* What our last receiver report told the device (RFC 3550 6.4.2). */
+    json_object_set_new(
+        j, "receiver_report",
+        json_pack("{s:f, s:i, s:f, s:b}", "fraction_lost", d->rx.fraction_lost / 256.0,
+                  "cumulative_lost", (int)d->rx.cumulative_lost, "jitter_ms",
+                  (double)d->rx.jitter * 1000.0 / OP_RR_CLOCK_HZ, "sender_report", d->rx.lsr != 0));
+    /* Our RTCP to the device, in bytes on its paid link (SRTCP included). */
+    json_object_set_new(j, "feedback",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I}", "bytes",
+                                  (json_int_t)(d->rr_bytes + d->nack_bytes + d->pli_bytes),
+                                  "rr_sent", (json_int_t)d->rr_sent, "rr_bytes",
+                                  (json_int_t)d->rr_bytes, "nack_bytes", (json_int_t)d->nack_bytes,
+                                  "pli_bytes", (json_int_t)d->pli_bytes));
     json_object_set_new(j, "mode",
                         json_string(d->mode == MODE_ALWAYS   ? "always"
                                     : d->mode == MODE_MANUAL ? "manual"

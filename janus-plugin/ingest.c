@@ -1,6 +1,6 @@
 /* The media path: the UDP ingest thread and the forwarding of each RTP
- * packet to the device's viewers, with the RTCP feedback (PLI, NACK) that
- * goes back to the device.
+ * packet to the device's viewers, with the RTCP that goes back to the device:
+ * feedback (PLI, NACK) and receiver reports.
  *
  * One UDP port for all devices, demultiplexed by the SSRC the plugin gave
  * each device's session. The source address is latched from the first packet
@@ -10,7 +10,40 @@
  * RTP: the NAT lets them through), at most one per keyframe_interval_ms.
  * Forwarding rewrites the header in place for each viewer (their switching
  * context keeps sequence numbers and timestamps continuous across device
- * restarts) and restores it: no allocation per packet. */
+ * restarts) and restores it: no allocation per packet.
+ *
+ * Receiver reports (RFC 3550 6.4.2; nack.h's op_rx_t): one a second while
+ * packets come, sent as the packet that makes one due is handled, answering
+ * the device's sender reports (LSR, DLSR) so that the uplink knows the round
+ * trip (it resends a packet at most once per round trip), with the fraction
+ * and the count lost and the jitter. An RR alone, without the SDES a compound
+ * packet should carry (reduced-size RTCP, RFC 5506): the uplink reads it, and
+ * the CNAME would cost the paid link bytes every second for nothing. Every
+ * byte of RTCP to the device is counted per kind (the device's info:
+ * `feedback`).
+ *
+ * UDP blocked: the device's uplink then sends the same SRTP packets over its
+ * control connection (protocol/control.h, Framing), and control.c hands them
+ * here (op_ingest_control) with the device the connection authenticated as.
+ * They take the same path as UDP packets (authentication, replay window,
+ * NACK, reports, forwarding, recording), except that they never move the
+ * UDP source latch, and their SSRC must be that device's. Our feedback (RR,
+ * NACK, PLI) follows the media: it goes back over the control connection
+ * (through control.c's queue, op_ingest_control_sender: ZeroMQ sockets are
+ * the control thread's) while
+ * new packets of the session come that way, and over UDP again once new
+ * authenticated packets come over UDP.
+ *
+ * A sender report is answered at once with a receiver report over the path
+ * it came by, unless a report went that way less than OP_SR_ANSWER_US ago:
+ * that is how the uplink learns that the control connection answers (before
+ * it moves its media there), that UDP works again (its probes over UDP while
+ * the media rides the control connection), and that UDP still works while no
+ * media comes (an encoder restarting: without the answer, the reports that
+ * follow the packets would stop and UDP would look blocked). While packets
+ * come, the report of the second has mostly just gone: few extra reports.
+ * Before any packet of the session it has no report block (RFC 3550 6.4.2
+ * allows that). */
 #include "outpost.h"
 
 #include "../protocol/rtp.h" /* ours, not Janus's rtp.h */
@@ -42,15 +75,69 @@ static volatile gint s_malformed, s_unknown_ssrc, s_wrong_pt, s_wrong_source, s_
 static volatile gint s_unauthenticated, s_replayed, s_rebinds;
 static volatile gint s_stale;    /* duplicates and packets too late to be asked for */
 static volatile gint s_oversize; /* datagrams larger than any packet of ours: never truncated */
+static volatile gint s_sender_reports; /* the devices' SRs read, for our receiver reports */
 
 /* Room after an RTCP packet for SRTCP's index word and tag. */
 #define FEEDBACK_TRAILER SRTP_MAX_TRAILER_LEN
+/* Receiver reports while packets come: one a second (the uplink's SRs too). */
+#define OP_RR_INTERVAL_US 1000000
+/* A sender report is answered unless a report went its way this recently:
+ * under the uplink's SR interval (1 s), so that each SR is answered while no
+ * packets come; while they come, the report of the second is this old in
+ * only ~10 % of the SRs' arrivals. */
+#define OP_SR_ANSWER_US 900000
+
+/* Which way our RTCP goes: the feedback path (the media's), or a given one. */
+typedef enum { PATH_FEEDBACK, PATH_UDP, PATH_CONTROL } s_path_t;
+
+/* Where a packet came from: UDP (from) or the control connection of dev. */
+typedef struct {
+  op_device_t *dev; /* the device the control connection authenticated (borrowed); NULL: UDP */
+  const struct sockaddr_storage *from;
+  socklen_t fromlen;
+} s_src_t;
+
+/* control.c's op_control_media, once it runs (op_ingest_control_sender). */
+static op_media_send_fn *volatile s_control_send;
+
+void op_ingest_control_sender(op_media_send_fn *send) {
+  g_atomic_pointer_set(&s_control_send, send);
+}
+
+gboolean op_device_media_over_control(const op_device_t *d) {
+  return d->ssrc && d->path_ssrc == d->ssrc && d->media_over_control;
+}
+
+/* Our RTCP in pkt (len bytes, then FEEDBACK_TRAILER bytes of room) to the
+ * device as SRTCP, over path: UDP to its latched address, or its control
+ * connection; the bytes that went out are added to *bytes. Called with the
+ * device's mutex held. */
+static void s_send_rtcp(op_device_t *d, uint8_t *pkt, int len, uint64_t *bytes, s_path_t path) {
+  if (path == PATH_FEEDBACK)
+    path = op_device_media_over_control(d) ? PATH_CONTROL : PATH_UDP;
+  size_t size = (size_t)len + FEEDBACK_TRAILER;
+  if (op_srtp_protect_rtcp(d, (char *)pkt, &len, size))
+    return;
+  if (path == PATH_CONTROL) {
+    op_media_send_fn *send = g_atomic_pointer_get(&s_control_send);
+    if (send && send(d, pkt, (size_t)len) == 0) {
+      *bytes += (uint64_t)len;
+      d->control_feedback++;
+    } else {
+      d->control_feedback_dropped++;
+    }
+  } else if (d->latched && sendto(s_fd, pkt, (size_t)len, 0, (struct sockaddr *)&d->source,
+                                  d->source_len) == len) {
+    *bytes += (uint64_t)len;
+  }
+}
 
 /* An RTCP feedback message (RFC 4585) to the device's latched address, as
  * SRTCP: pkt holds 12 header bytes, then fci_words of FCI already written,
  * then FEEDBACK_TRAILER bytes of room. The sender SSRC is 1 (us), the media
  * SSRC the device's. Called with its mutex held. */
-static void s_send_feedback(op_device_t *d, uint8_t *pkt, int pt, size_t fci_words) {
+static void s_send_feedback(op_device_t *d, uint8_t *pkt, int pt, size_t fci_words,
+                            uint64_t *bytes) {
   size_t words = 2 + fci_words; /* the length field: 32-bit words - 1 */
   pkt[0] = 0x81;                /* V=2, FMT 1: PLI for PSFB, generic NACK for RTPFB */
   pkt[1] = (uint8_t)pt;
@@ -59,24 +146,22 @@ static void s_send_feedback(op_device_t *d, uint8_t *pkt, int pt, size_t fci_wor
   uint32_t sender = htonl(1), media = htonl(d->ssrc);
   memcpy(pkt + 4, &sender, 4);
   memcpy(pkt + 8, &media, 4);
-  int len = (int)(4 * (words + 1));
-  if (op_srtp_protect_rtcp(d, (char *)pkt, &len, 4 * (words + 1) + FEEDBACK_TRAILER) == 0)
-    sendto(s_fd, pkt, (size_t)len, 0, (struct sockaddr *)&d->source, d->source_len);
+  s_send_rtcp(d, pkt, (int)(4 * (words + 1)), bytes, PATH_FEEDBACK);
 }
 
 /* RTCP PLI (RFC 4585) to the device's latched address, rate limited. */
 void op_device_request_keyframe(op_device_t *d, const char *why) {
   gint64 now = janus_get_monotonic_time();
   janus_mutex_lock(&d->mutex);
-  if (!d->latched || !d->ssrc ||
+  if ((!d->latched && !op_device_media_over_control(d)) || !d->ssrc ||
       now - d->last_pli_us < (gint64)op_conf.keyframe_interval_ms * 1000) {
     janus_mutex_unlock(&d->mutex);
     return;
   }
   d->last_pli_us = now;
   d->plis_sent++;
-  uint8_t pli[12 + FEEDBACK_TRAILER];
-  s_send_feedback(d, pli, 206, 0); /* PSFB, PLI: no FCI */
+  _Alignas(8) uint8_t pli[12 + FEEDBACK_TRAILER]; /* libsrtp works on 32-bit words */
+  s_send_feedback(d, pli, 206, 0, &d->pli_bytes); /* PSFB, PLI: no FCI */
   janus_mutex_unlock(&d->mutex);
   JANUS_LOG(LOG_VERB, "outpost: keyframe request to %s (%s)\n", d->id, why);
 }
@@ -84,10 +169,93 @@ void op_device_request_keyframe(op_device_t *d, const char *why) {
 /* RTCP generic NACK (RFC 4585) for the ingest packets due to be asked for.
  * Called with the device's mutex held; the buffer is on the stack. */
 static void s_send_nacks(op_device_t *d, gint64 now) {
-  uint8_t pkt[12 + 4 * 32 + FEEDBACK_TRAILER];
+  _Alignas(8) uint8_t pkt[12 + 4 * 32 + FEEDBACK_TRAILER];
   size_t entries = op_nack_due(&d->nack, now, pkt + 12, 32);
-  if (entries)
-    s_send_feedback(d, pkt, 205, entries); /* RTPFB, generic NACK: one word per entry */
+  if (entries) /* RTPFB, generic NACK: one word per entry */
+    s_send_feedback(d, pkt, 205, entries, &d->nack_bytes);
+}
+
+/* How long the device keeps what it sent, from its last status (the uplink's
+ * nack_history_ms; absent from older uplinks: the default stays). */
+static void s_device_history(op_device_t *d) {
+  json_t *v = json_object_get(json_object_get(d->status, "uplink"), "nack_history_ms");
+  if (json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= 60000)
+    d->nack.history_us = (int64_t)json_integer_value(v) * 1000;
+}
+
+/* A receiver report over path (not PATH_FEEDBACK) now; empty: when nothing
+ * was received yet, one without a report block rather than none. Called with
+ * the device's mutex held. */
+static void s_rr(op_device_t *d, gint64 now, s_path_t path, gboolean empty) {
+  _Alignas(8) uint8_t pkt[OP_RR_SIZE + FEEDBACK_TRAILER];
+  size_t n = op_rx_write_rr(&d->rx, 1, now, pkt, OP_RR_SIZE);
+  if (!n && !empty)
+    return;
+  if (!n) { /* V=2, RC 0, RR, length 1 word; sender SSRC 1 (us) */
+    memset(pkt, 0, 8);
+    pkt[0] = 0x80;
+    pkt[1] = 201;
+    pkt[3] = 1;
+    pkt[7] = 1;
+    n = 8;
+  }
+  d->rr_sent++;
+  *(path == PATH_CONTROL ? &d->rr_control_us : &d->rr_udp_us) = now;
+  s_send_rtcp(d, pkt, (int)n, &d->rr_bytes, path);
+}
+
+/* A receiver report when one is due (one a second while packets come), over
+ * the feedback path. Called with the device's mutex held. */
+static void s_send_report(op_device_t *d, gint64 now) {
+  if (d->rx.rr_sent && now - d->rx.last_rr_us < OP_RR_INTERVAL_US)
+    return;
+  s_device_history(d); /* as often as reports: the status changes seldom */
+  s_rr(d, now, op_device_media_over_control(d) ? PATH_CONTROL : PATH_UDP, FALSE);
+}
+
+/* A sender report came over via: answered at once over via unless a report
+ * went that way within OP_SR_ANSWER_US (see the top of this file). Called
+ * with the mutex held. */
+static void s_answer_sr(op_device_t *d, s_path_t via, gint64 now) {
+  gint64 last = via == PATH_CONTROL ? d->rr_control_us : d->rr_udp_us;
+  if (last && now - last < OP_SR_ANSWER_US)
+    return;
+  s_rr(d, now, via, TRUE);
+}
+
+/* A new packet of the session came over the control connection or UDP: our
+ * feedback follows it. Called with the device's mutex held. */
+static void s_media_path(op_device_t *d, gboolean control) {
+  if (d->media_over_control != control) {
+    d->path_switches++;
+    JANUS_LOG(LOG_INFO, "outpost: device %s: media now comes over %s\n", d->id,
+              control ? "the control connection (UDP blocked?)" : "UDP");
+  }
+  d->media_over_control = control;
+  d->path_ssrc = d->ssrc;
+}
+
+/* The rate ring (outpost.h): len bytes received now. */
+static void s_rate_add(op_device_t *d, gint64 now, size_t len) {
+  gint64 slot = now / OP_RATE_SLOT_US;
+  int i = (int)(slot % OP_RATE_SLOTS);
+  if (d->rate_slot[i] != slot) {
+    d->rate_slot[i] = slot;
+    d->rate_bytes[i] = 0;
+  }
+  d->rate_bytes[i] += len;
+}
+
+double op_device_kbps(const op_device_t *d, gint64 now) {
+  gint64 slot = now / OP_RATE_SLOT_US;
+  uint64_t bytes = 0;
+  for (int i = 0; i < OP_RATE_SLOTS; i++)
+    if (d->rate_slot[i] > slot - OP_RATE_SLOTS && d->rate_slot[i] <= slot)
+      bytes += d->rate_bytes[i];
+  /* The slots counted span the last OP_RATE_SLOTS - 1 whole ones and the
+   * current one so far: 0.9 to 1 s. */
+  double span_us = (double)((OP_RATE_SLOTS - 1) * OP_RATE_SLOT_US + now % OP_RATE_SLOT_US);
+  return span_us > 0 ? (double)bytes * 8.0 / 1000.0 * 1e6 / span_us : 0.0;
 }
 
 void op_device_counters(json_t *into) {
@@ -102,6 +270,8 @@ void op_device_counters(json_t *into) {
   json_object_set_new(into, "ingest_rtcp", json_integer(g_atomic_int_get(&s_rtcp_in)));
   json_object_set_new(into, "ingest_stale", json_integer(g_atomic_int_get(&s_stale)));
   json_object_set_new(into, "ingest_oversize", json_integer(g_atomic_int_get(&s_oversize)));
+  json_object_set_new(into, "ingest_sender_reports",
+                      json_integer(g_atomic_int_get(&s_sender_reports)));
 }
 
 static int s_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
@@ -181,41 +351,75 @@ static int s_follow_source(op_device_t *d, const struct sockaddr_storage *from, 
   return 0;
 }
 
+/* The sender report that opens the device's compound RTCP (len bytes, plain
+ * after SRTCP): its NTP time, for the LSR of our next receiver report. The
+ * first packet is the only one read, and only after its own length is checked
+ * against what is there; anything else is not ours to use. TRUE when it was
+ * one. */
+static gboolean s_sender_report(op_device_t *d, const char *buf, int len, gint64 now) {
+  if (len < 28 || ((uint8_t)buf[0] >> 6) != 2 || (uint8_t)buf[1] != 200)
+    return FALSE;
+  size_t plen = 4 * ((size_t)((uint8_t)buf[2] << 8 | (uint8_t)buf[3]) + 1);
+  if (plen < 28 || plen > (size_t)len || s_be32(buf + 4) != d->ssrc)
+    return FALSE;
+  op_rx_sr(&d->rx, s_be32(buf + 8), s_be32(buf + 12), now);
+  g_atomic_int_inc(&s_sender_reports);
+  return TRUE;
+}
+
+/* The device whose session has ssrc (a reference), or NULL (counted). Over a
+ * control connection only the stream of the device it authenticated as. */
+static op_device_t *s_device(uint32_t ssrc, const s_src_t *src) {
+  op_device_t *d = op_device_by_ssrc(ssrc);
+  if (d && src->dev && d != src->dev) {
+    op_device_unref(d);
+    d = NULL;
+  }
+  if (!d)
+    g_atomic_int_inc(&s_unknown_ssrc);
+  return d;
+}
+
 /* The device's SRTCP (its sender reports, RFC 5761 multiplexing): the sender
  * SSRC finds the device; counted once authenticated. */
-static void s_rtcp(char *buf, int len, const struct sockaddr_storage *from, socklen_t fromlen) {
+static void s_rtcp(char *buf, int len, const s_src_t *src) {
   if (len < 8) {
     g_atomic_int_inc(&s_malformed);
     return;
   }
-  op_device_t *d = op_device_by_ssrc(s_be32(buf + 4));
-  if (!d) {
-    g_atomic_int_inc(&s_unknown_ssrc);
+  op_device_t *d = s_device(s_be32(buf + 4), src);
+  if (!d)
     return;
-  }
   janus_mutex_lock(&d->mutex);
-  if (s_authenticate(d, buf, &len, TRUE) == 0 && s_follow_source(d, from, fromlen) == 0)
+  if (s_authenticate(d, buf, &len, TRUE) == 0 &&
+      (src->dev || s_follow_source(d, src->from, src->fromlen) == 0)) {
     g_atomic_int_inc(&s_rtcp_in);
+    gint64 now = janus_get_monotonic_time();
+    if (src->dev)
+      d->last_control_us = now; /* the connection carries: it is alive */
+    if (d->rx.ssrc != d->ssrc)  /* a new session: its statistics start afresh */
+      op_rx_reset(&d->rx, d->ssrc);
+    if (s_sender_report(d, buf, len, now))
+      s_answer_sr(d, src->dev ? PATH_CONTROL : PATH_UDP, now);
+  }
   janus_mutex_unlock(&d->mutex);
   op_device_unref(d);
 }
 
-static void s_packet(char *buf, int len, const struct sockaddr_storage *from, socklen_t fromlen) {
+static void s_packet(char *buf, int len, const s_src_t *src) {
   if (len < 12 || ((uint8_t)buf[0] >> 6) != 2) { /* not RTP/RTCP version 2 */
     g_atomic_int_inc(&s_malformed);
     return;
   }
   if ((uint8_t)buf[1] >= 192 && (uint8_t)buf[1] <= 223) {
-    s_rtcp(buf, len, from, fromlen);
+    s_rtcp(buf, len, src);
     return;
   }
   /* Only the SSRC before authentication: the rest of the header (padding,
    * extensions) is not to be trusted, or even read, until then. */
-  op_device_t *d = op_device_by_ssrc(s_be32(buf + 8));
-  if (!d) {
-    g_atomic_int_inc(&s_unknown_ssrc);
+  op_device_t *d = s_device(s_be32(buf + 8), src);
+  if (!d)
     return;
-  }
   janus_mutex_lock(&d->mutex);
   rtp_header_t rh;
   const uint8_t *payload;
@@ -237,47 +441,46 @@ static void s_packet(char *buf, int len, const struct sockaddr_storage *from, so
     op_device_unref(d);
     return;
   }
-  if (s_follow_source(d, from, fromlen)) {
+  if (!src->dev && s_follow_source(d, src->from, src->fromlen)) {
     janus_mutex_unlock(&d->mutex);
     op_device_unref(d);
     return;
   }
   gint64 now = janus_get_monotonic_time();
+  if (src->dev)
+    d->last_control_us = now; /* the connection carries: it is alive */
+  if (d->rx.ssrc != d->ssrc)  /* a new session: its statistics start afresh */
+    op_rx_reset(&d->rx, d->ssrc);
   int resent = op_nack_packet(&d->nack, rh.seq, now);
+  /* Every packet counts as received (RFC 3550 A.3, duplicates too); only first
+   * transmissions in order time the jitter. */
+  op_rx_packet(&d->rx, rh.seq, rh.timestamp, now, resent == 0);
+  /* A new packet says which way the media comes, so which way feedback goes;
+   * a late one (a straggler from the other path after a switch) does not. */
+  if (resent == 0)
+    s_media_path(d, src->dev != NULL);
   if (resent < 0) {
+    s_send_report(d, now);
     janus_mutex_unlock(&d->mutex); /* a duplicate, or too late to be of use */
     g_atomic_int_inc(&s_stale);
     op_device_unref(d);
     return;
   }
   s_send_nacks(d, now);
+  s_send_report(d, now);
   d->last_packet_us = now;
   d->packets++;
   d->bytes += (uint64_t)len;
-  d->bytes_window += (uint64_t)len;
-  if (now - d->window_start_us >= 1000000) {
-    d->kbps = d->window_start_us
-                  ? d->bytes_window * 8.0 / 1000.0 * 1e6 / (double)(now - d->window_start_us)
-                  : 0;
-    d->window_start_us = now;
-    d->bytes_window = 0;
+  if (src->dev) {
+    d->control_packets++;
+    d->control_bytes += (uint64_t)len;
   }
+  s_rate_add(d, now, (size_t)len);
   int key = !strcmp(d->codec, "h265") ? rtp_h265_is_keyframe(payload, plen)
                                       : rtp_av1_is_keyframe(payload, plen);
   if (key == 1)
     d->keyframes++;
-  if (d->recorder && d->record_wait_key && key == 1 && !resent) {
-    d->record_wait_key = FALSE; /* the first packet of a keyframe unit, in order */
-    d->record_first_seq = rh.seq;
-  }
-  /* Resent stragglers from before that first packet stay out: janus-pp-rec takes
-   * an older timestamp for a reset and writes a broken MP4. */
-  if (d->recorder && !d->record_wait_key &&
-      (int16_t)(uint16_t)(rh.seq - d->record_first_seq) >= 0) {
-    janus_recorder_save_frame(d->recorder, buf, (uint)len);
-    if (rh.marker)
-      d->units_recorded++;
-  }
+  op_device_record_packet_locked(d, buf, len, rh.seq, rh.marker, key, resent);
   s_forward(d, buf, len);
   gboolean waiting = d->recorder && d->record_wait_key;
   janus_mutex_unlock(&d->mutex);
@@ -303,9 +506,19 @@ static void *s_ingest_thread(void *data) {
     if (n > (ssize_t)sizeof buf)
       g_atomic_int_inc(&s_oversize);
     else if (n > 0 && fromlen <= sizeof from)
-      s_packet(buf, (int)n, &from, fromlen);
+      s_packet(buf, (int)n, &(s_src_t){.from = &from, .fromlen = fromlen});
   }
   return NULL;
+}
+
+void op_ingest_control(op_device_t *d, const void *buf, size_t len) {
+  if (len > OP_MAX_PACKET) { /* larger than any packet of ours: never truncated */
+    g_atomic_int_inc(&s_oversize);
+    return;
+  }
+  _Alignas(8) char copy[OP_MAX_PACKET]; /* aligned for libsrtp, unprotected in place */
+  memcpy(copy, buf, len);
+  s_packet(copy, (int)len, &(s_src_t){.dev = d});
 }
 
 int op_ingest_start(void) {

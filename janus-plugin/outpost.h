@@ -33,6 +33,10 @@ typedef enum { MODE_ON_DEMAND, MODE_ALWAYS, MODE_MANUAL } op_mode_t;
 
 #include "nack.h"
 
+/* The bitrate shown is over the last OP_RATE_SLOTS slots of OP_RATE_SLOT_US. */
+#define OP_RATE_SLOTS 10
+#define OP_RATE_SLOT_US 100000
+
 /* A device as the configuration declares it (config.c). */
 typedef struct op_device_def {
   char *id;            /* owned; the category's name: 1-64 of [A-Za-z0-9_.-] */
@@ -75,20 +79,36 @@ typedef struct op_device {
   uint64_t auth_failed, replayed, rebinds;
   gint64 last_packet_us;
   uint64_t packets, bytes, keyframes;
-  uint64_t bytes_window; /* for the bitrate estimate */
-  gint64 window_start_us;
-  double kbps;
+  /* The bitrate over the last second, read at read time (op_device_kbps): the
+   * bytes of each 100 ms slot of monotonic time, and which slot each holds. */
+  uint64_t rate_bytes[OP_RATE_SLOTS];
+  gint64 rate_slot[OP_RATE_SLOTS];
   gint64 last_pli_us; /* keyframe requests to the device: at most one a second */
   uint64_t plis_sent;
   op_nack_t nack; /* loss on the ingest leg, asked back from the device's history */
-  GList *viewers; /* op_session_t*, each holding a reference */
+  op_rx_t rx;     /* receiver statistics for our receiver reports (this session's stream) */
+  /* Our RTCP to the device over its paid link, in UDP payload bytes (SRTCP
+   * trailer included), since the plugin started: */
+  uint64_t rr_sent, rr_bytes, nack_bytes, pli_bytes;
+  /* Media over the control connection (UDP blocked; ingest.c). The path our
+   * feedback takes is the one the last new packet of the session path_ssrc
+   * came by (op_device_media_over_control); a new session starts on UDP. */
+  gboolean media_over_control;
+  uint32_t path_ssrc;
+  uint64_t path_switches;
+  uint64_t control_packets, control_bytes;             /* authenticated RTP that came that way */
+  uint64_t control_feedback, control_feedback_dropped; /* our SRTCP that went that way, or not */
+  gint64 rr_udp_us, rr_control_us; /* our last receiver report over each path (monotonic) */
+  GList *viewers;                  /* op_session_t*, each holding a reference */
   janus_recorder *recorder;
   char *recording;           /* owned; its file name */
   gboolean record_wait_key;  /* a recording opens on a keyframe: nothing decodes before */
   uint16_t record_first_seq; /* the sequence number it opened on */
-  uint64_t units_recorded;   /* temporal / access units written (marker packets) */
-  gint64 record_stop_at_us;  /* a stop asked for then: closing (record.c) */
-  json_t *last_recording;    /* owned: {file, units} of the last closed one, or NULL */
+  janus_rtp_switching_context record_ctx; /* one stream across sessions (record.c) */
+  uint32_t record_ssrc;                   /* ... under the SSRC it opened with */
+  uint64_t units_recorded;                /* temporal / access units written (marker packets) */
+  gint64 record_stop_at_us;               /* a stop asked for then: closing (record.c) */
+  json_t *last_recording;                 /* owned: {file, units} of the last closed one, or NULL */
   volatile gint destroyed;
   janus_refcount ref;
 } op_device_t;
@@ -157,7 +177,24 @@ void op_device_detach(op_session_t *s);
 int op_ingest_start(void);
 void op_ingest_stop(void); /* also undoes a partial start */
 void op_device_request_keyframe(op_device_t *d, const char *why);
+/* What d received over the last second, in kbit/s; 0 once nothing came for a
+ * second. d's mutex held. */
+double op_device_kbps(const op_device_t *d, gint64 now);
 void op_device_counters(json_t *into);
+/* A media frame (protocol/control.h) from the control connection of device d
+ * (authenticated by its CURVE key; a reference the caller keeps): len bytes
+ * at buf, borrowed. Handled as a UDP packet is (authentication, replay,
+ * forwarding, recording, NACK, reports) but never moves the UDP source. The
+ * control thread only. */
+void op_ingest_control(op_device_t *d, const void *buf, size_t len);
+/* Whether d's media currently comes over the control connection, so our
+ * feedback goes back that way (d's mutex held). */
+gboolean op_device_media_over_control(const op_device_t *d);
+/* How our SRTCP reaches a device's control connection: control.c registers
+ * op_control_media (a callback: the media path does not call up into the
+ * control channel); NULL, as before it starts and after it stops: dropped. */
+typedef int op_media_send_fn(op_device_t *d, const void *pkt, size_t len);
+void op_ingest_control_sender(op_media_send_fn *send);
 
 /* media_srtp.c: SRTP on the ingest leg. All but init with the device's mutex held. */
 json_t *op_srtp_session_new(op_device_t *d); /* fresh keys, as sent to the device; NULL: failed */
@@ -171,6 +208,11 @@ gboolean op_srtp_enabled(void); /* FALSE: srtp_profile "none", media in clear */
 int op_device_record(op_device_t *d, gboolean start, char *err, size_t errlen);
 void op_device_record_tick(op_device_t *d, gint64 now);
 void op_device_record_close(op_device_t *d);
+/* With d's mutex held: a new media session in codec; an authenticated packet
+ * (key: rtp_*_is_keyframe's answer, resent: it was missing). */
+void op_device_record_session_locked(op_device_t *d, const char *codec);
+void op_device_record_packet_locked(op_device_t *d, char *buf, int len, uint16_t seq,
+                                    gboolean marker, int key, int resent);
 
 /* control.c: the devices' ZeroMQ control channel. */
 int op_control_start(int devices);
@@ -178,6 +220,10 @@ void op_control_stop(void); /* also undoes a partial start */
 void op_control_counters(json_t *into);
 /* Queues a command {command, args} for the device (args stolen): the request id. */
 int op_control_command(op_device_t *d, const char *command, json_t *args);
+/* Queues one media frame (our SRTCP: len bytes at pkt, copied) for d's control
+ * connection. Never waits for the network (any thread, d's mutex may be held):
+ * 0, or -1 when the queue is full or gone (dropped, counted). */
+int op_control_media(op_device_t *d, const void *pkt, size_t len);
 
 /* requests.c: what viewers and operators ask. */
 json_t *op_request(op_session_t *s, json_t *message, json_t *jsep, gboolean admin, gboolean *async);

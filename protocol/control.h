@@ -12,6 +12,22 @@
  *   server -> device  session  {ssrc, pt, codec, port, streaming, srtp?}
  *                     command  {id, command: start|stop|bitrate|fps|resolution|keyframe, args?}
  *                     error    {error}
+ *
+ * Framing. One ZeroMQ message is one frame (a multipart message is refused
+ * whole), and its first byte says what it is:
+ *
+ *   - top two bits 10 (the RTP version, 2): a media frame, one SRTP or SRTCP
+ *     packet exactly as it would travel over UDP, already protected with the
+ *     session's keys (protocol/srtp_keys.h), 12 to OUTPOST_CONTROL_MEDIA_MAX
+ *     bytes, nothing around it (no JSON, no base64). When UDP is blocked the
+ *     device's RTP and sender reports ride the control connection this way,
+ *     and the server's SRTCP (receiver reports, NACK, PLI) comes back the same
+ *     way while the device's media arrives over it. The receiver treats it
+ *     as it treats the same packet from UDP (authentication, replay window,
+ *     counters), except that it never moves a UDP source address.
+ *   - anything else: a JSON control message as above. JSON text begins with
+ *     '{' (or white space), never with a byte of 0x80..0xBF, so the two
+ *     cannot be confused (tests/fuzz/fuzz_control.c checks it).
  */
 #ifndef OUTPOST_CONTROL_H
 #define OUTPOST_CONTROL_H
@@ -21,6 +37,14 @@
 
 #define OUTPOST_CONTROL_VERSION 1
 #define OUTPOST_CONTROL_MAX_BYTES 65536
+/* The largest media frame: an RTP packet of the largest MTU the uplink
+ * allows with its SRTP trailer fits; what is larger is malformed. */
+#define OUTPOST_CONTROL_MEDIA_MAX 1500
+
+/* 1 when the frame of len bytes at buf is a media frame (see Framing). */
+static inline int ctl_is_media_frame(const void *buf, size_t len) {
+  return len > 0 && (((const unsigned char *)buf)[0] >> 6) == 2;
+}
 
 typedef enum {
   CTL_HELLO,

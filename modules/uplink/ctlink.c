@@ -16,8 +16,19 @@
  * the link, tests/link); while the link is dead that costs a 60-byte SYN about
  * every second, which a radio without coverage does not even send. */
 #define RECONNECT_IVL_MAX_MS 1000
-#define SNDHWM 64 /* a status every 2 s and a few acks: plenty, and bounded */
-#define RCVHWM 64
+/* The send queue, in messages: JSON (a status every 2 s, a few acks) and,
+ * while UDP is blocked, media frames of up to ~1.2 KB. 256 holds the largest
+ * burst the uplink makes at once, a keyframe (5-10 average frames: ~140
+ * packets at 4 Mbit/s and 30 fps), with the frames behind it; it is ~330 KB
+ * of memory at most. The TCP socket's own buffer (autotuned with the window)
+ * drains it; when the link is slower than the stream for longer than that,
+ * more queue would only be more delay for live video: the packet is dropped
+ * and counted instead (a NACK may still bring it back, within the
+ * retransmission budget) and the rate has to come down. JSON messages share
+ * the queue: a status dropped then is sent again 2 s later, a hello with its
+ * back-off. */
+#define SNDHWM 256
+#define RCVHWM 64           /* the server's SRTCP is a few packets a second */
 #define PUMP_MAX 64         /* messages handled per pump */
 #define SILENT_REFUSALS 3   /* TCP up, handshake never done: this many times, then say so */
 #define CLOSE_LINGER_MS 100 /* what destroy gives a queued `bye` */
@@ -156,6 +167,21 @@ int ctlink_send(ctlink_t *self, json_t *msg) {
   return 0;
 }
 
+int ctlink_send_media(ctlink_t *self, const uint8_t *buf, size_t len) {
+  if (len > OUTPOST_CONTROL_MEDIA_MAX || !ctl_is_media_frame(buf, len)) {
+    self->st.media_dropped++;
+    errno = EINVAL;
+    return -1;
+  }
+  if (zmq_send(self->dealer, buf, len, ZMQ_DONTWAIT) < 0) {
+    self->st.media_dropped++;
+    return -1;
+  }
+  self->st.media_sent++;
+  self->st.media_bytes += len;
+  return 0;
+}
+
 static int s_readable(void *sock) {
   int ev = 0;
   size_t len = sizeof ev;
@@ -251,6 +277,15 @@ static void s_on_message(ctlink_t *self, const ctlink_handler_t *h, void *ctx) {
       zmq_msg_recv(&m, self->dealer, 0);
     zmq_msg_close(&m);
     s_malformed(self, "a multipart message");
+    return;
+  }
+  if (ctl_is_media_frame(zmq_msg_data(&m), zmq_msg_size(&m))) {
+    self->st.media_received++;
+    if (h->media)
+      h->media(ctx, zmq_msg_data(&m), zmq_msg_size(&m));
+    else
+      s_malformed(self, "a media frame");
+    zmq_msg_close(&m);
     return;
   }
   ctl_type_t type;

@@ -13,7 +13,14 @@
  * Nothing is queued for a link that is down (ZMQ_IMMEDIATE, bounded high-
  * water marks): a status or an ack sent then is dropped and counted, so no
  * stale message arrives after a reconnect. Every message received is checked
- * against the control schema; what fails is counted and dropped. */
+ * against the control schema; what fails is counted and dropped.
+ *
+ * Media frames (protocol/control.h, Framing): when UDP is blocked the media
+ * path's SRTP packets ride this link, one packet per message, and the
+ * server's SRTCP comes back the same way (handed to the handler's `media`).
+ * They share the send queue with the JSON messages: a packet that does not
+ * fit is dropped and counted, never waited for (ctlink.c, SNDHWM, says how
+ * large the queue is and why). */
 #ifndef OUTPOST_UPLINK_CTLINK_H
 #define OUTPOST_UPLINK_CTLINK_H
 
@@ -41,12 +48,17 @@ typedef struct ctlink_handler {
   void (*event)(void *ctx, ctlink_event_t event, const char *detail);
   /* A valid server -> device message (session, command, error); msg borrowed. */
   void (*message)(void *ctx, ctl_type_t type, const json_t *msg);
+  /* A media frame from the server (SRTCP, not yet authenticated: len bytes at
+   * buf, borrowed, 1..OUTPOST_CONTROL_MAX_BYTES). NULL: counted as malformed. */
+  void (*media)(void *ctx, const uint8_t *buf, size_t len);
 } ctlink_handler_t;
 
 typedef struct ctlink_stats {
-  uint64_t sent, send_dropped; /* messages sent; dropped (link down, queue full) */
+  uint64_t sent, send_dropped; /* JSON messages sent; dropped (link down, queue full) */
   uint64_t received, malformed;
   uint64_t ups, downs, handshake_failures;
+  /* Media frames: sent, their bytes, dropped (link down, queue full), received. */
+  uint64_t media_sent, media_bytes, media_dropped, media_received;
 } ctlink_stats_t;
 
 /* A link connecting to cfg->endpoint (everything in cfg is copied). NULL
@@ -65,6 +77,12 @@ int ctlink_watch(ctlink_t *self, int epfd);
  * does not validate or exceed OUTPOST_CONTROL_MAX_BYTES (errno EMSGSIZE), or
  * when the link cannot take it now (dropped, counted). */
 int ctlink_send(ctlink_t *self, json_t *msg);
+
+/* Queues one media frame (len bytes at buf, copied: an SRTP/SRTCP packet,
+ * first byte 10xxxxxx, at most OUTPOST_CONTROL_MEDIA_MAX bytes). Never waits:
+ * 0, or -1 when it is no media frame (EINVAL) or the link cannot take it now
+ * (down, or the queue full: EAGAIN), then dropped and counted. */
+int ctlink_send_media(ctlink_t *self, const uint8_t *buf, size_t len);
 
 /* Handles what is pending: link events first, then messages. Bounded per
  * call: returns 1 when more may be waiting (call again soon), else 0.

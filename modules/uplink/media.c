@@ -26,6 +26,17 @@
  * largest trailer, MKI included, though it writes only E+index and the tag). */
 #define SR_BUF (28 + 4 + 264 + 4 + SRTP_MAX_TRAILER_LEN)
 
+/* The retransmission budget's window, as slots of monotonic time: what was
+ * sent first-hand and what was resent in each. The window is the current slot
+ * and the BUDGET_SLOTS - 1 before it (0.9 to 1 s). */
+#define BUDGET_SLOTS 10
+#define BUDGET_SLOT_US (MEDIA_BUDGET_WINDOW_US / BUDGET_SLOTS)
+
+typedef struct {
+  int64_t slot; /* which slot of time it holds */
+  uint64_t media, resent;
+} budget_slot_t;
+
 /* What the path does with what it sends and receives (media_set_srtp, media_shut). */
 typedef enum { MODE_PLAIN, MODE_SRTP, MODE_SHUT } media_mode_t;
 
@@ -50,8 +61,15 @@ struct media {
   int fir_seen;
   uint8_t fir_seq; /* the last FIR request number acted on */
   media_mode_t mode;
+  int budget_pct; /* retransmitted bytes / media bytes over the window, percent */
+  budget_slot_t budget[BUDGET_SLOTS];
   srtp_t tx; /* owned, MODE_SRTP only: protects what we send (device key) */
   srtp_t rx; /* owned, MODE_SRTP only: checks what we receive (server key) */
+  /* The path (media.h): the selector, and the control connection as a path */
+  media_pathsel_t sel;
+  media_control_send_fn *ctl_send; /* NULL: UDP only */
+  media_path_fn *on_path;
+  void *path_ctx;
   media_stats_t st;
 };
 
@@ -99,6 +117,8 @@ media_t *media_new(size_t mtu, size_t history_bytes, int64_t history_us, media_k
   self->ctx = ctx;
   self->fd = -1;
   self->st.rtt_us = -1;
+  self->budget_pct = MEDIA_RETRANSMIT_BUDGET_PCT;
+  media_pathsel_init(&self->sel, (int64_t)MEDIA_UDP_PROBE_S * 1000000);
   self->av1 = rtp_av1_pack_new(mtu);
   self->h265 = rtp_h265_pack_new(mtu);
   /* Room for the SRTP trailer libsrtp may write after the packet, and slots on an
@@ -128,6 +148,41 @@ void media_destroy(media_t **self_p) {
   s_srtp_free(self);
   free(self);
   *self_p = NULL;
+}
+
+/* Why 25 % by default: a lost packet costs its resend, and the resend is lost
+ * again at the same rate, so recovering a loss rate p costs p + p^2 + ... of
+ * the media bytes: 5 % for 5 % loss, 11 % at 10 %, 25 % at 20 %; an outage
+ * (a cellular handover: tens of ms, rarely more than 250) costs its share of
+ * the second. A quarter thus recovers every loss the link can carry video
+ * through, and keeps what a burst of NACKs (a long outage, duplicate asks, a
+ * receiver gone wrong, an attacker on the path spoiling packets) can add to
+ * the bill at 1.25x the media bytes, never 2x. Beyond that the rate
+ * controller and a keyframe answer better: a keyframe costs a few frames, a
+ * second's worth of resends costs a second. */
+void media_set_retransmit_budget(media_t *self, int pct) {
+  self->budget_pct = pct < 0 ? 0 : pct > 100 ? 100 : pct;
+}
+
+/* The window's slot for now, emptied if it held an older slot of time. */
+static budget_slot_t *s_budget_slot(media_t *self, int64_t now) {
+  int64_t slot = now / BUDGET_SLOT_US;
+  budget_slot_t *b = &self->budget[slot % BUDGET_SLOTS];
+  if (b->slot != slot)
+    *b = (budget_slot_t){.slot = slot};
+  return b;
+}
+
+/* Whether resending len bytes now keeps the window within the budget. */
+static int s_budget_allows(media_t *self, int64_t now, size_t len) {
+  int64_t slot = now / BUDGET_SLOT_US;
+  uint64_t media = 0, resent = 0;
+  for (int i = 0; i < BUDGET_SLOTS; i++)
+    if (self->budget[i].slot > slot - BUDGET_SLOTS && self->budget[i].slot <= slot) {
+      media += self->budget[i].media;
+      resent += self->budget[i].resent;
+    }
+  return (resent + len) * 100 <= media * (uint64_t)self->budget_pct;
 }
 
 int media_fd(const media_t *self) {
@@ -241,16 +296,32 @@ const media_stats_t *media_stats(const media_t *self) {
   return &self->st;
 }
 
-static int s_send(media_t *self, const uint8_t *buf, size_t len) {
+/* One packet over path: 0, or -1 lost on our side (counted; a NACK can
+ * still bring it back). */
+static int s_send_on(media_t *self, media_path_t path, const uint8_t *buf, size_t len) {
+  if (path == MEDIA_PATH_CONTROL) {
+    if (!self->ctl_send || self->ctl_send(self->path_ctx, buf, len)) {
+      self->st.control_dropped++; /* never waited for: the link is slower than the stream */
+      return -1;
+    }
+    self->st.control_packets++;
+    self->st.control_bytes += len;
+    self->st.bytes_sent += len;
+    return 0;
+  }
   if (self->fd < 0)
     return -1;
   ssize_t n = send(self->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
   if (n != (ssize_t)len) {
-    self->st.send_errors++; /* lost on our side; a NACK can still bring it back */
+    self->st.send_errors++;
     return -1;
   }
   self->st.bytes_sent += len;
   return 0;
+}
+
+static int s_send(media_t *self, const uint8_t *buf, size_t len) {
+  return s_send_on(self, self->sel.path, buf, len);
 }
 
 typedef struct {
@@ -285,7 +356,12 @@ static int s_emit(void *ctx, const uint8_t *payload, size_t len, int marker) {
     m->st.srtp_protect_errors += m->mode == MODE_SRTP;
     return 0; /* lost on our side, like a send error; never sent in clear */
   }
-  s_send(m, slot->data, (size_t)plen);
+  if (s_send(m, slot->data, (size_t)plen) == 0) {
+    m->st.media_bytes += (uint64_t)plen;
+    s_budget_slot(m, u->now)->media += (uint64_t)plen;
+    if (m->sel.path == MEDIA_PATH_UDP)
+      media_pathsel_sent(&m->sel, u->now);
+  }
   m->sr_packets++;
   m->sr_octets += (uint32_t)len;
   m->st.packets_sent++;
@@ -308,9 +384,11 @@ int media_send_unit(media_t *self, uint32_t format, const uint8_t *data, size_t 
   return rc < 0 ? -1 : rc;
 }
 
-void media_send_report(media_t *self) {
-  if (self->fd < 0 || !self->ssrc || !self->cname[0])
-    return;
+/* A sender report (SR + SDES), protected on its own (a fresh SRTCP index),
+ * over path: 0 sent, -1 not. */
+static int s_send_sr(media_t *self, media_path_t path) {
+  if ((path == MEDIA_PATH_UDP && self->fd < 0) || !self->ssrc || !self->cname[0])
+    return -1;
   int64_t now = clock_real_us();
   rtcp_sr_t sr = {.ssrc = self->ssrc,
                   .rtp_ts = media_rtp_ts(self, now),
@@ -320,13 +398,19 @@ void media_send_report(media_t *self) {
   _Alignas(8) uint8_t buf[SR_BUF]; /* aligned: libsrtp works on 32-bit words */
   int n = rtcp_write_sr(&sr, self->cname, buf, sizeof buf - 4 - SRTP_MAX_TRAILER_LEN);
   if (n <= 0 || self->mode == MODE_SHUT)
-    return;
+    return -1;
   if (self->mode == MODE_SRTP && srtp_protect_rtcp(self->tx, buf, &n) != srtp_err_status_ok) {
     self->st.srtp_protect_errors++;
-    return;
+    return -1;
   }
-  if (s_send(self, buf, (size_t)n) == 0)
-    self->st.rtcp_sent++;
+  if (s_send_on(self, path, buf, (size_t)n))
+    return -1;
+  self->st.rtcp_sent++;
+  return 0;
+}
+
+void media_send_report(media_t *self) {
+  s_send_sr(self, self->sel.path);
 }
 
 /* ---- RTCP in ---------------------------------------------------------------------- */
@@ -345,10 +429,16 @@ static void s_resend(media_t *self, uint16_t seq, int64_t now) {
     self->st.retransmit_suppressed++;
     return;
   }
+  /* The paid link: resends within their share of what the media costs. */
+  if (!s_budget_allows(self, now, s->len)) {
+    self->st.retransmit_over_budget++;
+    return;
+  }
   if (s_send(self, s->data, s->len) == 0) {
     s->resent_us = now;
     self->st.retransmissions++;
     self->st.retransmit_bytes += s->len;
+    s_budget_slot(self, now)->resent += s->len;
   }
 }
 
@@ -441,6 +531,43 @@ static int s_unprotect(media_t *self, uint8_t *buf, size_t *len) {
   return -1;
 }
 
+/* One RTCP datagram or frame (len <= RTCP_MAX bytes at buf, aligned, ours to
+ * change) that came over path: authenticated, parsed, acted on; the selector
+ * hears of it. */
+static void s_on_rtcp(media_t *self, uint8_t *buf, size_t len, media_path_t path) {
+  /* Nothing unauthenticated reaches the parser while SRTP is on: not even its
+   * checks, whose only outcome would be a different counter. */
+  if (s_unprotect(self, buf, &len))
+    return;
+  if (!rtcp_is_rtcp(buf, len) || rtcp_parse(buf, len, &s_handler, self) < 0) {
+    self->st.rtcp_malformed++;
+    return;
+  }
+  if (self->ctl_send && media_pathsel_heard(&self->sel, path, clock_mono_us())) {
+    /* To the control connection: what the history holds went into the
+     * silence and predates the keyframe the switch asks for; resending it
+     * (the plugin NACKs the gap) would only cost the budget's bytes. */
+    if (self->sel.path == MEDIA_PATH_CONTROL)
+      history_clear(self->hist);
+    self->st.path = (int)self->sel.path;
+    self->st.path_switches = self->sel.switches;
+    if (self->on_path)
+      self->on_path(self->path_ctx, self->sel.path);
+  }
+}
+
+void media_receive_control(media_t *self, const uint8_t *buf, size_t len) {
+  _Alignas(8) uint8_t copy[RTCP_MAX]; /* aligned, and libsrtp unprotects in place */
+  self->st.rtcp_received++;
+  self->st.control_received++;
+  if (len > sizeof copy) {
+    self->st.rtcp_malformed++;
+    return;
+  }
+  memcpy(copy, buf, len);
+  s_on_rtcp(self, copy, len, MEDIA_PATH_CONTROL);
+}
+
 void media_receive(media_t *self) {
   _Alignas(8) uint8_t buf[RTCP_MAX]; /* aligned: libsrtp works on 32-bit words */
   for (int i = 0; self->fd >= 0 && i < RECV_PER_CALL; i++) {
@@ -458,11 +585,118 @@ void media_receive(media_t *self) {
       self->st.rtcp_malformed++;
       continue;
     }
-    /* Nothing unauthenticated reaches the parser while SRTP is on: not even its
-     * checks, whose only outcome would be a different counter. */
-    if (s_unprotect(self, buf, &len))
-      continue;
-    if (!rtcp_is_rtcp(buf, len) || rtcp_parse(buf, len, &s_handler, self) < 0)
-      self->st.rtcp_malformed++;
+    s_on_rtcp(self, buf, len, MEDIA_PATH_UDP);
   }
+}
+
+/* ---- The path ---------------------------------------------------------------------- */
+
+void media_pathsel_init(media_pathsel_t *s, int64_t probe_us) {
+  *s = (media_pathsel_t){.path = MEDIA_PATH_UDP, .probe_us = probe_us};
+}
+
+void media_pathsel_rearm(media_pathsel_t *s) {
+  s->udp_since_us = s->udp_heard_us = 0;
+  s->asked = 0;
+  s->probed = 0;
+  s->next_probe_us = 0; /* on the control connection: is UDP back? Ask at once */
+}
+
+void media_pathsel_sent(media_pathsel_t *s, int64_t now) {
+  if (s->path == MEDIA_PATH_UDP && !s->udp_since_us)
+    s->udp_since_us = now;
+}
+
+int media_pathsel_heard(media_pathsel_t *s, media_path_t path, int64_t now) {
+  if (s->path == MEDIA_PATH_UDP) {
+    if (path == MEDIA_PATH_UDP) {
+      s->udp_heard_us = now;
+      s->asked = 0; /* UDP answers: whatever the control connection says next */
+      return 0;
+    }
+    /* Over the control connection: only an answer while UDP is still silent
+     * (hearing over UDP would have cleared `asked`) moves the media. */
+    if (!s->asked)
+      return 0;
+    s->path = MEDIA_PATH_CONTROL;
+    s->udp_since_us = s->udp_heard_us = 0;
+    s->asked = 0;
+    s->probed = 0;
+    s->next_probe_us = now + s->probe_us;
+    s->switches++;
+    return 1;
+  }
+  /* On the control connection: UDP is proven by SRTCP over UDP after a probe
+   * of ours went that way (not by one that was on its way before the switch). */
+  if (path != MEDIA_PATH_UDP || !s->probed)
+    return 0;
+  s->path = MEDIA_PATH_UDP;
+  s->udp_since_us = 0;
+  s->udp_heard_us = now;
+  s->asked = 0;
+  s->switches++;
+  return 1;
+}
+
+media_pathsel_action_t media_pathsel_poll(media_pathsel_t *s, int64_t now, int control_up,
+                                          int64_t *next_us) {
+  *next_us = 0;
+  if (s->path == MEDIA_PATH_CONTROL) {
+    if (now < s->next_probe_us) {
+      *next_us = s->next_probe_us;
+      return MEDIA_PATHSEL_NOTHING;
+    }
+    s->probed = 1;
+    s->next_probe_us = now + s->probe_us;
+    *next_us = s->next_probe_us;
+    return MEDIA_PATHSEL_PROBE_UDP;
+  }
+  if (!s->udp_since_us)
+    return MEDIA_PATHSEL_NOTHING; /* nothing sent yet: nothing to hear */
+  int64_t ref = s->udp_heard_us > s->udp_since_us ? s->udp_heard_us : s->udp_since_us;
+  if (now - ref < MEDIA_UDP_SILENCE_US) {
+    *next_us = ref + MEDIA_UDP_SILENCE_US;
+    return MEDIA_PATHSEL_NOTHING;
+  }
+  if (!control_up)
+    return MEDIA_PATHSEL_NOTHING; /* silent everywhere: the session ends, no switch */
+  if (s->asked && now - s->asked_us < MEDIA_CONTROL_ASK_US) {
+    *next_us = s->asked_us + MEDIA_CONTROL_ASK_US;
+    return MEDIA_PATHSEL_NOTHING;
+  }
+  s->asked = 1;
+  s->asked_us = now;
+  *next_us = now + MEDIA_CONTROL_ASK_US;
+  return MEDIA_PATHSEL_ASK_CONTROL;
+}
+
+void media_set_control(media_t *self, media_control_send_fn *send, media_path_fn *on_path,
+                       void *ctx) {
+  self->ctl_send = send;
+  self->on_path = on_path;
+  self->path_ctx = ctx;
+}
+
+void media_set_udp_probe(media_t *self, int seconds) {
+  self->sel.probe_us = (int64_t)(seconds > 0 ? seconds : 1) * 1000000;
+}
+
+media_path_t media_path(const media_t *self) {
+  return self->sel.path;
+}
+
+void media_path_rearm(media_t *self) {
+  media_pathsel_rearm(&self->sel);
+}
+
+int64_t media_path_poll(media_t *self, int64_t now, int control_up) {
+  if (!self->ctl_send)
+    return 0;
+  int64_t next = 0;
+  media_pathsel_action_t a = media_pathsel_poll(&self->sel, now, control_up, &next);
+  if (a == MEDIA_PATHSEL_ASK_CONTROL && s_send_sr(self, MEDIA_PATH_CONTROL) == 0)
+    self->st.control_asks++;
+  else if (a == MEDIA_PATHSEL_PROBE_UDP && s_send_sr(self, MEDIA_PATH_UDP) == 0)
+    self->st.udp_probes++;
+  return next;
 }

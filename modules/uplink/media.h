@@ -20,7 +20,19 @@
  * the device sends, RTP and sender reports, is protected with the session's
  * "device" key; what comes in is accepted only as SRTCP under its "server"
  * key. Anything that fails (bad tag, replay, plain RTCP, garbage) is dropped
- * and counted, never acted on. Two libsrtp sessions, one per direction. */
+ * and counted, never acted on. Two libsrtp sessions, one per direction.
+ *
+ * Retransmissions cost the paid link: a packet is resent at most once per
+ * round trip (from the server's receiver reports; 10 ms until one came), and
+ * the bytes resent over the last second stay within a budget, a share of the
+ * media bytes sent in that second (media_set_retransmit_budget).
+ *
+ * The path (media_set_control; the selector below decides): media goes over
+ * UDP while UDP is proven to work, else over the control connection, the
+ * same SRTP packets one per ZeroMQ message (protocol/control.h, Framing), so
+ * that the plugin authenticates, counts and replays-checks them as it does
+ * those from UDP. Everything the path sends (RTP, resends, sender reports)
+ * takes the current path; SRTCP is read from both. */
 #ifndef OUTPOST_UPLINK_MEDIA_H
 #define OUTPOST_UPLINK_MEDIA_H
 
@@ -35,14 +47,17 @@ typedef struct media media_t;
 typedef struct media_stats {
   uint64_t packets_sent;  /* RTP packets, first transmissions */
   uint64_t payload_bytes; /* their payload bytes */
-  uint64_t bytes_sent;    /* every UDP payload byte sent: RTP, retransmissions, RTCP */
+  uint64_t bytes_sent;    /* every packet byte sent (RTP, retransmissions, RTCP): UDP
+                           * payloads, and media frames over the control connection */
   uint64_t send_errors;   /* datagrams the kernel would not take (full buffer, ICMP error) */
   uint64_t units_malformed;
   uint64_t retransmissions, retransmit_bytes;
-  uint64_t retransmit_missed;     /* asked for, but no longer (or never) in the history */
-  uint64_t retransmit_suppressed; /* asked for again within a round trip of the last resend */
-  uint64_t nacks_received;        /* NACK messages for our stream */
-  uint64_t nacked_packets;        /* packets they asked for */
+  uint64_t retransmit_missed;      /* asked for, but no longer (or never) in the history */
+  uint64_t retransmit_suppressed;  /* asked for again within a round trip of the last resend */
+  uint64_t retransmit_over_budget; /* asked for, held, but over the retransmission budget */
+  uint64_t media_bytes;            /* UDP payload bytes of first transmissions (RTP) */
+  uint64_t nacks_received;         /* NACK messages for our stream */
+  uint64_t nacked_packets;         /* packets they asked for */
   uint64_t plis_received, firs_received;
   uint64_t rtcp_received, rtcp_malformed, rtcp_sent;
   uint64_t rtcp_foreign; /* feedback about another SSRC (an old session's) */
@@ -54,6 +69,14 @@ typedef struct media_stats {
   uint64_t rtcp_unauthenticated; /* datagrams dropped for not being valid SRTCP (all kinds) */
   uint64_t srtcp_auth_fail;      /* ... of which: the tag did not match */
   uint64_t srtcp_replay;         /* ... of which: an index seen before or too old */
+  /* The path (media_path_t) and how media used the control connection */
+  int path;
+  uint64_t path_switches;
+  uint64_t control_packets, control_bytes; /* sent over it: RTP, resends, SRs */
+  uint64_t control_dropped;                /* the link could not take them (queue full, down) */
+  uint64_t control_received;               /* SRTCP frames that came over it */
+  uint64_t control_asks;                   /* SRs over it while UDP was silent (see below) */
+  uint64_t udp_probes;                     /* SRs over UDP while on it */
   /* From the last receiver report on our stream: */
   int64_t rtt_us; /* -1 until known */
   uint8_t fraction_lost;
@@ -73,6 +96,15 @@ media_t *media_new(size_t mtu, size_t history_bytes, int64_t history_us, media_k
 
 /* Frees *self_p (may be NULL) and sets it to NULL. */
 void media_destroy(media_t **self_p);
+
+/* The retransmission budget: over the last second (MEDIA_BUDGET_WINDOW_US),
+ * the bytes resent stay within pct percent (0..100) of the media bytes sent
+ * first-hand in the same second; a resend that would go over is not sent and
+ * is counted (retransmit_over_budget). 0: nothing is resent. The default,
+ * MEDIA_RETRANSMIT_BUDGET_PCT, is explained in media.c. */
+#define MEDIA_RETRANSMIT_BUDGET_PCT 25
+#define MEDIA_BUDGET_WINDOW_US 1000000
+void media_set_retransmit_budget(media_t *self, int pct);
 
 /* The UDP socket to watch for RTCP, or -1 while there is none. */
 int media_fd(const media_t *self);
@@ -123,6 +155,107 @@ void media_send_report(media_t *self);
 /* Reads what arrived on the socket (bounded per call) and acts on it:
  * retransmits what NACKs ask for, passes keyframe requests on. */
 void media_receive(media_t *self);
+
+/* ---- The path: UDP, or the control connection --------------------------------------- *
+ *
+ * Proof that UDP works is authenticated SRTCP arriving over UDP: the plugin
+ * sends a receiver report about once a second while our media reaches it,
+ * and answers a sender report that comes over a path its feedback does not
+ * take with a report over that same path. The selector, fed with what was
+ * sent and heard and when, and polled:
+ *
+ *   - on UDP, once media has gone out over it (since media_pathsel_rearm),
+ *     MEDIA_UDP_SILENCE_US without SRTCP over UDP makes UDP suspect. That
+ *     alone is no reason to switch: a dead link is silent on both paths, and
+ *     an outage must end the session (the control link's heartbeat notices it
+ *     after 3 s too), not move the media. So the control connection is asked
+ *     first, a sender report sent over it (MEDIA_PATHSEL_ASK_CONTROL, again
+ *     every MEDIA_CONTROL_ASK_US while unanswered, and only while the control
+ *     link is up); authenticated SRTCP coming back over it while UDP is still
+ *     silent proves the control connection answers: media switches to it.
+ *     The same at session start when UDP never worked.
+ *   - on the control connection, every probe interval (udp_probe_s) a sender
+ *     report goes over UDP as well (MEDIA_PATHSEL_PROBE_UDP); authenticated
+ *     SRTCP over UDP after such a probe proves UDP again: media switches back.
+ *
+ * A new session keeps the path (the network did not change with it); media
+ * starting to flow (media_pathsel_rearm) starts the silence afresh and, on
+ * the control connection, probes UDP at once. */
+typedef enum { MEDIA_PATH_UDP, MEDIA_PATH_CONTROL } media_path_t;
+
+/* Three receiver reports missed in a row: one lost report (a lossy radio) or
+ * two is no reason to move the stream; the plugin's reports come once a
+ * second while packets arrive, so ~3 s of video are lost before the switch
+ * (then a keyframe repairs the picture). The control link's heartbeat gives
+ * up after the same 3 s, which is why the selector asks that link before
+ * trusting it. */
+#define MEDIA_UDP_SILENCE_US 3000000
+/* The control connection is asked again this often while it does not answer. */
+#define MEDIA_CONTROL_ASK_US 1000000
+/* The default probe interval (the uplink's udp_probe_s). */
+#define MEDIA_UDP_PROBE_S 30
+
+typedef enum {
+  MEDIA_PATHSEL_NOTHING,
+  MEDIA_PATHSEL_ASK_CONTROL, /* send a sender report over the control connection */
+  MEDIA_PATHSEL_PROBE_UDP,   /* send a sender report over UDP */
+} media_pathsel_action_t;
+
+typedef struct media_pathsel {
+  media_path_t path;
+  int64_t probe_us;      /* the probe interval */
+  int64_t udp_since_us;  /* UDP: the first media packet sent since rearmed; 0: none yet */
+  int64_t udp_heard_us;  /* UDP: the last SRTCP heard over UDP since then; 0: none */
+  int asked;             /* UDP, silent: the control connection was asked ... */
+  int64_t asked_us;      /* ... last then */
+  int probed;            /* control: a probe went over UDP since the switch */
+  int64_t next_probe_us; /* control: when the next one is due */
+  uint64_t switches;
+} media_pathsel_t;
+
+/* A selector on UDP, probing every probe_us once on the control connection. */
+void media_pathsel_init(media_pathsel_t *s, int64_t probe_us);
+/* Media starts to flow (again): the silence starts afresh (nothing sent yet);
+ * on the control connection, UDP is probed at the next poll. */
+void media_pathsel_rearm(media_pathsel_t *s);
+/* A media packet went out over UDP at now. */
+void media_pathsel_sent(media_pathsel_t *s, int64_t now);
+/* Authenticated SRTCP came over path at now: 1 when the path changed (see
+ * s->path), else 0. */
+int media_pathsel_heard(media_pathsel_t *s, media_path_t path, int64_t now);
+/* What to send now; *next_us: when to poll again (0: only after something
+ * happens). control_up: the control link is connected. */
+media_pathsel_action_t media_pathsel_poll(media_pathsel_t *s, int64_t now, int control_up,
+                                          int64_t *next_us);
+
+/* Sends one packet (protected, first byte 10xxxxxx) over the control
+ * connection without waiting: 0, or -1 when it could not be taken (dropped). */
+typedef int(media_control_send_fn)(void *ctx, const uint8_t *pkt, size_t len);
+/* The path changed to path (the selector's doing). */
+typedef void(media_path_fn)(void *ctx, media_path_t path);
+
+/* The control connection as a second path: without it (the default) media
+ * stays on UDP whatever happens. ctx is passed to both. */
+void media_set_control(media_t *self, media_control_send_fn *send, media_path_fn *on_path,
+                       void *ctx);
+
+/* UDP probes every seconds (1..) while media rides the control connection;
+ * MEDIA_UDP_PROBE_S by default. */
+void media_set_udp_probe(media_t *self, int seconds);
+
+media_path_t media_path(const media_t *self);
+
+/* Media starts to flow (again): media_pathsel_rearm. */
+void media_path_rearm(media_t *self);
+
+/* The selector's timers at now (monotonic): sends what it asks for (a sender
+ * report over the other path). Returns when to call again (0: not before
+ * something else happens). Call while media flows. */
+int64_t media_path_poll(media_t *self, int64_t now, int control_up);
+
+/* SRTCP that came over the control connection (len bytes at buf, borrowed):
+ * checked and acted on as media_receive does with UDP datagrams. */
+void media_receive_control(media_t *self, const uint8_t *buf, size_t len);
 
 /* The 90 kHz RTP clock at wall-clock time unix_us. */
 uint32_t media_rtp_ts(const media_t *self, int64_t unix_us);

@@ -1,5 +1,7 @@
 #include "settings.h"
 
+#include "media.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,10 +9,25 @@
 
 #define MTU_MIN 256
 #define MTU_MAX 1460 /* 1500-byte Ethernet MTU - IPv4 20 - UDP 8 - RTP 12 */
+/* A probe is one sender report (~80 bytes) over UDP: once a second at the
+ * most; an hour at the least, past which a network that lets UDP through
+ * again would go unnoticed for too long. */
+#define UDP_PROBE_MIN_S 1
+#define UDP_PROBE_MAX_S 3600
 
-static const char *s_known[] = {"server",          "server_key", "public_key", "secret_key",
-                                "device",          "encoder",    "capture",    "mtu",
-                                "nack_history_ms", "media_host", NULL};
+static const char *s_known[] = {"server",
+                                "server_key",
+                                "public_key",
+                                "secret_key",
+                                "device",
+                                "encoder",
+                                "capture",
+                                "mtu",
+                                "nack_history_ms",
+                                "media_host",
+                                "retransmit_budget_pct",
+                                "udp_probe_s",
+                                NULL};
 
 /* A string setting: 0 with it copied into out (def when absent), -1 when it
  * is not a string of 1..max bytes. */
@@ -103,7 +120,8 @@ int uplink_settings_parse(const json_t *st, uplink_settings_t *out, char *err, s
     if (!known) {
       snprintf(err, errlen,
                "settings.%s: unknown key (known: server, server_key, public_key, secret_key, "
-               "device, encoder, capture, mtu, nack_history_ms, media_host)",
+               "device, encoder, capture, mtu, nack_history_ms, media_host, "
+               "retransmit_budget_pct, udp_probe_s)",
                key);
       return -1;
     }
@@ -132,6 +150,26 @@ int uplink_settings_parse(const json_t *st, uplink_settings_t *out, char *err, s
       s_int(st, "mtu", 1200, MTU_MIN, MTU_MAX, &out->mtu, err, errlen) ||
       s_int(st, "nack_history_ms", 1000, 0, 10000, &out->nack_history_ms, err, errlen))
     return -1;
+  /* A share of the media bytes: above 100 % the retransmissions alone could
+   * more than double the bill. */
+  if (s_int(st, "retransmit_budget_pct", MEDIA_RETRANSMIT_BUDGET_PCT, 0, 100,
+            &out->retransmit_budget_pct, err, errlen)) {
+    snprintf(err, errlen,
+             "settings.retransmit_budget_pct: must be an integer from 0 to 100 (the bytes "
+             "retransmitted over any second, as a percentage of the media bytes sent in it; "
+             "default %d, 0: no retransmissions)",
+             MEDIA_RETRANSMIT_BUDGET_PCT);
+    return -1;
+  }
+  if (s_int(st, "udp_probe_s", MEDIA_UDP_PROBE_S, UDP_PROBE_MIN_S, UDP_PROBE_MAX_S,
+            &out->udp_probe_s, err, errlen)) {
+    snprintf(err, errlen,
+             "settings.udp_probe_s: must be an integer from %d to %d (seconds between the "
+             "sender reports sent over UDP, while UDP is blocked and media rides the control "
+             "connection, to find out whether UDP works again; default %d)",
+             UDP_PROBE_MIN_S, UDP_PROBE_MAX_S, MEDIA_UDP_PROBE_S);
+    return -1;
+  }
   /* A pasted pair that does not belong together would only show as a
    * refused handshake on the server: say it here. */
   char secret_z85[41];

@@ -18,6 +18,8 @@ typedef struct uplink_settings {
   uint8_t server_key[32], public_key[32], secret_key[32]; /* CURVE, decoded */
   int mtu;                                                /* max RTP payload bytes */
   int nack_history_ms;                                    /* 0: no retransmissions */
+  int retransmit_budget_pct; /* resent bytes / media bytes over 1 s, 0..100 (media.h) */
+  int udp_probe_s;           /* on the control connection: UDP probed this often (media.h) */
 } uplink_settings_t;
 
 /* Fills *out from the settings object st (borrowed). 0, or -1 with a message

@@ -5,7 +5,20 @@
  * Settings: server (tcp://HOST:PORT of the plugin's ROUTER), server_key,
  * public_key, secret_key (CURVE, Z85), device (default: the kernel's device
  * id), encoder ("encoder") and capture ("capture") module names, mtu (RTP
- * payload bytes, 1200), nack_history_ms (1000), media_host (default: HOST).
+ * payload bytes, 1200), nack_history_ms (1000), media_host (default: HOST),
+ * retransmit_budget_pct (25: resent bytes over any second at most this share
+ * of the media bytes sent in it; media.c says why), udp_probe_s (30: while
+ * media rides the control connection, UDP is probed this often).
+ *
+ * UDP blocked (media.h, "The path"): media goes over UDP while authenticated
+ * SRTCP comes back over UDP. After MEDIA_UDP_SILENCE_US (3 s) of media with
+ * none, and once the control link has answered a sender report sent over it
+ * (an outage silences both: that ends the session instead), the same SRTP
+ * packets ride the control connection as media frames (protocol/control.h)
+ * and the encoder is asked for a keyframe: what was lost in the gap would not
+ * decode. Every udp_probe_s a sender report goes over UDP as well; SRTCP
+ * answering it over UDP brings the media back to UDP. Status: media_path,
+ * path_switches, control_media_* (sent, bytes, dropped), udp_probes.
  *
  * The conversation (protocol/control.h): once the CURVE handshake is done
  * the uplink says `hello`, and again with back-off (2 s doubling to 10 s)
@@ -128,7 +141,8 @@ typedef struct {
   /* Timers */
   int64_t next_tick_us, next_status_us, last_tick_us;
   uint64_t last_tick_bytes;
-  double kbps; /* media bytes sent over the last tick */
+  double kbps;          /* media bytes sent over the last tick */
+  int64_t path_next_us; /* the path selector wants a poll then (0: not) */
   relay_t relays[RELAYS];
   /* Counters */
   uint64_t units_in, units_sent, units_dropped, units_awaiting_key, units_wrong_codec;
@@ -199,12 +213,31 @@ static json_t *s_counters(uplink_t *u) {
   json_object_set_new(o, "commands_refused", json_integer((json_int_t)u->relays_refused));
   if (u->last_server_error[0])
     json_object_set_new(o, "last_server_error", json_string(u->last_server_error));
+  /* Retransmissions against their budget; the history, which the plugin reads
+   * to know until when a NACK can still be answered. */
+  json_object_set_new(o, "media_bytes", json_integer((json_int_t)m->media_bytes));
+  json_object_set_new(o, "retransmit_over_budget",
+                      json_integer((json_int_t)m->retransmit_over_budget));
+  json_object_set_new(o, "retransmit_budget_pct", json_integer(u->set.retransmit_budget_pct));
+  json_object_set_new(o, "nack_history_ms", json_integer(u->set.nack_history_ms));
   if (m->rtt_us >= 0)
     json_object_set_new(o, "rtt_ms", json_real((double)m->rtt_us / 1000.0));
   json_object_set_new(o, "fraction_lost", json_real(m->fraction_lost / 256.0));
   json_object_set_new(o, "cumulative_lost", json_integer(m->cumulative_lost));
   if (u->last_media_error[0])
     json_object_set_new(o, "last_media_error", json_string(u->last_media_error));
+  /* The path media takes (UDP, or the control connection while UDP is
+   * blocked), and what went over the control connection as media frames. */
+  json_object_set_new(o, "media_path",
+                      json_string(media_path(u->media) == MEDIA_PATH_CONTROL ? "control" : "udp"));
+  json_object_set_new(o, "path_switches", json_integer((json_int_t)m->path_switches));
+  json_object_set_new(o, "control_media_packets", json_integer((json_int_t)m->control_packets));
+  json_object_set_new(o, "control_media_bytes", json_integer((json_int_t)m->control_bytes));
+  json_object_set_new(o, "control_media_dropped", json_integer((json_int_t)m->control_dropped));
+  json_object_set_new(o, "control_media_received", json_integer((json_int_t)m->control_received));
+  json_object_set_new(o, "control_asks", json_integer((json_int_t)m->control_asks));
+  json_object_set_new(o, "udp_probes", json_integer((json_int_t)m->udp_probes));
+  json_object_set_new(o, "udp_probe_s", json_integer(u->set.udp_probe_s));
   return o;
 }
 
@@ -285,6 +318,8 @@ static void s_update_flow(uplink_t *u, int restart) {
     u->awaiting_key = 1;
     u->key_wait_until = 0; /* a keyframe already on its way may predate the session */
     s_request_key(u, "media starts", 0);
+    media_path_rearm(u->media); /* UDP's silence counts from now */
+    u->path_next_us = 0;
   } else if (!u->flowing && was) {
     u->api->log(u->h, "media stopped (%s)",
                 !u->have_session ? "no session"
@@ -375,6 +410,43 @@ static void s_on_key_request(void *ctx, const char *why) {
   uplink_t *u = ctx;
   if (u->flowing) /* nobody watches otherwise: no keyframe is worth its bytes */
     s_request_key(u, why, 1);
+}
+
+/* ---- The path: UDP or the control connection ---------------------------------------- */
+
+static int s_media_over_control(void *ctx, const uint8_t *pkt, size_t len) {
+  uplink_t *u = ctx;
+  return ctlink_send_media(u->ctl, pkt, len);
+}
+
+static void s_on_path(void *ctx, media_path_t path) {
+  uplink_t *u = ctx;
+  const media_stats_t *m = media_stats(u->media);
+  u->path_next_us = 0; /* the selector's timers changed: polled again before the next sleep */
+  if (path == MEDIA_PATH_UDP) {
+    u->api->log(u->h, "UDP answers again: media back on UDP (switch %llu)",
+                (unsigned long long)m->path_switches);
+    s_publish(u);
+    return;
+  }
+  u->api->error(u->h,
+                "no SRTCP over UDP for %d s while the control connection answers: UDP looks "
+                "blocked; media rides the control connection (switch %llu), UDP probed every %d s",
+                MEDIA_UDP_SILENCE_US / 1000000, (unsigned long long)m->path_switches,
+                u->set.udp_probe_s);
+  if (u->flowing) {
+    /* What was sent into the silence is lost: nothing after it decodes until
+     * a keyframe, and sending that would only cost bytes. */
+    u->awaiting_key = 1;
+    u->key_wait_until = 0;
+    s_request_key(u, "media moved to the control connection", 0);
+  }
+  s_publish(u);
+}
+
+static void s_on_link_media(void *ctx, const uint8_t *buf, size_t len) {
+  uplink_t *u = ctx;
+  media_receive_control(u->media, buf, len);
 }
 
 /* ---- Control: hello, session, commands ----------------------------------------------- */
@@ -616,7 +688,8 @@ static void s_on_link_message(void *ctx, ctl_type_t type, const json_t *msg) {
   }
 }
 
-static const ctlink_handler_t s_link_handler = {s_on_link_event, s_on_link_message};
+static const ctlink_handler_t s_link_handler = {s_on_link_event, s_on_link_message,
+                                                s_on_link_media};
 
 /* ---- Timers and the loop -------------------------------------------------------------- */
 
@@ -638,6 +711,8 @@ static void s_timers(uplink_t *u, int64_t now) {
     r->ok = 0;
     s_relay_done(u, r);
   }
+  if (u->flowing)
+    u->path_next_us = media_path_poll(u->media, now, ctlink_connected(u->ctl));
   if (now >= u->next_tick_us) {
     if (u->flowing)
       media_send_report(u->media);
@@ -680,6 +755,8 @@ static void s_arm(uplink_t *u, int more) {
     SOONER(u->codec_wait_until);
   if (u->flowing && u->awaiting_key && !u->key_req)
     SOONER(u->key_wait_until > u->key_retry_us ? u->key_wait_until : u->key_retry_us);
+  if (u->flowing && u->path_next_us)
+    SOONER(u->path_next_us);
   if (u->have_session && u->resolving)
     SOONER(now + RESOLVE_POLL_US);
   else if (u->have_session && !u->dest_ready)
@@ -766,6 +843,10 @@ static int s_frame(void *self, const outpost_frame_t *f) {
   u->units_sent++;
   if (key)
     u->last_key_sent_us = clock_mono_us();
+  /* Sent on the control socket: its descriptor's edge may have gone with it,
+   * and feedback waiting behind it must not wait for the next timer. */
+  if (media_path(u->media) == MEDIA_PATH_CONTROL)
+    s_after(u);
   return 0;
 }
 
@@ -868,6 +949,9 @@ static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t
     s_destroy((void **)&u);
     return -1;
   }
+  media_set_retransmit_budget(u->media, u->set.retransmit_budget_pct);
+  media_set_control(u->media, s_media_over_control, s_on_path, u);
+  media_set_udp_probe(u->media, u->set.udp_probe_s);
   if (u->set.device[0])
     media_set_cname(u->media, u->set.device);
   resolve_start(u->resolve); /* early, so that the first session finds it done */
@@ -879,8 +963,11 @@ static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t
   u->codec_wait_until = now + CODEC_WAIT_US;
   api->watch_fd(h, u->epfd);
   s_ask_kernel(u); /* device id, codec, size */
-  api->log(h, "uplink to %s (media to %s), mtu %d, NACK history %d ms in %u KiB", u->set.server,
-           u->set.media_host, u->set.mtu, u->set.nack_history_ms, HISTORY_BYTES / 1024);
+  api->log(h,
+           "uplink to %s (media to %s), mtu %d, NACK history %d ms in %u KiB, retransmissions "
+           "within %d %% of the media bytes, UDP probed every %d s when blocked",
+           u->set.server, u->set.media_host, u->set.mtu, u->set.nack_history_ms,
+           HISTORY_BYTES / 1024, u->set.retransmit_budget_pct, u->set.udp_probe_s);
   *self = u;
   s_publish(u);
   s_arm(u, 0);

@@ -6,7 +6,9 @@
  *     with "v" 1, and ctl_validate agrees with ctl_parse;
  *   - ctl_dump of it is parsed and accepted again, as the same type, equal as
  *     JSON, and dumps to the same bytes (unless the compact form outgrew
- *     OUTPOST_CONTROL_MAX_BYTES, which must then be the reason it is refused). */
+ *     OUTPOST_CONTROL_MAX_BYTES, which must then be the reason it is refused);
+ *   - no accepted message is a media frame by the framing rule (its first
+ *     byte's top bits 10): the two kinds of frame cannot be confused. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -23,6 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
   }
   FUZZ_CHECK(size <= OUTPOST_CONTROL_MAX_BYTES);
+  FUZZ_CHECK(!ctl_is_media_frame(data, size));
   FUZZ_CHECK(type < CTL__TYPES && json_is_object(msg));
   FUZZ_CHECK(json_integer_value(json_object_get(msg, "v")) == OUTPOST_CONTROL_VERSION);
   const char *name = json_string_value(json_object_get(msg, "type"));

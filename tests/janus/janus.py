@@ -67,7 +67,8 @@ def sanitizer_env(env=None):
                               text=True).stdout.strip()
         libs.append(os.path.realpath(path))
     env["LD_PRELOAD"] = ":".join(libs)
-    env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0:allocator_may_return_null=1"
+    env["ASAN_OPTIONS"] = ("detect_leaks=1:abort_on_error=0:allocator_may_return_null=1" +
+                           os.environ.get("OUTPOST_ASAN_EXTRA", ""))
     env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
     env["LSAN_OPTIONS"] = f"print_suppressions=0:suppressions={LSAN_SUPP}"
     return env

@@ -10,7 +10,8 @@ Everything that impairs lives in the link namespace, on the forwarding path:
   - rate: tbf on the link's egress towards each side (its `latency` is the
     modem's buffer, i.e. bufferbloat);
   - random loss: nft `numgen random`; delay, jitter, reordering and burst
-    loss: NFQUEUE and tests/link/impair.c (one per direction);
+    loss: NFQUEUE (the iptables target: this kernel lacks nft's queue) and
+    tests/link/impair.c, one per direction;
   - outage: nft drop rules, no RST, each direction on its own or both;
   - carrier NAT: nft masquerade with random ports, on by default; rebind()
     forgets the device's mappings so its next packets leave from new ports;
@@ -230,7 +231,13 @@ class Lab:
         self.sh("link", ["nft", "-f", "-"], input=self._ruleset())
 
     def _ruleset(self):
-        counters = "".join(f"  counter {d}_{p} {{}}\n" for d in DIRS for p in ("udp", "tcp", "other"))
+        counters = "".join(f"  counter {d}_{p}{o} {{}}\n" for d in DIRS for p in ("udp", "tcp", "other")
+                           for o in ("", "_out"))
+        out = "".join(
+            f"    iifname {DIRS[d][0]} meta l4proto udp counter name {d}_udp_out\n"
+            f"    iifname {DIRS[d][0]} meta l4proto tcp counter name {d}_tcp_out\n"
+            f"    iifname {DIRS[d][0]} meta l4proto != {{ udp, tcp }} counter name {d}_other_out\n"
+            for d in DIRS)
         bill = "".join(
             f"    iifname {DIRS[d][0]} meta l4proto udp counter name {d}_udp\n"
             f"    iifname {DIRS[d][0]} meta l4proto tcp counter name {d}_tcp\n"
@@ -239,14 +246,17 @@ class Lab:
         nat = (f"table ip labnat {{\n  chain post {{\n    type nat hook postrouting priority 100;\n"
                f"    oifname {LS} masquerade random\n  }}\n}}\n") if self.nat else ""
         # bill (priority -300) -> faults (-200: outage, blocked UDP, invalid
-        # mid-stream TCP) -> loss (-100) -> queue to the impairers (0, last:
-        # a queue verdict ends the chain).
+        # mid-stream TCP) -> loss (-100) -> the impairers' queues (iptables'
+        # FORWARD, priority 0: this kernel has no nft queue expression, but
+        # the xtables NFQUEUE target works) -> delivered (300: what passed all
+        # of it, before tbf, which may still drop).
         return (f"table inet lab {{\n{counters}"
                 f"  chain bill {{\n    type filter hook forward priority -300; policy accept;\n{bill}  }}\n"
                 f"  chain faults {{\n    type filter hook forward priority -200; policy accept;\n"
                 f"    ct state invalid drop\n  }}\n"
+                f"  chain delivered {{\n    type filter hook forward priority 300; policy accept;\n"
+                f"{out}  }}\n"
                 f"  chain loss {{\n    type filter hook forward priority -100; policy accept;\n  }}\n"
-                f"  chain delay {{\n    type filter hook forward priority 0; policy accept;\n  }}\n"
                 f"}}\n{nat}")
 
     def down(self):
@@ -351,7 +361,11 @@ class Lab:
                 if time.monotonic() > deadline:
                     raise LabError("outpost-impair wrote no stats within 5 s")
                 time.sleep(0.01)
-            self._rule("delay", f"iifname {DIRS[d][0]} queue num {QUEUE[d]} bypass", f"queue-{d}")
+            self.sh("link", ["iptables", "-A", "FORWARD"] + self._queue_rule(d))
+
+    @staticmethod
+    def _queue_rule(d):
+        return ["-i", DIRS[d][0], "-j", "NFQUEUE", "--queue-num", str(QUEUE[d]), "--queue-bypass"]
 
     def impair_stats(self, direction):
         _, stats = self.impairers[direction]
@@ -363,7 +377,7 @@ class Lab:
             return
         proc, stats = self.impairers.pop(d)
         if self.n is not None:
-            self._unrule("delay", f"queue-{d}")
+            self.sh("link", ["iptables", "-D", "FORWARD"] + self._queue_rule(d), check=False)
         proc.terminate()
         try:
             proc.wait(5)
@@ -419,11 +433,22 @@ class Lab:
         """Bytes and packets that entered the link each way, per protocol:
         {"up": {"udp": (bytes, packets), "tcp": ..., "other": ...}, "down": ...}."""
         out = json.loads(self.sh("link", ["nft", "-j", "list", "counters", "table", "inet", "lab"]))
+        return self._counters(out, "")
+
+    def delivered(self):
+        """What left the link each way, in the bill's shape: what entered it
+        less what the lab's faults, loss and impairers dropped (tbf's drops,
+        after this point, are in `tc -s qdisc`)."""
+        out = json.loads(self.sh("link", ["nft", "-j", "list", "counters", "table", "inet", "lab"]))
+        return self._counters(out, "_out")
+
+    @staticmethod
+    def _counters(out, suffix):
         res = {d: {} for d in DIRS}
         for item in out["nftables"]:
             c = item.get("counter")
-            if c:
-                d, p = c["name"].split("_", 1)
+            if c and c["name"].count("_") == (2 if suffix else 1) and c["name"].endswith(suffix):
+                d, p = c["name"].split("_")[:2]
                 res[d][p] = (c["bytes"], c["packets"])
         return res
 

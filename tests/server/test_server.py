@@ -3,6 +3,9 @@ and a real Janus with janus.plugin.outpost, over loopback.
 
 0. Device online / stopped / offline reach Janus's event handlers (the stock sample one).
 0. 10 % loss on the way in: NACKed by the plugin, resent by the uplink, recording whole.
+0. 300 ms round trip and 5 % loss: the plugin measures the round trip, asks at its pace,
+   recovers everything; the uplink learns the round trip from the RRs, resends within budget;
+   cut off, the device's bitrate reads 0 after a second.
 1. The device comes online: Admin API list shows it with a last-packet age < 500 ms.
 2. Recording 5 s -> janus-pp-rec -> MP4 -> ffmpeg decodes >= 90 % of the frames
    sent; PSNR-Y against the source frames above the encoder tests' threshold;
@@ -90,7 +93,8 @@ class Server:
                              f"--- janus ---\n{self.janus.log()[-3000:]}")
 
 
-def device_kernel(server, source="testsrc", encoder="encoder-aom", keys=DEVICE, bitrate=500):
+def device_kernel(server, source="testsrc", encoder="encoder-aom", keys=DEVICE, bitrate=500,
+                  **uplink):
     """A device for this server. libaom by default: these tests are about the
     plugin, not the encoder, and libaom keeps 30 fps live under ASan on a busy
     2-core machine where rav1e does not (tests/encoder judges the encoders)."""
@@ -99,7 +103,7 @@ def device_kernel(server, source="testsrc", encoder="encoder-aom", keys=DEVICE, 
     return Kernel([cap, module("encoder", encoder, bitrate=bitrate, fps=FPS),
                    module("uplink", "uplink", server=f"tcp://127.0.0.1:{server.control_port}",
                           server_key=SERVER[0], public_key=keys[0], secret_key=keys[1],
-                          device="cam1")], name="dev")
+                          device="cam1", **uplink)], name="dev")
 
 
 def flowing(d):
@@ -463,9 +467,67 @@ def test_ingest_loss_recovered():
         srv.cleanup()
 
 
+def test_rtt_aware_recovery():
+    """A cellular round trip: the relay holds every packet 150 ms each way
+    (300 ms) and loses 5 % of the RTP packets. The plugin measures the round
+    trip from its NACKs and asks again only after it, so a lost packet costs
+    at most 2 asks on average; its receiver reports give the uplink the round
+    trip too; every lost packet comes back, and the retransmitted bytes stay
+    within the uplink's budget."""
+    real_ms = 300.0
+    public = free_port(socket.SOCK_DGRAM)
+    srv = Server(public_port=public)
+    relay = Relay(srv.ingest_port, public, loss=0.05, delay=real_ms / 2000)
+    srv.janus.start()
+    relay.start()
+    k = device_kernel(srv).start()
+    try:
+        srv.wait(flowing, 10, "media through the slow, lossy relay")
+        time.sleep(8)
+        relay.loss = 0.0  # no new losses: whatever is missing now must come back
+        d, _ = srv.wait(lambda d: d["ingest_loss"]["pending"] == 0, 3, "the last losses recovered")
+        loss, rtt, fb = d["ingest_loss"], d["ingest_rtt"], d["feedback"]
+        st, _ = k.wait(lambda st: k.mod("uplink", st)["module"].get("rtt_ms") is not None, 3,
+                       "the uplink's rtt_ms")
+        up = k.mod("uplink", st)["module"]
+        asks = loss["asked"] / max(loss["missing"], 1)
+        budget = up["retransmit_budget_pct"] / 100 * up["media_bytes"]
+        print(f"     relay: +{real_ms:.0f} ms round trip, {relay.dropped} RTP packets dropped; "
+              f"plugin: rtt {rtt['rtt_ms']:.1f} ms (rttvar {rtt['rttvar_ms']:.1f}, "
+              f"{rtt['samples']} samples), retry {rtt['retry_ms']:.0f} ms, "
+              f"{loss['missing']} missing, {loss['recovered']} recovered, {loss['given_up']} "
+              f"given up, {asks:.2f} asks per loss; uplink: rtt_ms {up['rtt_ms']:.1f}, "
+              f"{up['retransmit_bytes']} bytes resent of {up['media_bytes']} "
+              f"({100 * up['retransmit_bytes'] / up['media_bytes']:.1f} %, budget "
+              f"{up['retransmit_budget_pct']} %), {up['retransmit_suppressed']} suppressed, "
+              f"{up['retransmit_over_budget']} over budget; feedback to the device: "
+              f"{fb['rr_sent']} RRs ({fb['rr_bytes']} bytes), {fb['nack_bytes']} NACK bytes")
+        assert loss["missing"] >= 10, loss
+        assert loss["given_up"] == 0 and loss["recovered"] == loss["missing"], loss
+        assert abs(rtt["rtt_ms"] - real_ms) <= 0.25 * real_ms, rtt
+        assert asks <= 2.0, loss
+        assert abs(up["rtt_ms"] - real_ms) <= 0.25 * real_ms, up
+        assert up["retransmissions"] > 0 and up["retransmit_bytes"] <= budget, up
+        assert fb["rr_sent"] > 0 and fb["rr_bytes"] > 0 and d["receiver_report"]["sender_report"], d
+        # The device cut off (the relay gone): its bitrate reads 0 once nothing
+        # came for a second (read with the packet age, in the same summary).
+        kbps = srv.device()["bitrate_kbps"]
+        relay.stop()
+        d, _ = srv.wait(lambda d: d["bitrate_kbps"] == 0, 3, "the bitrate at 0 without packets")
+        print(f"     cut off at {kbps:.0f} kbit/s: 0 kbit/s shown {d['last_packet_age_ms']} ms after "
+              f"the last packet")
+        assert kbps > 0 and 900 <= d["last_packet_age_ms"] <= 1500, (kbps, d)
+    finally:
+        relay.stop()
+        k.stop()
+        k.check_clean_log()
+        k.cleanup()
+        srv.cleanup()
+
 if __name__ == "__main__":
     try:
-        cases = [test_event_handlers, test_ingest_loss_recovered, test_device_online, test_viewer_api, test_operator_configure,
+        cases = [test_event_handlers, test_ingest_loss_recovered, test_rtt_aware_recovery,
+                 test_device_online, test_viewer_api, test_operator_configure,
                  test_strangers_and_garbage, test_janus_restart, test_recording_av1,
                  test_recording_h265]
         pick = os.environ.get("OUTPOST_CASES")

@@ -10,7 +10,14 @@
  * the wrong key and garbage are dropped, counted and answered by nothing; a
  * PLI and a FIR under the server key reach the keyframe callback; the sender
  * report is SRTCP. New keys replace the old ones whole; keys that cannot be
- * used shut the path rather than leaving it in clear. */
+ * used shut the path rather than leaving it in clear.
+ *
+ * The path (UDP or the control connection, media.h): the selector alone with
+ * explicit times (silence, asking the control connection, no switch while the
+ * control link is down, probes, stale answers), then through a real media
+ * path whose control connection is the test's: the switch, the same SRTP
+ * packets one per frame, a full queue dropped and counted, the probe over
+ * UDP and the way back. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -28,6 +35,7 @@
 #include <cmocka.h>
 
 #include "av1_obu.h"
+#include "clock.h"
 #include "media.h"
 #include "rtcp.h"
 #include "rtp.h"
@@ -44,6 +52,7 @@
 #define MAX_PKTS 16
 #define DGRAM 2048
 #define QUIET_MS 50 /* how long "nothing came" is waited for */
+#define SEC 1000000 /* µs */
 
 /* ---- The rig: a media path and a socket playing the plugin ---------------------------- */
 
@@ -55,6 +64,13 @@ typedef struct {
   srtp_keys_t keys;
   srtp_t dev_in;  /* the test's: unprotects what the device sends (device key) */
   srtp_t srv_out; /* the test's: protects feedback (server key, sender SSRC 1) */
+  /* The control connection as the test plays it (media_set_control) */
+  _Alignas(8) uint8_t ctl[MAX_PKTS][DGRAM];
+  int ctl_len[MAX_PKTS];
+  int nctl;
+  int ctl_full; /* refuse everything, as a full ZeroMQ queue does */
+  int path_changes;
+  media_path_t last_path;
 } rig_t;
 
 /* The packets of one unit as they came off the wire. */
@@ -100,6 +116,9 @@ static rig_t *s_rig(srtp_keys_profile_t profile) {
 
   r->m = media_new(MTU, 256 * 1024, 1000000, s_on_key, r);
   assert_non_null(r->m);
+  /* These tests resend one or two of a unit's three packets, more than the
+   * default budget's share: the budget has its own tests below. */
+  media_set_retransmit_budget(r->m, 100);
   assert_int_equal(media_set_peer(r->m, (struct sockaddr *)&a, alen), 0);
   media_set_stream(r->m, SSRC, PT);
   media_set_cname(r->m, "cam1");
@@ -673,16 +692,412 @@ static void full_mtu_packets_fit(void **state) {
   s_rig_free(r);
 }
 
+/* ---- Retransmissions: the budget, once per round trip ------------------------------------ */
+
+/* A NACK for count packets from first (PID + BLP, up to 17). */
+static int s_nack_run(uint8_t *p, uint16_t first, int count) {
+  s_nack(p, first);
+  uint16_t blp = 0;
+  for (int i = 1; i < count && i <= 16; i++)
+    blp |= (uint16_t)(1u << (i - 1));
+  p[14] = (uint8_t)(blp >> 8);
+  p[15] = (uint8_t)blp;
+  return 16;
+}
+
+/* Reads what the device resent until quiet: its bytes. */
+static uint64_t s_drain(rig_t *r) {
+  uint8_t buf[DGRAM];
+  uint64_t bytes = 0;
+  int n;
+  while ((n = s_recv(r, buf, sizeof buf, QUIET_MS)) > 0)
+    bytes += (uint64_t)n;
+  return bytes;
+}
+
+static void retransmit_budget_holds(void **state) {
+  (void)state;
+  rig_t *r = s_rig(SRTP_KEYS_PROFILE_NONE);
+  media_set_retransmit_budget(r->m, MEDIA_RETRANSMIT_BUDGET_PCT);
+  pkts_t *k = calloc(1, sizeof *k);
+  uint8_t exp[4096];
+  _Alignas(8) uint8_t fb[64];
+  size_t exp_len;
+  const media_stats_t *st = media_stats(r->m);
+  /* Four units, 12 packets; then a NACK for every one of them. */
+  uint16_t first = media_next_seq(r->m);
+  for (unsigned u = 0; u < 4; u++)
+    s_send_unit(r, k, 50 + u, exp, &exp_len);
+  assert_int_equal(st->media_bytes, st->bytes_sent);
+  uint64_t media = st->media_bytes;
+  s_feed(r, fb, (size_t)s_nack_run(fb, first, 12));
+  uint64_t resent = s_drain(r);
+  assert_int_equal(st->nacked_packets, 12);
+  assert_int_equal(resent, st->retransmit_bytes);
+  assert_true(st->retransmissions >= 1);
+  assert_true(resent * 100 <= media * MEDIA_RETRANSMIT_BUDGET_PCT); /* within a quarter */
+  assert_true((resent + MTU + RTP_HEADER_SIZE) * 100 > media * MEDIA_RETRANSMIT_BUDGET_PCT);
+  assert_int_equal(st->retransmissions + st->retransmit_over_budget, 12);
+  /* A second later the window has moved on: what is sent now may be resent
+   * within its own quarter again. */
+  struct timespec ts = {1, 50 * 1000000};
+  nanosleep(&ts, NULL);
+  uint64_t before = st->retransmissions;
+  first = media_next_seq(r->m);
+  for (unsigned u = 0; u < 4; u++)
+    s_send_unit(r, k, 60 + u, exp, &exp_len);
+  s_feed(r, fb, (size_t)s_nack_run(fb, first, 12));
+  uint64_t again = s_drain(r);
+  assert_true(again > 0 && st->retransmissions > before);
+  assert_true(again * 100 <= (st->media_bytes - media) * MEDIA_RETRANSMIT_BUDGET_PCT);
+  /* Budget 0: nothing is resent. */
+  media_set_retransmit_budget(r->m, 0);
+  uint64_t over = st->retransmit_over_budget;
+  s_feed(r, fb, (size_t)s_nack(fb, first));
+  s_expect_quiet(r);
+  assert_int_equal(st->retransmit_over_budget, over + 1);
+  free(k);
+  s_rig_free(r);
+}
+
+/* A receiver report naming our last SR (LSR) and the time it held it (DLSR)
+ * gives the round trip; a packet is then resent at most once per round trip. */
+static void report_gives_rtt_and_paces_resends(void **state) {
+  (void)state;
+  rig_t *r = s_rig(SRTP_KEYS_PROFILE_NONE);
+  pkts_t *k = calloc(1, sizeof *k);
+  uint8_t exp[4096], buf[DGRAM];
+  _Alignas(8) uint8_t fb[64];
+  size_t exp_len;
+  const media_stats_t *st = media_stats(r->m);
+  s_send_unit(r, k, 70, exp, &exp_len);
+  assert_int_equal(st->rtt_us, -1);
+  media_send_report(r->m);
+  int n = s_recv(r, buf, sizeof buf, 1000);
+  assert_true(n >= 28 && buf[1] == RTCP_SR);
+  uint32_t lsr = s_get32(buf + 8) << 16 | s_get32(buf + 12) >> 16;
+  /* The RR as the plugin writes it, having held the SR for 100 ms: the round
+   * trip is what is left, ~200 ms here. */
+  struct timespec ts = {0, 300 * 1000000};
+  nanosleep(&ts, NULL);
+  memset(fb, 0, 32);
+  fb[0] = 0x81;
+  fb[1] = RTCP_RR;
+  fb[3] = 7;
+  s_put32(fb + 4, SERVER_SSRC);
+  s_put32(fb + 8, SSRC);
+  s_put32(fb + 12, 3u << 24 | 5); /* fraction 3/256, 5 lost */
+  s_put32(fb + 16, s_seq(k->data[2]));
+  s_put32(fb + 20, 90);
+  s_put32(fb + 24, lsr);
+  s_put32(fb + 28, 65536 / 10);
+  s_feed(r, fb, 32);
+  assert_in_range(st->rtt_us, 195000, 400000); /* 200 ms, and a busy machine */
+  assert_int_equal(st->fraction_lost, 3);
+  assert_int_equal(st->cumulative_lost, 5);
+  assert_int_equal(st->jitter, 90);
+  /* Asked twice within the round trip: resent once. */
+  s_feed(r, fb, (size_t)s_nack(fb, s_seq(k->data[0])));
+  assert_int_equal(s_recv(r, buf, sizeof buf, 1000), k->len[0]);
+  s_feed(r, fb, (size_t)s_nack(fb, s_seq(k->data[0])));
+  s_expect_quiet(r);
+  assert_int_equal(st->retransmissions, 1);
+  assert_int_equal(st->retransmit_suppressed, 1);
+  free(k);
+  s_rig_free(r);
+}
+
+/* ---- The path: UDP or the control connection ------------------------------------------ */
+
+static void path_selector_decides(void **state) {
+  (void)state;
+  media_pathsel_t s;
+  int64_t next = -1, t = 1000 * (int64_t)SEC;
+  media_pathsel_init(&s, 30 * (int64_t)SEC);
+  /* Nothing sent yet: nothing to miss, no timer. */
+  assert_int_equal(media_pathsel_poll(&s, t + 100 * SEC, 1, &next), MEDIA_PATHSEL_NOTHING);
+  assert_int_equal(next, 0);
+  media_pathsel_sent(&s, t);
+  media_pathsel_sent(&s, t + SEC); /* the first packet starts the silence, not the last */
+  assert_int_equal(media_pathsel_poll(&s, t + 2 * SEC, 1, &next), MEDIA_PATHSEL_NOTHING);
+  assert_int_equal(next, t + MEDIA_UDP_SILENCE_US);
+  /* SRTCP over UDP: the silence counts from it. */
+  assert_int_equal(media_pathsel_heard(&s, MEDIA_PATH_UDP, t + 2 * SEC), 0);
+  assert_int_equal(media_pathsel_poll(&s, t + 4 * SEC, 1, &next), MEDIA_PATHSEL_NOTHING);
+  assert_int_equal(next, t + 2 * SEC + MEDIA_UDP_SILENCE_US);
+  /* SRTCP over the control connection unasked for: no switch. */
+  assert_int_equal(media_pathsel_heard(&s, MEDIA_PATH_CONTROL, t + 4 * SEC), 0);
+  /* Silent, and the control link down too: an outage, no switch and no timer
+   * (the link coming back, or not, decides). */
+  int64_t silent = t + 2 * SEC + MEDIA_UDP_SILENCE_US;
+  assert_int_equal(media_pathsel_poll(&s, silent, 0, &next), MEDIA_PATHSEL_NOTHING);
+  assert_int_equal(next, 0);
+  /* The control link up: ask it, and again a second later if unanswered. */
+  assert_int_equal(media_pathsel_poll(&s, silent, 1, &next), MEDIA_PATHSEL_ASK_CONTROL);
+  assert_int_equal(next, silent + MEDIA_CONTROL_ASK_US);
+  assert_int_equal(media_pathsel_poll(&s, silent + SEC / 2, 1, &next), MEDIA_PATHSEL_NOTHING);
+  assert_int_equal(next, silent + MEDIA_CONTROL_ASK_US);
+  assert_int_equal(media_pathsel_poll(&s, silent + SEC, 1, &next), MEDIA_PATHSEL_ASK_CONTROL);
+  /* UDP answers meanwhile: the answer from the control connection moves nothing. */
+  assert_int_equal(media_pathsel_heard(&s, MEDIA_PATH_UDP, silent + SEC + 10), 0);
+  assert_int_equal(media_pathsel_heard(&s, MEDIA_PATH_CONTROL, silent + SEC + 20), 0);
+  assert_int_equal(s.path, MEDIA_PATH_UDP);
+  /* Silent again, asked, answered over the control connection: the switch. */
+  int64_t sw = silent + SEC + 10 + MEDIA_UDP_SILENCE_US;
+  assert_int_equal(media_pathsel_poll(&s, sw, 1, &next), MEDIA_PATHSEL_ASK_CONTROL);
+  assert_int_equal(media_pathsel_heard(&s, MEDIA_PATH_CONTROL, sw + 5000), 1);
+  assert_int_equal(s.path, MEDIA_PATH_CONTROL);
+  assert_int_equal(s.switches, 1);
+  sw += 5000;
+  /* SRTCP over UDP before any probe went that way was on its way before the
+   * switch: it proves nothing. */
+  assert_int_equal(media_pathsel_heard(&s, MEDIA_PATH_UDP, sw + 100), 0);
+  assert_int_equal(s.path, MEDIA_PATH_CONTROL);
+  /* The probe comes a probe interval after the switch, then every interval. */
+  assert_int_equal(media_pathsel_poll(&s, sw + SEC, 1, &next), MEDIA_PATHSEL_NOTHING);
+  assert_int_equal(next, sw + 30 * SEC);
+  assert_int_equal(media_pathsel_poll(&s, sw + 30 * SEC, 1, &next), MEDIA_PATHSEL_PROBE_UDP);
+  assert_int_equal(next, sw + 60 * SEC);
+  /* Over the control connection nothing about UDP is learnt. */
+  assert_int_equal(media_pathsel_heard(&s, MEDIA_PATH_CONTROL, sw + 30 * SEC + 5), 0);
+  /* Media packets sent meanwhile (over the control connection) start no silence. */
+  media_pathsel_sent(&s, sw + 30 * SEC + 6);
+  assert_int_equal(s.udp_since_us, 0);
+  /* The answer over UDP: back on UDP, its silence counted afresh from the
+   * next packet sent. */
+  int64_t back = sw + 30 * SEC + 10;
+  assert_int_equal(media_pathsel_heard(&s, MEDIA_PATH_UDP, back), 1);
+  assert_int_equal(s.path, MEDIA_PATH_UDP);
+  assert_int_equal(s.switches, 2);
+  assert_int_equal(media_pathsel_poll(&s, back + 10 * SEC, 1, &next), MEDIA_PATHSEL_NOTHING);
+  assert_int_equal(next, 0);
+  media_pathsel_sent(&s, back + 10 * SEC);
+  assert_int_equal(media_pathsel_poll(&s, back + 11 * SEC, 1, &next), MEDIA_PATHSEL_NOTHING);
+  assert_int_equal(next, back + 10 * SEC + MEDIA_UDP_SILENCE_US);
+  /* Media starting again (a new session, `start`) forgets the old silence... */
+  media_pathsel_rearm(&s);
+  assert_int_equal(media_pathsel_poll(&s, back + 100 * SEC, 1, &next), MEDIA_PATHSEL_NOTHING);
+  assert_int_equal(next, 0);
+  /* ... and, on the control connection, probes UDP at once: a new session
+   * keeps the path, the network did not change with it. */
+  media_pathsel_sent(&s, back + 100 * SEC);
+  int64_t c = back + 100 * SEC + MEDIA_UDP_SILENCE_US;
+  assert_int_equal(media_pathsel_poll(&s, c, 1, &next), MEDIA_PATHSEL_ASK_CONTROL);
+  assert_int_equal(media_pathsel_heard(&s, MEDIA_PATH_CONTROL, c + 1), 1);
+  media_pathsel_rearm(&s);
+  assert_int_equal(s.path, MEDIA_PATH_CONTROL);
+  assert_int_equal(media_pathsel_poll(&s, c + 2, 1, &next), MEDIA_PATHSEL_PROBE_UDP);
+  assert_int_equal(next, c + 2 + 30 * SEC);
+}
+
+static int s_ctl_send(void *ctx, const uint8_t *pkt, size_t len) {
+  rig_t *r = ctx;
+  if (r->ctl_full || r->nctl >= MAX_PKTS || len > DGRAM)
+    return -1;
+  memcpy(r->ctl[r->nctl], pkt, len);
+  r->ctl_len[r->nctl++] = (int)len;
+  return 0;
+}
+
+static void s_on_path(void *ctx, media_path_t path) {
+  rig_t *r = ctx;
+  r->path_changes++;
+  r->last_path = path;
+}
+
+/* An RR from the plugin before it received anything: no report block. */
+static int s_rr(uint8_t *p) {
+  memset(p, 0, 8);
+  p[0] = 0x80;
+  p[1] = RTCP_RR;
+  p[3] = 1;
+  s_put32(p + 4, SERVER_SSRC);
+  return 8;
+}
+
+/* Sends a unit that must go over the control connection: its frames, SRTP
+ * under the device key, unprotect into the unit; nothing comes over UDP. */
+static void s_send_unit_ctl(rig_t *r, pkts_t *k, unsigned seed) {
+  uint8_t unit[4096], exp[4096];
+  size_t exp_len;
+  size_t len = s_unit(unit, exp, &exp_len, seed);
+  r->nctl = 0;
+  int sent = media_send_unit(r->m, OUTPOST_FMT_AV1, unit, len, 1, 1700000000000000 + seed);
+  assert_int_equal(sent, r->nctl);
+  s_expect_quiet(r);
+  k->n = r->nctl;
+  for (int i = 0; i < r->nctl; i++) {
+    assert_true(r->ctl[i][0] >> 6 == 2); /* a media frame by the framing rule */
+    memcpy(k->data[i], r->ctl[i], (size_t)r->ctl_len[i]);
+    k->len[i] = r->ctl_len[i];
+  }
+  pkts_t *plain = calloc(1, sizeof *plain);
+  *plain = *k;
+  for (int i = 0; i < plain->n; i++)
+    assert_int_equal(srtp_unprotect(r->dev_in, plain->data[i], &plain->len[i]), srtp_err_status_ok);
+  s_expect_unit(plain, exp, exp_len);
+  free(plain);
+}
+
+/* An SRTCP sender report from the device, unprotected in place: 0 when it is one. */
+static int s_is_sr(rig_t *r, uint8_t *buf, int len) {
+  if (srtp_unprotect_rtcp(r->dev_in, buf, &len) != srtp_err_status_ok)
+    return -1;
+  return len >= 28 && buf[1] == RTCP_SR && s_get32(buf + 4) == SSRC ? 0 : -1;
+}
+
+static void media_switches_paths(void **state) {
+  (void)state;
+  rig_t *r = s_rig(SRTP_KEYS_AES_CM_128_HMAC_SHA1_80);
+  pkts_t *k = calloc(1, sizeof *k);
+  uint8_t exp[4096];
+  _Alignas(8) uint8_t buf[DGRAM], fb[64];
+  size_t exp_len;
+  const media_stats_t *st = media_stats(r->m);
+  media_set_control(r->m, s_ctl_send, s_on_path, r);
+  media_set_udp_probe(r->m, 5);
+  media_path_rearm(r->m);
+  assert_int_equal(media_path(r->m), MEDIA_PATH_UDP);
+  assert_int_equal(media_path_poll(r->m, clock_mono_us() + 100 * SEC, 1), 0);
+
+  /* Over UDP; SRTCP over UDP keeps it there. */
+  s_send_unit(r, k, 31, exp, &exp_len);
+  int64_t now = clock_mono_us();
+  assert_in_range(media_path_poll(r->m, now, 1), now, now + MEDIA_UDP_SILENCE_US);
+  s_feed(r, fb, (size_t)s_protect(r, fb, s_rr(fb)));
+  now = clock_mono_us();
+  /* Silent past the limit, the control link down: nothing over it. */
+  int64_t silent = now + MEDIA_UDP_SILENCE_US + SEC / 10;
+  assert_int_equal(media_path_poll(r->m, silent, 0), 0);
+  assert_int_equal(r->nctl, 0);
+  /* Up: a sender report over the control connection asks it. */
+  assert_int_equal(media_path_poll(r->m, silent, 1), silent + MEDIA_CONTROL_ASK_US);
+  assert_int_equal(r->nctl, 1);
+  assert_int_equal(s_is_sr(r, r->ctl[0], r->ctl_len[0]), 0);
+  assert_int_equal(st->control_asks, 1);
+  assert_int_equal(media_path(r->m), MEDIA_PATH_UDP);
+  /* What does not authenticate, or does not fit, proves nothing. */
+  media_receive_control(r->m, fb, (size_t)s_rr(fb));
+  assert_int_equal(st->rtcp_unauthenticated, 1);
+  static uint8_t big[2000];
+  big[0] = 0x80;
+  media_receive_control(r->m, big, sizeof big);
+  assert_int_equal(st->rtcp_malformed, 1);
+  assert_int_equal(media_path(r->m), MEDIA_PATH_UDP);
+  /* The answer, SRTCP under the server key, over the control connection: the
+   * switch, said once. */
+  int n = s_protect(r, fb, s_rr(fb));
+  media_receive_control(r->m, fb, (size_t)n);
+  assert_int_equal(media_path(r->m), MEDIA_PATH_CONTROL);
+  assert_int_equal(r->path_changes, 1);
+  assert_int_equal(r->last_path, MEDIA_PATH_CONTROL);
+  assert_int_equal(st->path, MEDIA_PATH_CONTROL);
+  assert_int_equal(st->path_switches, 1);
+  assert_int_equal(st->control_received, 3);
+  int64_t switched = clock_mono_us();
+
+  /* The same SRTP packets, one per frame; nothing over UDP. */
+  uint64_t bytes = st->bytes_sent;
+  s_send_unit_ctl(r, k, 32);
+  assert_int_equal(st->control_packets, 1 + (uint64_t)k->n); /* the ask, then the unit */
+  uint64_t wire = 0;
+  for (int i = 0; i < k->n; i++)
+    wire += (uint64_t)k->len[i];
+  assert_int_equal(st->bytes_sent, bytes + wire);
+  /* A NACK over the control connection is answered over it, the same bytes;
+   * what went out before the switch was forgotten (the keyframe that follows
+   * a switch makes it useless). */
+  n = s_protect(r, fb, s_nack(fb, s_seq(k->data[1])));
+  r->nctl = 0;
+  media_receive_control(r->m, fb, (size_t)n);
+  assert_int_equal(r->nctl, 1);
+  assert_int_equal(r->ctl_len[0], k->len[1]);
+  assert_memory_equal(r->ctl[0], k->data[1], (size_t)k->len[1]);
+  uint64_t missed = st->retransmit_missed;
+  n = s_protect(r, fb, s_nack(fb, (uint16_t)(s_seq(k->data[0]) - 1)));
+  media_receive_control(r->m, fb, (size_t)n);
+  assert_int_equal(st->retransmit_missed, missed + 1);
+  s_expect_quiet(r);
+  /* A full queue: dropped and counted, never waited for. */
+  uint8_t unit[4096];
+  size_t len = s_unit(unit, exp, &exp_len, 33);
+  r->ctl_full = 1;
+  uint64_t sent = st->packets_sent;
+  int pk = media_send_unit(r->m, OUTPOST_FMT_AV1, unit, len, 1, 1700000000000033);
+  assert_int_equal(st->control_dropped, (uint64_t)pk);
+  assert_int_equal(st->packets_sent, sent + (uint64_t)pk);
+  s_expect_quiet(r);
+  r->ctl_full = 0;
+
+  /* SRTCP over UDP that was on its way before the switch: no way back. */
+  s_feed(r, fb, (size_t)s_protect(r, fb, s_rr(fb)));
+  assert_int_equal(media_path(r->m), MEDIA_PATH_CONTROL);
+  /* Sender reports go over the control connection now; a probe over UDP
+   * comes udp_probe_s (5 s) after the switch. */
+  r->nctl = 0;
+  media_send_report(r->m);
+  assert_int_equal(r->nctl, 1);
+  assert_int_equal(s_is_sr(r, r->ctl[0], r->ctl_len[0]), 0);
+  s_expect_quiet(r);
+  int64_t due = media_path_poll(r->m, clock_mono_us(), 1);
+  assert_in_range(due, switched, switched + 5 * SEC + SEC / 10);
+  s_expect_quiet(r);
+  assert_int_equal(media_path_poll(r->m, due, 1), due + 5 * SEC);
+  n = s_recv(r, buf, sizeof buf, 1000);
+  assert_int_equal(s_is_sr(r, buf, n), 0);
+  assert_int_equal(st->udp_probes, 1);
+  /* Its answer over UDP: back on UDP. */
+  s_feed(r, fb, (size_t)s_protect(r, fb, s_rr(fb)));
+  assert_int_equal(media_path(r->m), MEDIA_PATH_UDP);
+  assert_int_equal(r->path_changes, 2);
+  assert_int_equal(r->last_path, MEDIA_PATH_UDP);
+  assert_int_equal(st->path_switches, 2);
+  r->nctl = 0;
+  s_send_unit(r, k, 34, exp, &exp_len);
+  assert_int_equal(r->nctl, 0);
+  assert_int_equal(st->srtp_protect_errors, 0);
+  free(k);
+  s_rig_free(r);
+}
+
+/* Without a control connection (media_set_control never called) the path is
+ * UDP whatever happens. */
+static void udp_only_without_control(void **state) {
+  (void)state;
+  rig_t *r = s_rig(SRTP_KEYS_PROFILE_NONE);
+  pkts_t *k = calloc(1, sizeof *k);
+  uint8_t exp[4096];
+  _Alignas(8) uint8_t fb[64];
+  size_t exp_len;
+  s_send_unit(r, k, 41, exp, &exp_len);
+  assert_int_equal(media_path_poll(r->m, clock_mono_us() + 100 * SEC, 1), 0);
+  media_receive_control(r->m, fb, (size_t)s_rr(fb));
+  assert_int_equal(media_path(r->m), MEDIA_PATH_UDP);
+  assert_int_equal(media_stats(r->m)->path_switches, 0);
+  s_send_unit(r, k, 42, exp, &exp_len);
+  free(k);
+  s_rig_free(r);
+}
+
 int main(void) {
   /* libsrtp set up by someone else first (as a host process might): the media
    * path must cope with srtp_init() refusing a second call. */
   if (srtp_init() != srtp_err_status_ok)
     return 1;
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(plain_mode_as_before),        cmocka_unit_test(srtp80_sends_protected_rtp),
-      cmocka_unit_test(srtp32_sends_protected_rtp),  cmocka_unit_test(srtp80_feedback_and_report),
-      cmocka_unit_test(srtp32_feedback_and_report),  cmocka_unit_test(new_keys_replace_old),
-      cmocka_unit_test(unusable_keys_shut_the_path), cmocka_unit_test(full_mtu_packets_fit),
+      cmocka_unit_test(plain_mode_as_before),
+      cmocka_unit_test(srtp80_sends_protected_rtp),
+      cmocka_unit_test(srtp32_sends_protected_rtp),
+      cmocka_unit_test(srtp80_feedback_and_report),
+      cmocka_unit_test(srtp32_feedback_and_report),
+      cmocka_unit_test(new_keys_replace_old),
+      cmocka_unit_test(unusable_keys_shut_the_path),
+      cmocka_unit_test(full_mtu_packets_fit),
+      cmocka_unit_test(retransmit_budget_holds),
+      cmocka_unit_test(report_gives_rtt_and_paces_resends),
+      cmocka_unit_test(path_selector_decides),
+      cmocka_unit_test(media_switches_paths),
+      cmocka_unit_test(udp_only_without_control),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,7 +7,13 @@
  *     and counted; status says srtp: true;
  *   - a session whose "srtp" cannot be used (unknown profile, short key):
  *     refused, counted, no media at all; a good session afterwards works;
- *   - a session without "srtp" (an older plugin): plain RTP, srtp: false.
+ *   - a session without "srtp" (an older plugin): plain RTP, srtp: false;
+ *   - UDP blocked (the test reads and drops every datagram): the uplink asks
+ *     the control connection with a sender report over it and, answered
+ *     there (not before: the first ask is left unanswered), sends the same
+ *     SRTP packets as media frames over it, after a keyframe; its probe over
+ *     UDP (udp_probe_s 1), answered over UDP, brings the media back to UDP;
+ *   - udp_probe_s out of range or not an integer: init fails, naming the key.
  *
  *   test_uplink_session MODULE_DIR */
 #include <dlfcn.h>
@@ -30,6 +36,7 @@
 
 #include "av1_obu.h"
 #include "clock.h"
+#include "control.h"
 #include "rtp.h"
 #include "srtp_keys.h"
 #include "srtp_policy.h"
@@ -38,6 +45,7 @@
 
 #define SSRC 0x0a0b0c0du
 #define MAX_REPLIES 64
+#define MAX_MEDIA 64
 
 static const char *s_module_dir;
 static const outpost_module_t *s_mod;
@@ -128,6 +136,10 @@ typedef struct {
   int udp_port;
   struct sockaddr_storage device; /* where the device's media comes from */
   socklen_t device_len;
+  /* Media frames (protocol/control.h) the device sent over the control connection */
+  _Alignas(8) uint8_t media[MAX_MEDIA][2048];
+  int media_len[MAX_MEDIA];
+  int nmedia;
 } rig_t;
 
 /* Runs the module's loop for ms: wake-ups, its socket, replies, the ROUTER. */
@@ -164,7 +176,17 @@ static void s_run(rig_t *r, int ms) {
       }
       zmq_msg_init(&body);
       zmq_msg_recv(&body, r->router, 0);
-      json_t *m = json_loadb(zmq_msg_data(&body), zmq_msg_size(&body), 0, NULL);
+      size_t size = zmq_msg_size(&body);
+      if (ctl_is_media_frame(zmq_msg_data(&body), size)) {
+        if (r->nmedia < MAX_MEDIA && size <= sizeof r->media[0]) {
+          memcpy(r->media[r->nmedia], zmq_msg_data(&body), size);
+          r->media_len[r->nmedia++] = (int)size;
+        }
+        zmq_msg_close(&id);
+        zmq_msg_close(&body);
+        continue;
+      }
+      json_t *m = json_loadb(zmq_msg_data(&body), size, 0, NULL);
       const char *type = json_string_value(json_object_get(m, "type"));
       if (type && !strcmp(type, "hello") && zmq_msg_size(&id) <= sizeof r->peer) {
         r->peer_len = zmq_msg_size(&id);
@@ -224,7 +246,9 @@ static int s_udp_rtp(rig_t *r, uint8_t *buf, size_t size, int ms) {
   return n;
 }
 
-static rig_t *s_rig(void) {
+/* A rig whose uplink has these settings besides the usual ones (extra: stolen,
+ * may be NULL). */
+static rig_t *s_rig_with(json_t *extra) {
   rig_t *r = calloc(1, sizeof *r);
   assert_non_null(r);
   r->host.fd = -1;
@@ -250,6 +274,8 @@ static rig_t *s_rig(void) {
   json_t *set = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "server", r->endpoint, "server_key",
                           r->server_public, "public_key", r->device_public, "secret_key",
                           r->device_secret, "device", "cam1", "media_host", "127.0.0.1");
+  if (extra)
+    json_object_update_new(set, extra);
   assert_int_equal(s_mod->init(&r->host, &s_api, set, &r->mod), 0);
   json_decref(set);
   /* A unit tells the uplink its codec, so that it says hello at once. */
@@ -258,6 +284,10 @@ static rig_t *s_rig(void) {
     s_run(r, 100);
   assert_int_equal(r->hellos, 1);
   return r;
+}
+
+static rig_t *s_rig(void) {
+  return s_rig_with(NULL);
 }
 
 static void s_rig_free(rig_t *r) {
@@ -461,6 +491,147 @@ static void plain_session_from_an_older_plugin(void **state) {
   s_rig_free(r);
 }
 
+/* An RR from the plugin with no report block, SRTCP under the server key:
+ * its length, written at p (room for the trailer). */
+static int s_rr(srtp_t out, uint8_t *p) {
+  memset(p, 0, 8);
+  p[0] = 0x80;
+  p[1] = 201;
+  p[3] = 1;
+  p[7] = 1; /* sender SSRC 1: the plugin */
+  int len = 8;
+  assert_int_equal(srtp_protect_rtcp(out, p, &len), srtp_err_status_ok);
+  return len;
+}
+
+static void udp_blocked_media_rides_control(void **state) {
+  (void)state;
+  rig_t *r = s_rig_with(json_pack("{s:i}", "udp_probe_s", 1));
+  srtp_keys_t keys;
+  assert_int_equal(srtp_keys_generate(&keys, SRTP_KEYS_AES_CM_128_HMAC_SHA1_80), 0);
+  s_session(r, srtp_keys_to_json(&keys));
+  srtp_t in, out;
+  srtp_policy_t p;
+  srtp_keys_t copy = keys;
+  assert_int_equal(
+      srtp_keys_policy(&p, keys.profile, copy.device, (srtp_ssrc_t){.type = ssrc_any_inbound}), 0);
+  assert_int_equal(srtp_create(&in, &p), srtp_err_status_ok);
+  assert_int_equal(srtp_keys_policy(&p, keys.profile, copy.server,
+                                    (srtp_ssrc_t){.type = ssrc_specific, .value = 1}),
+                   0);
+  assert_int_equal(srtp_create(&out, &p), srtp_err_status_ok);
+
+  /* UDP blocked: every datagram read and dropped. The first ask over the
+   * control connection goes unanswered (a link in trouble): no switch; the
+   * next one is answered: media frames follow, after a keyframe. */
+  _Alignas(8) uint8_t buf[2048], rr[64];
+  int64_t t0 = clock_mono_us(), asked_at = 0;
+  int asks = 0, udp_rtp = 0, ctl_rtp = 0, key_asks = 0;
+  unsigned seed = 10;
+  while (!ctl_rtp && clock_mono_us() - t0 < 10000000) {
+    s_frame(r, seed++);
+    s_run(r, 33);
+    for (int n; (n = s_udp_recv(r, buf, sizeof buf, 0)) > 0;)
+      udp_rtp += buf[1] != 200;
+    for (int i = 0; i < r->nmedia; i++) {
+      int len = r->media_len[i];
+      if (r->media[i][1] == 200) { /* a sender report: an ask */
+        assert_int_equal(srtp_unprotect_rtcp(in, r->media[i], &len), srtp_err_status_ok);
+        if (++asks == 1) {
+          asked_at = clock_mono_us();
+          continue;
+        }
+        key_asks = r->host.keyframe_commands;
+        int n = s_rr(out, rr);
+        zmq_send(r->router, r->peer, r->peer_len, ZMQ_SNDMORE);
+        zmq_send(r->router, rr, (size_t)n, 0);
+      } else { /* RTP: the same SRTP packets as over UDP */
+        assert_int_equal(srtp_unprotect(in, r->media[i], &len), srtp_err_status_ok);
+        assert_int_equal(len, r->media_len[i] - 10);
+        ctl_rtp++;
+      }
+    }
+    r->nmedia = 0;
+  }
+  int64_t took = clock_mono_us() - t0;
+  assert_true(ctl_rtp > 0);
+  assert_true(udp_rtp > 0);
+  assert_true(asks >= 2);
+  /* Not before 3 s of silence, and not on the first (unanswered) ask. */
+  assert_true(took >= 3000000 + 900000);
+  assert_true(clock_mono_us() - asked_at >= 900000);
+  assert_true(r->host.keyframe_commands > key_asks); /* the gap would not decode */
+  json_t *st = s_status(r);
+  assert_string_equal(json_string_value(json_object_get(st, "media_path")), "control");
+  assert_int_equal(s_count(st, "path_switches"), 1);
+  assert_true(s_count(st, "control_media_packets") > 0);
+  assert_int_equal(s_count(st, "control_media_dropped"), 0);
+  assert_int_equal(s_count(st, "udp_probe_s"), 1);
+
+  /* UDP passes again: the next probe (a sender report over UDP) is answered
+   * over UDP, and the media is back there. */
+  t0 = clock_mono_us();
+  int probes = 0;
+  udp_rtp = 0;
+  while (!udp_rtp && clock_mono_us() - t0 < 5000000) {
+    s_frame(r, seed++);
+    s_run(r, 33);
+    for (int n; (n = s_udp_recv(r, buf, sizeof buf, 0)) > 0;) {
+      if (buf[1] != 200) {
+        udp_rtp++;
+        continue;
+      }
+      int len = n;
+      assert_int_equal(srtp_unprotect_rtcp(in, buf, &len), srtp_err_status_ok);
+      probes++;
+      n = s_rr(out, rr);
+      assert_int_equal(
+          sendto(r->udp, rr, (size_t)n, 0, (struct sockaddr *)&r->device, r->device_len), n);
+    }
+    r->nmedia = 0;
+  }
+  assert_true(udp_rtp > 0);
+  assert_true(probes >= 1);
+  st = s_status(r);
+  assert_string_equal(json_string_value(json_object_get(st, "media_path")), "udp");
+  assert_int_equal(s_count(st, "path_switches"), 2);
+  assert_true(s_count(st, "udp_probes") >= 1);
+  srtp_dealloc(in);
+  srtp_dealloc(out);
+  s_rig_free(r);
+}
+
+static void udp_probe_s_is_checked(void **state) {
+  (void)state;
+  char pub[41], sec[41], srv[41], srv_sec[41];
+  assert_int_equal(zmq_curve_keypair(pub, sec), 0);
+  assert_int_equal(zmq_curve_keypair(srv, srv_sec), 0);
+  json_t *bad[] = {json_integer(0), json_integer(3601), json_string("30"), json_real(2.5),
+                   json_integer(-1)};
+  for (size_t i = 0; i <= sizeof bad / sizeof bad[0]; i++) {
+    json_t *set =
+        json_pack("{s:s, s:s, s:s, s:s, s:s}", "server", "tcp://127.0.0.1:9", "server_key", srv,
+                  "public_key", pub, "secret_key", sec, "device", "cam1");
+    /* The last round: the largest value allowed works. */
+    json_object_set_new(set, "udp_probe_s",
+                        i < sizeof bad / sizeof bad[0] ? bad[i] : json_integer(3600));
+    outpost_host_t host = {.fd = -1};
+    void *mod = NULL;
+    int rc = s_mod->init(&host, &s_api, set, &mod);
+    json_decref(set);
+    if (i < sizeof bad / sizeof bad[0]) {
+      assert_int_equal(rc, -1);
+      assert_null(mod);
+      assert_non_null(strstr(host.last_error, "settings.udp_probe_s: must be an integer from 1 "
+                                              "to 3600"));
+    } else {
+      assert_int_equal(rc, 0);
+      s_mod->destroy(&mod);
+    }
+    json_decref(host.status);
+  }
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: test_uplink_session MODULE_DIR\n");
@@ -478,6 +649,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(srtp_session),
       cmocka_unit_test(unusable_srtp_refuses_the_session),
       cmocka_unit_test(plain_session_from_an_older_plugin),
+      cmocka_unit_test(udp_blocked_media_rides_control),
+      cmocka_unit_test(udp_probe_s_is_checked),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   dlclose(so);
