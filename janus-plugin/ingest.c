@@ -466,7 +466,12 @@ static void s_packet(char *buf, int len, const s_src_t *src) {
     op_device_unref(d);
     return;
   }
+  uint64_t given_up = d->nack.given_up;
   s_send_nacks(d, now);
+  /* A packet given up breaks its frame and every frame that refers to it
+   * until the next keyframe: viewers' decoders ask for one themselves (PLI),
+   * a recording cannot. */
+  gboolean broken = d->recorder && !d->record_wait_key && d->nack.given_up != given_up;
   s_send_report(d, now);
   d->last_packet_us = now;
   d->packets++;
@@ -488,6 +493,8 @@ static void s_packet(char *buf, int len, const s_src_t *src) {
    * start lost its first packet, say): ask again, at the usual rate limit. */
   if (waiting)
     op_device_request_keyframe(d, "a recording waits for a keyframe");
+  else if (broken)
+    op_device_request_keyframe(d, "a recorded packet was given up");
   op_device_unref(d);
 }
 

@@ -28,8 +28,8 @@
 
 /* The retransmission budget's window, as slots of monotonic time: what was
  * sent first-hand and what was resent in each. The window is the current slot
- * and the BUDGET_SLOTS - 1 before it (0.9 to 1 s). */
-#define BUDGET_SLOTS 10
+ * and the BUDGET_SLOTS - 1 before it (3.9 to 4 s). */
+#define BUDGET_SLOTS 40
 #define BUDGET_SLOT_US (MEDIA_BUDGET_WINDOW_US / BUDGET_SLOTS)
 
 typedef struct {

@@ -156,7 +156,7 @@ int uplink_settings_parse(const json_t *st, uplink_settings_t *out, char *err, s
             &out->retransmit_budget_pct, err, errlen)) {
     snprintf(err, errlen,
              "settings.retransmit_budget_pct: must be an integer from 0 to 100 (the bytes "
-             "retransmitted over any second, as a percentage of the media bytes sent in it; "
+             "retransmitted over any 4 s, as a percentage of the media bytes sent in them; "
              "default %d, 0: no retransmissions)",
              MEDIA_RETRANSMIT_BUDGET_PCT);
     return -1;

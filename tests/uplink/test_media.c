@@ -738,9 +738,9 @@ static void retransmit_budget_holds(void **state) {
   assert_true(resent * 100 <= media * MEDIA_RETRANSMIT_BUDGET_PCT); /* within a quarter */
   assert_true((resent + MTU + RTP_HEADER_SIZE) * 100 > media * MEDIA_RETRANSMIT_BUDGET_PCT);
   assert_int_equal(st->retransmissions + st->retransmit_over_budget, 12);
-  /* A second later the window has moved on: what is sent now may be resent
-   * within its own quarter again. */
-  struct timespec ts = {1, 50 * 1000000};
+  /* A window later it has moved on: what is sent now may be resent within its
+   * own quarter again. */
+  struct timespec ts = {MEDIA_BUDGET_WINDOW_US / 1000000, 50 * 1000000};
   nanosleep(&ts, NULL);
   uint64_t before = st->retransmissions;
   first = media_next_seq(r->m);
