@@ -598,6 +598,24 @@ class Client:
         return out
 
 
+def wait_for(janus, get, pred, timeout, what, interval=0.05):
+    """Polls get() (e.g. a device's status from janus's Admin API) until pred
+    holds: (value, seconds waited). Errors while polling (Janus restarting)
+    count as not yet; a timeout raises with the last value and Janus's log."""
+    t0 = time.monotonic()
+    last = None
+    while time.monotonic() - t0 < timeout:
+        try:
+            last = get()
+            if pred(last):
+                return last, time.monotonic() - t0
+        except (JanusError, OSError) as e:
+            last = str(e)
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}: {last}\n"
+                         f"--- janus ---\n{janus.log()[-3000:]}")
+
+
 def janus_pp_rec(mjr, out, *options, timeout=60):
     """Runs janus-pp-rec (e.g. .mjr -> .mp4); returns (rc, stdout+stderr).
     A test should still check that `out` exists and decodes."""

@@ -7,7 +7,6 @@ import shutil
 import socket
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -16,7 +15,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "kernel"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "janus"))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 from harness import BUILD, Kernel, module  # noqa: E402
-from janus import Janus, JanusError, free_port, janus_pp_rec  # noqa: E402
+from janus import Janus, free_port, janus_pp_rec, wait_for  # noqa: E402
 from lab import SERVER_IP  # noqa: E402
 from spine import keygen, plugin_config, stop_recording  # noqa: E402
 
@@ -62,18 +61,7 @@ class LabServer:
 
     def wait(self, pred, timeout, what, interval=0.05):
         """Polls the device's status until pred holds: (status, seconds)."""
-        t0 = time.monotonic()
-        last = None
-        while time.monotonic() - t0 < timeout:
-            try:
-                last = self.device()
-                if pred(last):
-                    return last, time.monotonic() - t0
-            except (JanusError, OSError) as e:
-                last = str(e)
-            time.sleep(interval)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}: {last}\n"
-                             f"--- janus ---\n{self.janus.log()[-3000:]}")
+        return wait_for(self.janus, self.device, pred, timeout, what, interval)
 
     def record_start(self):
         self.admin({"request": "record", "secret": SECRET, "id": "cam1", "action": "start"})

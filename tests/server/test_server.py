@@ -33,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "kernel"))
 sys.path.insert(0, os.path.join(HERE, "..", "janus"))
 from harness import BUILD, Kernel, module, run_cases  # noqa: E402
-from janus import Janus, JanusError, free_port, janus_pp_rec  # noqa: E402
+from janus import Janus, JanusError, free_port, janus_pp_rec, wait_for  # noqa: E402
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tools"))
 from spine import keygen, plugin_config, stop_recording  # noqa: E402
 from media import decode, make_clip, psnr_y, read_stamps, read_y4m  # noqa: E402
@@ -79,18 +79,7 @@ class Server:
         return self.admin({"request": "status", "secret": SECRET})["counters"]
 
     def wait(self, pred, timeout, what):
-        t0 = time.monotonic()
-        last = None
-        while time.monotonic() - t0 < timeout:
-            try:
-                last = self.device()
-                if pred(last):
-                    return last, time.monotonic() - t0
-            except (JanusError, OSError) as e:
-                last = str(e)
-            time.sleep(0.05)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}: {last}\n"
-                             f"--- janus ---\n{self.janus.log()[-3000:]}")
+        return wait_for(self.janus, self.device, pred, timeout, what)
 
 
 def device_kernel(server, source="testsrc", encoder="encoder-aom", keys=DEVICE, bitrate=500,
