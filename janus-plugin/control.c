@@ -29,8 +29,23 @@
 #include <janus/debug.h>
 #include <janus/utils.h>
 
-#define OFFLINE_AFTER_US 6000000 /* devices report every 2 s */
-#define TICK_US 250000           /* liveness and on-demand stops are checked this often */
+/* A device says something at least every keepalive_s seconds (hello and
+ * status carry it: 2 while streaming, 55 by default while idle) and is gone
+ * after 2 keepalive_s + min(keepalive_s, 10 s) of silence: one keepalive may
+ * be lost or late. An older device that does not say reports every 2 s. */
+#define KEEPALIVE_DEFAULT_S 2
+/* No ZMTP heartbeats (protocol/control.h, Keepalive): a connection that
+ * stays silent this long is probed by TCP (a device's keepalives keep a live
+ * one from ever getting there: no bytes spent on it), and closed when TCP
+ * keepalive probes go unanswered: what is left of a device whose NAT mapping
+ * was forgotten does not hold a connection slot for long. Anything the
+ * server sends that TCP cannot get acknowledged within TCP_MAXRT_MS ends the
+ * connection too. */
+#define TCP_KEEPALIVE_IDLE_S 300
+#define TCP_KEEPALIVE_INTVL_S 30
+#define TCP_KEEPALIVE_CNT 3
+#define TCP_MAXRT_MS 10000
+#define TICK_US 250000 /* liveness and on-demand stops are checked this often */
 /* A ZeroMQ routing id is at most 255 bytes when libzmq makes or sets it, but
  * libzmq 4.3 takes an `Identity` of any length from a peer's handshake: a
  * longer one is refused here, counted, and never copied. */
@@ -179,6 +194,12 @@ static void s_zap_request(void) {
     zmq_msg_close(&part[i]);
 }
 
+/* The interval the device keeps from now (d's mutex held). */
+static void s_keepalive(op_device_t *d, const json_t *msg) {
+  json_t *k = json_object_get(msg, "keepalive_s"); /* 1..3600: checked by the schema */
+  d->keepalive_s = k ? (int)json_integer_value(k) : KEEPALIVE_DEFAULT_S;
+}
+
 /* route_len is at most ROUTE_MAX (s_on_router refuses longer ones). */
 static void s_hello(op_device_t *d, const unsigned char *route, size_t route_len, json_t *msg) {
   if (route_len == 0 || route_len > sizeof d->route)
@@ -191,6 +212,9 @@ static void s_hello(op_device_t *d, const unsigned char *route, size_t route_len
   memcpy(d->route, route, route_len);
   d->route_len = route_len;
   d->last_control_us = janus_get_monotonic_time();
+  s_keepalive(d, msg);
+  json_decref(d->status); /* a new connection: what it knew of the device starts over */
+  d->status = NULL;
   json_t *session = ctl_new(CTL_SESSION);
   json_object_set_new(session, "ssrc", json_integer(ssrc));
   json_object_set_new(session, "pt", json_integer(d->pt));
@@ -271,12 +295,21 @@ static void s_on_router(void) {
       } else {
         s_hello(d, zmq_msg_data(&route), zmq_msg_size(&route), msg);
       }
-    } else if (type == CTL_STATUS || type == CTL_ACK) {
+    } else if (type == CTL_STATUS) {
+      /* A status carries what changed: each part replaces the one kept. */
       janus_mutex_lock(&d->mutex);
       d->last_control_us = janus_get_monotonic_time();
-      json_t **slot = type == CTL_STATUS ? &d->status : &d->last_ack;
-      json_decref(*slot);
-      *slot = json_incref(msg);
+      d->statuses++;
+      s_keepalive(d, msg);
+      if (!d->status)
+        d->status = json_object();
+      json_object_update(d->status, msg);
+      janus_mutex_unlock(&d->mutex);
+    } else if (type == CTL_ACK) {
+      janus_mutex_lock(&d->mutex);
+      d->last_control_us = janus_get_monotonic_time();
+      json_decref(d->last_ack);
+      d->last_ack = json_incref(msg);
       janus_mutex_unlock(&d->mutex);
     } else if (type == CTL_BYE) {
       op_device_offline(d);
@@ -326,7 +359,8 @@ static void s_check_liveness(gint64 now) {
   for (GList *l = all; l; l = l->next) {
     op_device_t *d = l->data;
     janus_mutex_lock(&d->mutex);
-    gboolean stale = d->online && now - d->last_control_us > OFFLINE_AFTER_US;
+    gint64 k = d->keepalive_s > 0 ? d->keepalive_s : KEEPALIVE_DEFAULT_S;
+    gboolean stale = d->online && now - d->last_control_us > (2 * k + MIN(k, 10)) * G_USEC_PER_SEC;
     janus_mutex_unlock(&d->mutex);
     if (stale) {
       JANUS_LOG(LOG_WARN, "outpost: device %s silent: offline\n", d->id);
@@ -449,8 +483,11 @@ int op_control_start(int devices) {
       zmq_setsockopt(s_router, ZMQ_CURVE_SECRETKEY, secret, sizeof secret) ||
       s_setopt(s_router, ZMQ_CURVE_SERVER, 1) ||
       zmq_setsockopt(s_router, ZMQ_ZAP_DOMAIN, "outpost", 7) ||
-      s_setopt(s_router, ZMQ_ROUTER_HANDOVER, 1) || s_setopt(s_router, ZMQ_HEARTBEAT_IVL, 1000) ||
-      s_setopt(s_router, ZMQ_HEARTBEAT_TIMEOUT, 3000) || s_setopt(s_router, ZMQ_SNDHWM, 1000) ||
+      s_setopt(s_router, ZMQ_ROUTER_HANDOVER, 1) || s_setopt(s_router, ZMQ_TCP_KEEPALIVE, 1) ||
+      s_setopt(s_router, ZMQ_TCP_KEEPALIVE_IDLE, TCP_KEEPALIVE_IDLE_S) ||
+      s_setopt(s_router, ZMQ_TCP_KEEPALIVE_INTVL, TCP_KEEPALIVE_INTVL_S) ||
+      s_setopt(s_router, ZMQ_TCP_KEEPALIVE_CNT, TCP_KEEPALIVE_CNT) ||
+      s_setopt(s_router, ZMQ_TCP_MAXRT, TCP_MAXRT_MS) || s_setopt(s_router, ZMQ_SNDHWM, 1000) ||
       s_setopt(s_router, ZMQ_RCVHWM, 1000) || s_setopt(s_router, ZMQ_LINGER, 0) ||
       zmq_setsockopt(s_router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) ||
       s_setopt(s_router, ZMQ_HANDSHAKE_IVL, HANDSHAKE_MS) ||

@@ -327,6 +327,10 @@ json_t *op_device_summary(op_device_t *d, gboolean full) {
   json_object_set_new(j, "media_path",
                       json_string(op_device_media_over_control(d) ? "control" : "udp"));
   json_object_set_new(j, "control_packets", json_integer((json_int_t)d->control_packets));
+  /* How often the device says something, and when it last did. */
+  json_object_set_new(j, "keepalive_s", json_integer(d->keepalive_s));
+  json_object_set_new(j, "last_control_age_ms",
+                      json_integer(d->last_control_us ? (now - d->last_control_us) / 1000 : -1));
   if (full) {
     json_object_set_new(
         j, "control_media",

@@ -61,7 +61,9 @@ typedef struct op_device {
   unsigned char route[256]; /* ZeroMQ routing id of its connection */
   size_t route_len;
   gint64 last_control_us; /* monotonic */
-  json_t *status;         /* owned; its last status message */
+  json_t *status;         /* owned: the parts of its status messages, each the last one */
+  int keepalive_s;        /* it says something at least this often (control.c) */
+  uint64_t statuses;      /* status messages received */
   json_t *last_ack;       /* owned */
   /* session and media */
   uint32_t ssrc; /* 0: no session */
@@ -177,6 +179,7 @@ void op_device_detach(op_session_t *s);
 int op_ingest_start(void);
 void op_ingest_stop(void); /* also undoes a partial start */
 void op_device_request_keyframe(op_device_t *d, const char *why);
+
 /* What d received over the last second, in kbit/s; 0 once nothing came for a
  * second. d's mutex held. */
 double op_device_kbps(const op_device_t *d, gint64 now);

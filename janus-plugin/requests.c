@@ -3,7 +3,7 @@
  * Viewers speak the Streaming plugin's API (list, info, watch, start, pause,
  * configure, switch, stop) with its event shapes, so janus.js habits carry
  * over; device ids are strings. A message carrying "secret" is an operator
- * request instead (status, start, stop, configure, keyframe, record), and so
+ * request instead (status, start, stop, configure, keyframe, record, refresh), and so
  * is every request through the Admin API: the operator secret is checked in
  * both places; without it, nothing changes.
  *
@@ -273,6 +273,11 @@ static json_t *s_operator(op_session_t *s, json_t *message) {
     op_push_status(d, !strcmp(req, "start") ? "streaming" : "stopped");
   } else if (!strcmp(req, "keyframe")) {
     json_array_append_new(sent, json_integer(op_control_command(d, "keyframe", NULL)));
+  } else if (!strcmp(req, "refresh")) {
+    /* The device's status is what changed, kept part by part; every counter
+     * and its whole module table cost bytes on its link, so they come only
+     * when asked: into device_status, a round trip later. */
+    json_array_append_new(sent, json_integer(op_control_command(d, "status", NULL)));
   } else if (!strcmp(req, "configure")) {
     json_t *bitrate = json_object_get(message, "bitrate"), *fps = json_object_get(message, "fps");
     json_t *w = json_object_get(message, "width"), *h = json_object_get(message, "height");

@@ -17,15 +17,21 @@ typedef struct {
 #define END                                                                                        \
   { NULL, F_ANY, 0, 0, 0 }
 
-static const field_t s_hello[] = {
-    {"device", F_STRING, 1, 1, 64},         {"codec", F_STRING, 1, 3, 4},
-    {"codecs", F_ARRAY, 0, 0, 0},           {"width", F_INT, 0, 16, 8192},
-    {"height", F_INT, 0, 16, 8192},         {"fps", F_INT, 0, 1, 240},
-    {"bitrate_kbps", F_INT, 0, 10, 100000}, END};
-static const field_t s_status[] = {{"uplink", F_OBJECT, 1, 0, 0},
-                                   {"modules", F_ARRAY, 0, 0, 0},
-                                   {"encoder", F_OBJECT, 0, 0, 0},
-                                   END};
+static const field_t s_hello[] = {{"device", F_STRING, 1, 1, 64},
+                                  {"codec", F_STRING, 1, 3, 4},
+                                  {"codecs", F_ARRAY, 0, 0, 0},
+                                  {"width", F_INT, 0, 16, 8192},
+                                  {"height", F_INT, 0, 16, 8192},
+                                  {"fps", F_INT, 0, 1, 240},
+                                  {"bitrate_kbps", F_INT, 0, 10, 100000},
+                                  {"keepalive_s", F_INT, 0, 1, 3600},
+                                  END};
+/* Every part is optional: a status carries what changed, and a bare one
+ * (only keepalive_s) is the device's heartbeat. */
+static const field_t s_status[] = {
+    {"keepalive_s", F_INT, 0, 1, 3600}, {"uplink", F_OBJECT, 0, 0, 0},
+    {"modules", F_ARRAY, 0, 0, 0},      {"encoder", F_OBJECT, 0, 0, 0},
+    {"usage", F_OBJECT, 0, 0, 0},       END};
 static const field_t s_ack[] = {
     {"id", F_INT, 1, 1, INT32_MAX}, {"ok", F_BOOL, 1, 0, 0}, {"reply", F_ANY, 0, 0, 0}, END};
 static const field_t s_bye[] = {END};
@@ -56,7 +62,7 @@ static const struct {
 };
 
 static const char *s_commands[] = {"start",      "stop",     "bitrate", "fps",
-                                   "resolution", "keyframe", NULL};
+                                   "resolution", "keyframe", "status",  NULL};
 
 const char *ctl_type_name(ctl_type_t type) {
   return type < CTL__TYPES ? s_types[type].name : "?";

@@ -5,13 +5,26 @@
  * in control.c and drop (and count) what does not fit. Unknown keys are
  * allowed, so a newer peer can add fields without breaking an older one.
  *
- *   device -> server  hello    {device, codec, codecs?, width?, height?, fps?, bitrate_kbps?}
- *                     status   {uplink, modules?, encoder?}
+ *   device -> server  hello    {device, codec, codecs?, width?, height?, fps?, bitrate_kbps?,
+ *                               keepalive_s?}
+ *                     status   {keepalive_s?, uplink?, modules?, encoder?, usage?}
  *                     ack      {id, ok, reply?}
  *                     bye      {}
  *   server -> device  session  {ssrc, pt, codec, port, streaming, srtp?}
- *                     command  {id, command: start|stop|bitrate|fps|resolution|keyframe, args?}
+ *                     command  {id, command: start|stop|bitrate|fps|resolution|keyframe|status,
+ *                               args?}
  *                     error    {error}
+ *
+ * Keepalive. The device says something at least every keepalive_s seconds
+ * (hello and status carry the interval it keeps from then on: short while
+ * streaming, long while idle): a status with nothing new is a bare
+ * {v, type, keepalive_s}. A status carries only the parts that changed (the
+ * server keeps the last of each part: uplink, modules, encoder, usage), and
+ * all of them after `command status`. The server counts a device silent for
+ * 2 keepalive_s + min(keepalive_s, 10 s) as gone. There are no ZMTP
+ * heartbeats on this connection (they cost ~240 bytes a round on the wire);
+ * TCP's own retransmission timeout (the device's ZMQ_TCP_MAXRT) ends a
+ * connection whose keepalive is not acknowledged.
  *
  * Framing. One ZeroMQ message is one frame (a multipart message is refused
  * whole), and its first byte says what it is:

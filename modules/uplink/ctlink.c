@@ -7,16 +7,23 @@
 #include <sys/epoll.h>
 #include <zmq.h>
 
-#define HEARTBEAT_IVL_MS 1000
-#define HEARTBEAT_TIMEOUT_MS 3000
-#define HEARTBEAT_TTL_MS 3000 /* asks the server to drop us after the same silence */
+/* No ZMTP heartbeats: a PING, its PONG and the ACK of the PONG cost ~240
+ * bytes on the wire each round, and their interval is fixed per connection.
+ * The uplink's own keepalive (a bare status: ~110 bytes and a 52-byte ACK)
+ * follows what the device does instead: every 2 s while streaming, every
+ * keepalive_idle_s while idle. A keepalive (or anything else we send) that
+ * TCP cannot get acknowledged within TCP_MAXRT_MS ends the connection
+ * (TCP_USER_TIMEOUT): the device notices a dead link within one keepalive
+ * interval and this, and ZeroMQ reconnects. 5 s is several retransmissions
+ * even at a 600 ms round trip; a link silent that long is down anyway. */
+#define TCP_MAXRT_MS 5000
 #define CONNECT_TIMEOUT_MS 2000
 #define RECONNECT_IVL_MS 100
 /* After an outage the next SYN is at most ~1 s away (media back within 3 s of
  * the link, tests/link); while the link is dead that costs a 60-byte SYN about
  * every second, which a radio without coverage does not even send. */
 #define RECONNECT_IVL_MAX_MS 1000
-/* The send queue, in messages: JSON (a status every 2 s, a few acks) and,
+/* The send queue, in messages: JSON (a status every few seconds, a few acks) and,
  * while UDP is blocked, media frames of up to ~1.2 KB. 256 holds the largest
  * burst the uplink makes at once, a keyframe (5-10 average frames: ~140
  * packets at 4 Mbit/s and 30 fps), with the frames behind it; it is ~330 KB
@@ -25,7 +32,7 @@
  * more queue would only be more delay for live video: the packet is dropped
  * and counted instead (a NACK may still bring it back, within the
  * retransmission budget) and the rate has to come down. JSON messages share
- * the queue: a status dropped then is sent again 2 s later, a hello with its
+ * the queue: a status dropped then is sent again with the next one, a hello with its
  * back-off. */
 #define SNDHWM 256
 #define RCVHWM 64           /* the server's SRTCP is a few packets a second */
@@ -65,9 +72,7 @@ ctlink_t *ctlink_new(const ctlink_config_t *cfg, char *err, size_t errlen) {
   s_opt(d, ZMQ_RCVHWM, RCVHWM);
   s_opt(d, ZMQ_IMMEDIATE, 1);
   s_opt(d, ZMQ_IPV6, 1);
-  s_opt(d, ZMQ_HEARTBEAT_IVL, HEARTBEAT_IVL_MS);
-  s_opt(d, ZMQ_HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS);
-  s_opt(d, ZMQ_HEARTBEAT_TTL, HEARTBEAT_TTL_MS);
+  s_opt(d, ZMQ_TCP_MAXRT, TCP_MAXRT_MS);
   s_opt(d, ZMQ_CONNECT_TIMEOUT, CONNECT_TIMEOUT_MS);
   s_opt(d, ZMQ_RECONNECT_IVL, RECONNECT_IVL_MS);
   s_opt(d, ZMQ_RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS);

@@ -3,8 +3,10 @@
  * encrypted and authenticated, carrying protocol/control.h messages, one
  * JSON message per ZeroMQ frame.
  *
- * Liveness: ZMTP heartbeats every 1 s, the link declared dead after 3 s of
- * silence, and connect attempts that give up after 2 s (without that, a
+ * Liveness: no ZMTP heartbeats (the uplink's keepalive is a status message,
+ * protocol/control.h); anything sent that TCP cannot get acknowledged within
+ * 5 s ends the connection (ctlink.c, TCP_MAXRT_MS), and connect attempts
+ * give up after 2 s (without that, a
  * connect sent into an outage waits on TCP's own back-off and the link came
  * back 9 s after a 30 s outage instead of 3 s). Reconnects back off from
  * 100 ms to 2 s. A socket monitor reports the handshake succeeding (the link

@@ -14,6 +14,13 @@
  * again would go unnoticed for too long. */
 #define UDP_PROBE_MIN_S 1
 #define UDP_PROBE_MAX_S 3600
+/* The idle keepalive: below 10 s it would cost more than the ~1 KB a minute
+ * an unwatched camera may spend; above 900 s the server would take half an
+ * hour to notice the device gone, and many carriers' NATs forget an idle TCP
+ * mapping within 5 minutes (configs/device.cfg gives the figures). */
+#define KEEPALIVE_IDLE_MIN_S 10
+#define KEEPALIVE_IDLE_MAX_S 900
+#define KEEPALIVE_IDLE_S 55
 
 static const char *s_known[] = {"server",
                                 "server_key",
@@ -27,6 +34,7 @@ static const char *s_known[] = {"server",
                                 "media_host",
                                 "retransmit_budget_pct",
                                 "udp_probe_s",
+                                "keepalive_idle_s",
                                 NULL};
 
 /* A string setting: 0 with it copied into out (def when absent), -1 when it
@@ -121,7 +129,7 @@ int uplink_settings_parse(const json_t *st, uplink_settings_t *out, char *err, s
       snprintf(err, errlen,
                "settings.%s: unknown key (known: server, server_key, public_key, secret_key, "
                "device, encoder, capture, mtu, nack_history_ms, media_host, "
-               "retransmit_budget_pct, udp_probe_s)",
+               "retransmit_budget_pct, udp_probe_s, keepalive_idle_s)",
                key);
       return -1;
     }
@@ -168,6 +176,15 @@ int uplink_settings_parse(const json_t *st, uplink_settings_t *out, char *err, s
              "sender reports sent over UDP, while UDP is blocked and media rides the control "
              "connection, to find out whether UDP works again; default %d)",
              UDP_PROBE_MIN_S, UDP_PROBE_MAX_S, MEDIA_UDP_PROBE_S);
+    return -1;
+  }
+  if (s_int(st, "keepalive_idle_s", KEEPALIVE_IDLE_S, KEEPALIVE_IDLE_MIN_S, KEEPALIVE_IDLE_MAX_S,
+            &out->keepalive_idle_s, err, errlen)) {
+    snprintf(err, errlen,
+             "settings.keepalive_idle_s: must be an integer from %d to %d (seconds between the "
+             "keepalives while nobody watches: below the carrier's NAT timeout for idle TCP; the "
+             "server takes 2x this + 10 s to see the device gone; default %d)",
+             KEEPALIVE_IDLE_MIN_S, KEEPALIVE_IDLE_MAX_S, KEEPALIVE_IDLE_S);
     return -1;
   }
   /* A pasted pair that does not belong together would only show as a

@@ -20,6 +20,7 @@ typedef struct uplink_settings {
   int nack_history_ms;                                    /* 0: no retransmissions */
   int retransmit_budget_pct; /* resent bytes / media bytes over 1 s, 0..100 (media.h) */
   int udp_probe_s;           /* on the control connection: UDP probed this often (media.h) */
+  int keepalive_idle_s;      /* a status at least this often while idle (report.h) */
 } uplink_settings_t;
 
 /* Fills *out from the settings object st (borrowed). 0, or -1 with a message

@@ -8,7 +8,8 @@
  * payload bytes, 1200), nack_history_ms (1000), media_host (default: HOST),
  * retransmit_budget_pct (25: resent bytes over any second at most this share
  * of the media bytes sent in it; media.c says why), udp_probe_s (30: while
- * media rides the control connection, UDP is probed this often).
+ * media rides the control connection, UDP is probed this often),
+ * keepalive_idle_s (55: a status at least this often while idle; report.h).
  *
  * UDP blocked (media.h, "The path"): media goes over UDP while authenticated
  * SRTCP comes back over UDP. After MEDIA_UDP_SILENCE_US (3 s) of media with
@@ -44,9 +45,13 @@
  * the encoder), fps {"fps"} (to the encoder and the capture), resolution
  * {"width","height"} (to the capture), ping (outpostctl only).
  *
- * Every 2 s while connected: `status` {uplink counters, the kernel's module
- * table, the encoder's own status}. The same counters are in `outpostctl
- * status --json`.
+ * Status (report.h): what the server should know, in compact parts
+ * (uplink: streaming, path, SRTP, history; modules: name, plugin, state,
+ * restarts, last exit; encoder: codec, target rate, size), each sent when it
+ * changes; a bare keepalive every 2 s while the server wants media and every
+ * keepalive_idle_s (55) while idle. `command status` from the server gets
+ * every counter, the kernel's whole table and the encoder's own status in
+ * the next status. Locally the counters are in `outpostctl status --json`.
  *
  * The host watches one descriptor per module: ours is an epoll set holding
  * the control socket's and its monitor's ZeroMQ descriptors and the media
@@ -55,6 +60,7 @@
 #include "control.h"
 #include "ctlink.h"
 #include "media.h"
+#include "report.h"
 #include "resolve.h"
 #include "settings.h"
 #include "srtp_keys.h"
@@ -74,8 +80,8 @@
 #define HISTORY_BYTES (2u << 20)
 #define HELLO_FIRST_US 2000000
 #define HELLO_MAX_US 10000000
-#define TICK_US 1000000 /* sender report, local status */
-#define STATUS_EVERY_US 2000000
+#define TICK_US 1000000         /* sender report, local status */
+#define STREAMING_KEEPALIVE_S 2 /* the server sees a dead link within 6 s while streaming */
 #define RELAYS 16
 #define RELAY_TIMEOUT_US 5000000 /* the kernel answers within ~2 s: a backstop */
 #define KEY_WAIT_MIN_US 500000
@@ -139,7 +145,10 @@ typedef struct {
   uint64_t kstatus_req;
   json_t *kstatus; /* owned: the last answer */
   /* Timers */
-  int64_t next_tick_us, next_status_us, last_tick_us;
+  int64_t next_tick_us, last_tick_us;
+  report_t *report; /* owned */
+  int report_asked; /* the server asked for everything: in the next status */
+  int report_fast;  /* the keepalive interval last used was the streaming one */
   uint64_t last_tick_bytes;
   double kbps;          /* media bytes sent over the last tick */
   int64_t path_next_us; /* the path selector wants a poll then (0: not) */
@@ -154,6 +163,7 @@ typedef struct {
 } uplink_t;
 
 static void s_arm(uplink_t *u, int more);
+static int s_wants_media(uplink_t *u);
 static void s_request_key(uplink_t *u, const char *why, int feedback);
 
 /* ---- Status ----------------------------------------------------------------------- */
@@ -238,6 +248,12 @@ static json_t *s_counters(uplink_t *u) {
   json_object_set_new(o, "control_asks", json_integer((json_int_t)m->control_asks));
   json_object_set_new(o, "udp_probes", json_integer((json_int_t)m->udp_probes));
   json_object_set_new(o, "udp_probe_s", json_integer(u->set.udp_probe_s));
+  /* What the status reports cost: how many, how many bare keepalives. */
+  const report_stats_t *rs = report_stats(u->report);
+  json_object_set_new(o, "keepalive_s",
+                      json_integer(report_keepalive_s(u->report, s_wants_media(u))));
+  json_object_set_new(o, "statuses", json_integer((json_int_t)rs->statuses));
+  json_object_set_new(o, "statuses_bare", json_integer((json_int_t)rs->bare));
   return o;
 }
 
@@ -257,21 +273,98 @@ static json_t *s_row(uplink_t *u, const char *name) {
   return NULL;
 }
 
-static json_t *s_status_msg(uplink_t *u, int with_modules) {
-  json_t *m = ctl_new(CTL_STATUS);
-  json_object_set_new(m, "uplink", s_counters(u));
-  json_t *mods = json_object_get(u->kstatus, "modules");
-  if (with_modules && json_is_array(mods))
-    json_object_set(m, "modules", mods);
-  json_t *enc = json_object_get(s_row(u, u->set.encoder), "module");
-  if (json_is_object(enc))
-    json_object_set(m, "encoder", enc);
-  return m;
+/* Copies the keys of from (borrowed) that exist into a new object. */
+static json_t *s_pick(const json_t *from, const char *const *keys) {
+  json_t *o = json_object();
+  for (; *keys; keys++) {
+    json_t *v = json_object_get(from, *keys);
+    if (v)
+      json_object_set(o, *keys, v);
+  }
+  return o;
 }
 
-static void s_send_status(uplink_t *u) {
-  if (ctlink_send(u->ctl, s_status_msg(u, 1)) && errno == EMSGSIZE)
-    ctlink_send(u->ctl, s_status_msg(u, 0)); /* a huge module table: the uplink's own part */
+/* The compact parts (report.h): what changes rarely and matters to the server. */
+static json_t *s_parts(uplink_t *u) {
+  static const char *const up_keys[] = {
+      "streaming",   "flowing", "srtp", "media_path", "nack_history_ms", "retransmit_budget_pct",
+      "udp_probe_s", NULL};
+  static const char *const mod_keys[] = {"name",      "plugin",     "state",           "restarts",
+                                         "last_exit", "last_error", "fallback_active", NULL};
+  static const char *const enc_keys[] = {"codec", "target_kbps", "target_fps",
+                                         "width", "height",      NULL};
+  json_t *counters = s_counters(u);
+  json_t *parts = json_pack("{s:o}", "uplink", s_pick(counters, up_keys));
+  json_decref(counters);
+  json_t *mods = json_object_get(u->kstatus, "modules"), *row;
+  size_t i;
+  if (json_is_array(mods)) {
+    json_t *table = json_array();
+    json_array_foreach(mods, i, row) json_array_append_new(table, s_pick(row, mod_keys));
+    json_object_set_new(parts, "modules", table);
+  }
+  json_t *enc = json_object_get(s_row(u, u->set.encoder), "module");
+  if (json_is_object(enc))
+    json_object_set_new(parts, "encoder", s_pick(enc, enc_keys));
+  return parts;
+}
+
+/* Everything, for the server's `command status`. */
+static json_t *s_full(uplink_t *u, int with_modules) {
+  json_t *full = json_pack("{s:o}", "uplink", s_counters(u));
+  json_t *mods = json_object_get(u->kstatus, "modules");
+  if (with_modules && json_is_array(mods))
+    json_object_set(full, "modules", mods);
+  json_t *enc = json_object_get(s_row(u, u->set.encoder), "module");
+  if (json_is_object(enc))
+    json_object_set(full, "encoder", enc);
+  return full;
+}
+
+static int s_wants_media(uplink_t *u) {
+  return u->have_session && u->streaming;
+}
+
+/* Anything sent to the server is a keepalive (report.h). */
+static int s_sent(uplink_t *u, int rc) {
+  if (rc == 0)
+    report_sent(u->report, clock_mono_us());
+  return rc;
+}
+
+/* The status due now, if any (report.h). */
+static void s_report(uplink_t *u, int64_t now) {
+  if (!ctlink_connected(u->ctl) || !u->have_session)
+    return;
+  int fast = s_wants_media(u);
+  if (u->report_asked) {
+    u->report_asked = 0;
+    json_t *full = s_full(u, 1);
+    int rc = ctlink_send(u->ctl, report_full(u->report, full, fast, now));
+    json_decref(full);
+    if (rc && errno == EMSGSIZE) { /* a huge module table: the uplink's own part */
+      full = s_full(u, 0);
+      ctlink_send(u->ctl, report_full(u->report, full, fast, now));
+      json_decref(full);
+    }
+    return;
+  }
+  json_t *parts = s_parts(u);
+  json_t *m = report_take(u->report, parts, fast, now);
+  json_decref(parts);
+  if (!m)
+    return;
+  char news[64] = "";
+  const char *key;
+  json_t *v;
+  json_object_foreach(m, key, v) if (strcmp(key, "v") && strcmp(key, "type") &&
+                                     strcmp(key, "keepalive_s") &&
+                                     strlen(news) + strlen(key) + 2 < sizeof news)
+      snprintf(news + strlen(news), sizeof news - strlen(news), " %s", key);
+  if (news[0])
+    u->api->log(u->h, "status to the server:%s", news);
+  if (ctlink_send(u->ctl, m))
+    report_reset(u->report); /* not sent: all of it is news again next time */
 }
 
 /* What the kernel's table tells: the device id, the codec, size and rates. */
@@ -416,7 +509,7 @@ static void s_on_key_request(void *ctx, const char *why) {
 
 static int s_media_over_control(void *ctx, const uint8_t *pkt, size_t len) {
   uplink_t *u = ctx;
-  return ctlink_send_media(u->ctl, pkt, len);
+  return s_sent(u, ctlink_send_media(u->ctl, pkt, len));
 }
 
 static void s_on_path(void *ctx, media_path_t path) {
@@ -475,7 +568,8 @@ static void s_hello(uplink_t *u) {
     json_object_set_new(m, "fps", json_integer(u->fps));
   if (u->bitrate_kbps >= 10 && u->bitrate_kbps <= 100000)
     json_object_set_new(m, "bitrate_kbps", json_integer(u->bitrate_kbps));
-  if (ctlink_send(u->ctl, m) == 0)
+  json_object_set_new(m, "keepalive_s", json_integer(report_keepalive_s(u->report, 0)));
+  if (s_sent(u, ctlink_send(u->ctl, m)) == 0)
     u->hellos++;
   u->next_hello_us = clock_mono_us() + u->hello_backoff_us;
   u->hello_backoff_us =
@@ -549,7 +643,7 @@ static void s_ack(uplink_t *u, json_int_t id, int ok, json_t *reply) {
   json_object_set_new(m, "ok", json_boolean(ok));
   if (reply)
     json_object_set_new(m, "reply", reply);
-  if (ctlink_send(u->ctl, m) == 0)
+  if (s_sent(u, ctlink_send(u->ctl, m)) == 0)
     u->acks++;
 }
 
@@ -620,6 +714,11 @@ static int s_arg_int(const json_t *args, const char *key, int lo, int hi, int *o
 static int s_command(uplink_t *u, origin_t origin, json_int_t server_id, const char *cmd,
                      const json_t *args, json_t **reply) {
   int a = 0, b = 0;
+  if (!strcmp(cmd, "status")) { /* everything, in the next status (it may be large) */
+    u->report_asked = 1;
+    *reply = json_pack("{s:b}", "queued", 1);
+    return 0;
+  }
   if (!strcmp(cmd, "start") || !strcmp(cmd, "stop")) {
     u->streaming = !strcmp(cmd, "start");
     s_update_flow(u, 0);
@@ -662,7 +761,8 @@ static void s_on_link_event(void *ctx, ctlink_event_t ev, const char *detail) {
     u->last_refusal[0] = 0;
     u->last_server_error[0] = 0;
     u->hello_backoff_us = HELLO_FIRST_US;
-    u->next_hello_us = 0; /* now, or as soon as the device id is known */
+    u->next_hello_us = 0;    /* now, or as soon as the device id is known */
+    report_reset(u->report); /* a new connection: the server may know nothing of us */
     s_ask_kernel(u);
   } else if (ev == CTLINK_DOWN) {
     u->api->error(u->h, "control link to %s lost; reconnecting", u->set.server);
@@ -713,11 +813,12 @@ static void s_timers(uplink_t *u, int64_t now) {
   }
   if (u->flowing)
     u->path_next_us = media_path_poll(u->media, now, ctlink_connected(u->ctl));
-  if (now >= u->next_tick_us) {
+  int ticked = now >= u->next_tick_us;
+  if (ticked) {
     if (u->flowing)
       media_send_report(u->media);
-    if (!u->set.device[0])
-      s_ask_kernel(u);
+    if (!u->set.device[0] || ctlink_connected(u->ctl))
+      s_ask_kernel(u); /* the table the next status compares */
     uint64_t bytes = media_stats(u->media)->bytes_sent;
     if (u->last_tick_us)
       u->kbps =
@@ -730,18 +831,19 @@ static void s_timers(uplink_t *u, int64_t now) {
     if (u->next_tick_us <= now)
       u->next_tick_us = now + TICK_US;
   }
-  if (now >= u->next_status_us) {
-    u->next_status_us = now + STATUS_EVERY_US;
-    if (ctlink_connected(u->ctl)) {
-      s_send_status(u);
-      s_ask_kernel(u); /* the table goes with the next status */
-    }
+  /* Parts are compared once a tick (building them costs), a keepalive when
+   * due, a change of interval and the server's question at once. */
+  int fast = s_wants_media(u);
+  if (ticked || u->report_asked || fast != u->report_fast ||
+      now >= report_next_us(u->report, fast)) {
+    u->report_fast = fast;
+    s_report(u, now);
   }
 }
 
 static void s_arm(uplink_t *u, int more) {
   int64_t now = clock_mono_us();
-  int64_t t = u->next_tick_us < u->next_status_us ? u->next_tick_us : u->next_status_us;
+  int64_t t = u->next_tick_us;
 #define SOONER(x)                                                                                  \
   do {                                                                                             \
     if ((x) < t)                                                                                   \
@@ -751,6 +853,8 @@ static void s_arm(uplink_t *u, int more) {
     SOONER(now);
   if (s_hello_needed(u))
     SOONER(u->next_hello_us);
+  if (ctlink_connected(u->ctl) && u->have_session)
+    SOONER(report_next_us(u->report, s_wants_media(u)));
   else if (ctlink_connected(u->ctl) && !u->codec)
     SOONER(u->codec_wait_until);
   if (u->flowing && u->awaiting_key && !u->key_req)
@@ -905,6 +1009,7 @@ static void s_destroy(void **self) {
   for (int i = 0; i < RELAYS; i++)
     json_decref(u->relays[i].replies);
   json_decref(u->kstatus);
+  report_destroy(&u->report);
   media_destroy(&u->media);
   resolve_destroy(&u->resolve);
   if (u->epfd >= 0)
@@ -933,7 +1038,8 @@ static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t
   u->media = media_new((size_t)u->set.mtu, HISTORY_BYTES, (int64_t)u->set.nack_history_ms * 1000,
                        s_on_key_request, u);
   u->resolve = resolve_new(u->set.media_host);
-  if (u->epfd < 0 || !u->media || !u->resolve) {
+  u->report = report_new(u->set.keepalive_idle_s, STREAMING_KEEPALIVE_S);
+  if (u->epfd < 0 || !u->media || !u->resolve || !u->report) {
     api->error(h, "cannot set up the media path: %s",
                !u->resolve ? "settings.media_host: not a host name" : strerror(errno));
     s_destroy((void **)&u);
@@ -959,7 +1065,6 @@ static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t
   u->hello_backoff_us = HELLO_FIRST_US;
   int64_t now = clock_mono_us();
   u->next_tick_us = now + TICK_US;
-  u->next_status_us = now + STATUS_EVERY_US;
   u->codec_wait_until = now + CODEC_WAIT_US;
   api->watch_fd(h, u->epfd);
   s_ask_kernel(u); /* device id, codec, size */

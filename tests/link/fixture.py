@@ -2,6 +2,7 @@
 server namespace (reached by the test over the management pair), device
 kernels in the device namespace, the carrier in between (tests/link/lab.py).
 Used by the link tests and the link benchmarks."""
+import contextlib
 import os
 import shutil
 import socket
@@ -90,3 +91,21 @@ def device_kernel(lab, srv, encoder="encoder-aom", bitrate=300, **uplink):
 
 def flowing(d):
     return d["online"] and 0 <= d["last_packet_age_ms"] < 500 and d["packets"] > 0
+
+
+@contextlib.contextmanager
+def lab_spine(mode="always", general=None, **uplink):
+    """A lab, its server (plugin mode for cam1, more jcfg general keys) and the
+    device (uplink settings), all stopped and cleaned up after: (lab, srv, k)."""
+    from lab import Lab
+    with Lab() as lab:
+        srv = LabServer(lab, mode=mode, **(general or {})).start()
+        k = None
+        try:
+            k = device_kernel(lab, srv, **uplink).start()
+            yield lab, srv, k
+        finally:
+            if k:
+                k.stop()
+                k.cleanup()
+            srv.cleanup()

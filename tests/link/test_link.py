@@ -13,8 +13,9 @@ measured.
 3. NAT rebinding mid-stream: UDP from a new port is accepted again within 1 s
    on the same control session; a forgotten TCP mapping (a dead connection)
    gives a new session and media back.
-4. The control connection dies silently while UDP passes, streaming and idle:
-   both ends notice, media stops (no session, no keys), figures read 0.
+4. The control connection dies silently while UDP passes, streaming: both
+   ends notice, media stops (no session, no keys), figures read 0. (An idle
+   device's link dying: test_bytes.py, with the idle keepalive's deadline.)
 5. A bad but working link (200 ms RTT ±30 ms, 3 % loss and bursts of 5):
    >= 99 % of the recorded units decode, the longest freeze printed, the
    retransmissions within budget.
@@ -198,15 +199,12 @@ def test_nat_rebinding():
             srv.cleanup()
 
 
-def _control_death(streaming):
+def test_control_dies_streaming():
     with Lab() as lab:
-        srv = LabServer(lab, mode="always" if streaming else "on-demand").start()
+        srv = LabServer(lab, mode="always").start()
         k = device_kernel(lab, srv).start()
         try:
-            if streaming:
-                srv.wait(flowing, 15, "media through the lab")
-            else:
-                srv.wait(lambda d: d["online"], 15, "the device online")
+            srv.wait(flowing, 15, "media through the lab")
             lab.block_tcp()
             t0 = time.monotonic()
             srv.wait(lambda d: not d["online"], 10, "the plugin noticing")
@@ -222,8 +220,8 @@ def _control_death(streaming):
             u = k.mod("uplink")["module"]
             assert u["kbps"] == 0, f"the uplink still shows {u['kbps']} kbit/s"
             lab.block_tcp(False)
-            srv.wait(flowing if streaming else (lambda d: d["online"]), 10, "back")
-            print(f"     control link dead while {'streaming' if streaming else 'idle'}: plugin "
+            srv.wait(flowing, 10, "back")
+            print(f"     control link dead while streaming: plugin "
                   f"noticed after {plugin_s:.1f} s, device after {device_s:.1f} s; then no media "
                   f"(0 B of UDP in 2 s), the uplink's rate {u['kbps']:.0f} kbit/s, control messages "
                   f"dropped {u['control_dropped']}, units dropped {u['units_dropped']}")
@@ -231,14 +229,6 @@ def _control_death(streaming):
             k.stop()
             k.cleanup()
             srv.cleanup()
-
-
-def test_control_dies_streaming():
-    _control_death(True)
-
-
-def test_control_dies_idle():
-    _control_death(False)
 
 
 def test_bad_but_working_link():
@@ -316,7 +306,7 @@ def test_janus_restart():
 
 if __name__ == "__main__":
     cases = [test_lab_itself, test_outage_30s, test_outage_nat_forgotten, test_nat_rebinding,
-             test_control_dies_streaming, test_control_dies_idle, test_bad_but_working_link,
+             test_control_dies_streaming, test_bad_but_working_link,
              test_janus_restart]
     pick = os.environ.get("OUTPOST_CASES")
     run_cases([c for c in cases if not pick or pick in c.__name__])

@@ -42,6 +42,9 @@ static void test_valid_messages(void **state) {
                    CTL_COMMAND));
   assert_true(s_ok("{\"v\":1,\"type\":\"ack\",\"id\":3,\"ok\":false,\"reply\":\"x\"}", CTL_ACK));
   assert_true(s_ok("{\"v\":1,\"type\":\"status\",\"uplink\":{}}", CTL_STATUS));
+  /* the heartbeat: a status with nothing new */
+  assert_true(s_ok("{\"v\":1,\"type\":\"status\",\"keepalive_s\":55}", CTL_STATUS));
+  assert_true(s_ok("{\"v\":1,\"type\":\"command\",\"id\":4,\"command\":\"status\"}", CTL_COMMAND));
   assert_true(s_ok("{\"v\":1,\"type\":\"bye\"}", CTL_BYE));
   assert_true(s_ok("{\"v\":1,\"type\":\"error\",\"error\":\"no\"}", CTL_ERROR));
 }
@@ -72,6 +75,10 @@ static void test_refused_messages(void **state) {
       "{\"v\":1,\"type\":\"command\",\"id\":1,\"command\":\"rm -rf\"}",
       "{\"v\":1,\"type\":\"command\",\"id\":1,\"command\":\"start\",\"args\":[]}",
       "{\"v\":1,\"type\":\"ack\",\"id\":1}",
+      "{\"v\":1,\"type\":\"status\",\"keepalive_s\":0}",
+      "{\"v\":1,\"type\":\"status\",\"keepalive_s\":3601}",
+      "{\"v\":1,\"type\":\"status\",\"uplink\":[]}",
+      "{\"v\":1,\"type\":\"hello\",\"device\":\"cam1\",\"codec\":\"av1\",\"keepalive_s\":-1}",
       "{\"v\":1,\"type\":\"ack\",\"id\":1,\"ok\":1}",
       "{\"v\":1,\"type\":\"bye\",\"v\":1}", /* duplicate keys are refused */
   };
