@@ -52,6 +52,8 @@ static const cfg_key_t s_general[] = {
     {"ingest_public_port", K_INT, GEN(ingest_public_port), 1, 65535, NULL},
     {"keyframe_interval_ms", K_INT, GEN(keyframe_interval_ms), 100, 60000, NULL},
     {"on_demand_linger_ms", K_INT, GEN(linger_ms), 0, 600000, NULL},
+    {"gop_cache_kb", K_INT, GEN(gop_cache_kb), 0, 262144, NULL},
+    {"gop_cache_ms", K_INT, GEN(gop_cache_ms), 1000, 600000, NULL},
     {"control_max_pending", K_INT, GEN(control_max_pending), 1, 10000, NULL},
     {"srtp_profile", K_ENUM, GEN(srtp_profile), 0, 0, s_profiles},
     {NULL, 0, 0, 0, 0, NULL}};
@@ -235,6 +237,8 @@ int op_config_load(const char *file, op_config_t *conf, char **error) {
   conf->ingest_port = 7710;
   conf->keyframe_interval_ms = 1000;
   conf->linger_ms = 3000;
+  conf->gop_cache_kb = 4096;
+  conf->gop_cache_ms = 65000;
   conf->control_max_pending = 64;
   conf->ingest_public_port = -1;
   s_ctx_t c = {file, NULL};

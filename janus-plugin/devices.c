@@ -32,6 +32,7 @@ static void s_device_free(const janus_refcount *ref) {
   json_decref(d->last_recording);
   json_decref(d->srtp_offer);
   op_srtp_clear(d);
+  op_gop_destroy(&d->gop);
   g_free(d);
 }
 
@@ -51,6 +52,12 @@ int op_devices_load(GList *defs) {
     d->pin = g_strdup(def->pin);
     d->is_private = def->is_private;
     d->mode = (op_mode_t)def->mode;
+    if (op_conf.gop_cache_kb > 0) {
+      d->gop =
+          op_gop_new((size_t)op_conf.gop_cache_kb * 1024, (int64_t)op_conf.gop_cache_ms * 1000);
+      if (!d->gop)
+        JANUS_LOG(LOG_WARN, "outpost: device %s: no GOP cache (out of memory)\n", def->id);
+    }
     janus_mutex_init(&d->mutex);
     janus_refcount_init(&d->ref, s_device_free);
     g_hash_table_insert(s_devices, d->id, d);
@@ -152,12 +159,21 @@ uint32_t op_device_new_session(op_device_t *d, const char *codec) {
   json_decref(d->srtp_offer);
   d->srtp_offer = op_srtp_session_new(d); /* fresh keys with every session */
   op_nack_reset(&d->nack);                /* sequence numbers start over with the session */
+  if (d->gop)
+    op_gop_reset(d->gop); /* a new stream: nothing of the old one decodes with it */
   d->streaming = d->mode == MODE_ALWAYS || (d->mode == MODE_ON_DEMAND && d->viewers);
   d->idle_since_us = 0;
   janus_mutex_unlock(&d->mutex);
   g_hash_table_insert(s_by_ssrc, GUINT_TO_POINTER(ssrc), d);
   janus_mutex_unlock(&s_devices_mutex);
   return ssrc;
+}
+
+/* The stream stopped (d's mutex held): what the cache holds is the past, and
+ * a viewer joining later must not be shown it as if it were live. */
+static void s_gop_forget(op_device_t *d) {
+  if (d->gop)
+    op_gop_reset(d->gop);
 }
 
 void op_device_offline(op_device_t *d) {
@@ -170,6 +186,7 @@ void op_device_offline(op_device_t *d) {
   d->ssrc = 0;
   d->latched = FALSE;
   op_srtp_clear(d); /* nothing from the old session authenticates any more */
+  s_gop_forget(d);
   janus_mutex_unlock(&d->mutex);
   janus_mutex_unlock(&s_devices_mutex);
   if (was)
@@ -197,6 +214,7 @@ static void s_viewer_removed(op_device_t *d) {
   } else {
     d->streaming = FALSE;
     d->stops++;
+    s_gop_forget(d);
     op_control_command(d, "stop", NULL);
   }
 }
@@ -267,8 +285,11 @@ void op_devices_tick(gint64 now) {
       d->streaming = FALSE;
       d->idle_since_us = 0;
       d->stops++;
+      s_gop_forget(d);
       op_control_command(d, "stop", NULL);
     }
+    if (d->gop)
+      op_gop_expire(d->gop, now); /* a device gone quiet: its GOP ages out */
     janus_mutex_unlock(&d->mutex);
     op_device_record_tick(d, now);
     op_device_unref(d);
@@ -327,6 +348,20 @@ json_t *op_device_summary(op_device_t *d, gboolean full) {
   json_object_set_new(j, "media_path",
                       json_string(op_device_media_over_control(d) ? "control" : "udp"));
   json_object_set_new(j, "control_packets", json_integer((json_int_t)d->control_packets));
+  /* The GOP cache: what it holds, the joins and replays it served, the
+   * joins it could not (a keyframe request instead), and the device's
+   * keyframes against them. */
+  if (d->gop) {
+    op_gop_stats_t gs;
+    op_gop_stats(d->gop, &gs);
+    json_t *g = json_pack(
+        "{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "frames", (int)op_gop_frames(d->gop), "bytes",
+        (json_int_t)op_gop_bytes(d->gop), "age_ms", (json_int_t)(op_gop_age_us(d->gop, now) / 1000),
+        "joins", (json_int_t)d->gop_joins, "replays", (json_int_t)d->gop_replays, "misses",
+        (json_int_t)d->gop_misses, "frames_sent", (json_int_t)d->gop_frames_sent, "invalidated",
+        (json_int_t)(gs.invalidated_bytes + gs.invalidated_packets + gs.invalidated_age));
+    json_object_set_new(j, "gop_cache", g);
+  }
   /* How often the device says something, and when it last did. */
   json_object_set_new(j, "keepalive_s", json_integer(d->keepalive_s));
   json_object_set_new(j, "last_control_age_ms",

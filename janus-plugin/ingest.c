@@ -286,16 +286,20 @@ static int s_same_addr(const struct sockaddr_storage *a, const struct sockaddr_s
 }
 
 /* Every viewer gets the packet with its own SSRC/sequence/timestamp, then the
- * header is put back for the next one. Called with the device's mutex held. */
+ * header is put back for the next one. A viewer catching up from the GOP
+ * cache gets it from there (joins.c); one that caught up, its timestamps
+ * shifted by what the catch-up squeezed out. Called with the device's mutex
+ * held. */
 static void s_forward(op_device_t *d, char *buf, int len) {
   janus_rtp_header *h = (janus_rtp_header *)buf;
   uint32_t ssrc = h->ssrc, ts = h->timestamp;
   uint16_t seq = h->seq_number;
   for (GList *l = d->viewers; l; l = l->next) {
     op_session_t *s = l->data;
-    if (!s->started || s->paused || g_atomic_int_get(&s->destroyed) ||
+    if (!s->started || s->paused || s->catching_up || g_atomic_int_get(&s->destroyed) ||
         g_atomic_int_get(&s->hangingup))
       continue;
+    h->timestamp = htonl(ntohl(ts) - s->ts_shift);
     janus_rtp_header_update(h, &s->context, TRUE, 0);
     janus_plugin_rtp pkt = {.mindex = 0, .video = TRUE, .buffer = buf, .length = (uint16_t)len};
     janus_plugin_rtp_extensions_reset(&pkt.extensions);
@@ -486,6 +490,8 @@ static void s_packet(char *buf, int len, const s_src_t *src) {
   if (key == 1)
     d->keyframes++;
   op_device_record_packet_locked(d, buf, len, rh.seq, rh.marker, key, resent);
+  if (d->gop)
+    op_gop_push(d->gop, (const uint8_t *)buf, (size_t)len, rh.timestamp, rh.marker, key == 1, now);
   s_forward(d, buf, len);
   gboolean waiting = d->recorder && d->record_wait_key;
   janus_mutex_unlock(&d->mutex);

@@ -31,6 +31,7 @@ typedef struct op_session op_session_t;
 
 typedef enum { MODE_ON_DEMAND, MODE_ALWAYS, MODE_MANUAL } op_mode_t;
 
+#include "gopcache.h"
 #include "nack.h"
 
 /* The bitrate shown is over the last OP_RATE_SLOTS slots of OP_RATE_SLOT_US. */
@@ -111,6 +112,8 @@ typedef struct op_device {
   uint64_t units_recorded;                /* temporal / access units written (marker packets) */
   gint64 record_stop_at_us;               /* a stop asked for then: closing (record.c) */
   json_t *last_recording;                 /* owned: {file, units} of the last closed one, or NULL */
+  op_gop_t *gop;                          /* owned: the last GOP, for viewers who join (joins.c) */
+  uint64_t gop_joins, gop_replays, gop_misses, gop_frames_sent; /* joins.c */
   volatile gint destroyed;
   janus_refcount ref;
 } op_device_t;
@@ -120,6 +123,14 @@ struct op_session {
   janus_mutex mutex;
   op_device_t *device;                 /* a reference, or NULL */
   janus_rtp_switching_context context; /* under the watched device's mutex */
+  /* Catching up from the GOP cache (joins.c), under the watched device's
+   * mutex: where it reads, when its next frame is due, the frame it is at
+   * (its source and squeezed timestamps), and once live the shift of the
+   * timestamps of everything after. */
+  gboolean catching_up, have_frame;
+  op_gop_cursor_t cursor;
+  gint64 next_due_us, last_replay_us, step_us;
+  uint32_t cur_frame, cur_src, cur_v, ts_shift;
   gboolean started, paused;
   gint64 auth_fail_until_us; /* wrong secrets or pins: refused until then */
   unsigned auth_failures;
@@ -137,6 +148,8 @@ typedef struct op_config {
   char *ingest_ip;          /* owned */
   int keyframe_interval_ms; /* at most one keyframe request per device per this */
   int linger_ms;            /* on demand: streaming stops this long after the last viewer */
+  int gop_cache_kb;         /* per device: the GOP cache's bytes (1.5x this allocated), 0: none */
+  int gop_cache_ms;         /* ... and its keyframe's age at most */
   int control_max_pending;  /* control connections beyond 2 per device */
   int srtp_profile;         /* index into config.c's profile names */
   GList *devices;           /* owned; op_device_def_t*, in file order */
@@ -180,6 +193,13 @@ int op_ingest_start(void);
 void op_ingest_stop(void); /* also undoes a partial start */
 void op_device_request_keyframe(op_device_t *d, const char *why);
 
+/* joins.c: viewers joining from the GOP cache. */
+int op_joins_start(void);
+void op_joins_stop(void);
+/* s, watching d and started, begins (asked FALSE) or its decoder asked for a
+ * keyframe (asked TRUE): TRUE when the GOP cache serves it, FALSE when only
+ * a keyframe from the device will do. Locks d's mutex. */
+gboolean op_join(op_device_t *d, op_session_t *s, gboolean asked);
 /* What d received over the last second, in kbit/s; 0 once nothing came for a
  * second. d's mutex held. */
 double op_device_kbps(const op_device_t *d, gint64 now);

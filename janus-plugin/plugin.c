@@ -103,6 +103,7 @@ static void s_teardown(void) {
   s_handler = NULL;
   op_control_stop();
   op_ingest_stop();
+  op_joins_stop();
   janus_mutex_lock(&s_sessions_mutex);
   if (s_sessions)
     g_hash_table_destroy(s_sessions);
@@ -143,7 +144,8 @@ static int s_init(janus_callbacks *callback, const char *config_path) {
   s_sessions = g_hash_table_new_full(NULL, NULL, NULL, NULL);
   s_messages = g_async_queue_new_full((GDestroyNotify)s_message_free);
   g_atomic_int_set(&s_initialized, 1);
-  if (op_ingest_start() || op_control_start((int)g_list_length(op_conf.devices))) {
+  if (op_joins_start() || op_ingest_start() ||
+      op_control_start((int)g_list_length(op_conf.devices))) {
     s_teardown();
     g_atomic_int_set(&s_stopping, 0);
     return -1;
@@ -294,7 +296,8 @@ static void s_setup_media(janus_plugin_session *handle) {
   op_gateway->push_event(handle, &op_plugin, NULL, ev, NULL);
   json_decref(ev);
   if (d) {
-    op_device_request_keyframe(d, "a viewer started");
+    if (!op_join(d, s, FALSE)) /* the GOP cache, or else a keyframe from the device */
+      op_device_request_keyframe(d, "a viewer started");
     op_device_unref(d);
   }
   op_session_unref(s);
@@ -304,9 +307,10 @@ static void s_incoming_rtp(janus_plugin_session *handle, janus_plugin_rtp *packe
   (void)handle, (void)packet; /* viewers only receive */
 }
 
-/* A viewer's PLI or FIR becomes at most one keyframe request a second to the
- * device. The session is looked up with a reference (it may be going away on
- * another thread) and must still be watching. */
+/* A viewer's PLI or FIR replays the GOP cache to it (joins.c), or else
+ * becomes at most one keyframe request a second to the device. The session is
+ * looked up with a reference (it may be going away on another thread) and
+ * must still be watching. */
 static void s_incoming_rtcp(janus_plugin_session *handle, janus_plugin_rtcp *packet) {
   if (g_atomic_int_get(&s_stopping) || !g_atomic_int_get(&s_initialized) || !packet ||
       !packet->video || !packet->buffer || packet->length < 8)
@@ -324,11 +328,11 @@ static void s_incoming_rtcp(janus_plugin_session *handle, janus_plugin_rtcp *pac
     janus_refcount_increase(&d->ref);
   }
   janus_mutex_unlock(&s->mutex);
-  op_session_unref(s);
-  if (d) {
+  if (d && !op_join(d, s, TRUE)) /* the GOP again, or else a keyframe from the device */
     op_device_request_keyframe(d, "a viewer asked (PLI/FIR)");
+  if (d)
     op_device_unref(d);
-  }
+  op_session_unref(s);
 }
 
 static void s_hangup_media(janus_plugin_session *handle) {

@@ -190,7 +190,8 @@ void op_request_async(op_session_t *s, const char *transaction, json_t *message,
         op_device_unref(d);
         return; /* the session is going away */
       }
-      op_device_request_keyframe(d, "a viewer switched to it");
+      if (!op_join(d, s, FALSE))
+        op_device_request_keyframe(d, "a viewer switched to it");
       op_device_unref(d);
       s_event(s, transaction,
               json_pack("{s:s, s:{s:s, s:s}}", "streaming", "event", "result", "switched", "ok",

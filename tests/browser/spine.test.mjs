@@ -5,6 +5,8 @@
 // 1. the frames the device sends in 5 s decode (>= 90 %) at 640 wide, the stamps read in the page
 //    increase, and the page's latency readout is the test's own computation from
 //    the stamps (read again by the C reader); a screenshot is kept.
+// 1b. a second viewer (another page) joins from the plugin's GOP cache: no keyframe
+//    request reaches the device, the encoder is not asked, its frames decode.
 // 2. the operator sets 250 kbit/s on the page: the inbound rate falls to 250 +- 25 %
 //    within 5 s.
 // 3. kill -9 of the encoder: frames captured after the kill decode within 3 s,
@@ -107,6 +109,38 @@ describe('one device', { timeout: 180000 }, () => {
     assert.equal(readout.latencyMs, own);
     assert.match(overlay, new RegExp(`latency ${own} ms`));
     assert.ok(own > 0 && own < 2000, `a plausible glass-to-glass latency: ${own} ms`);
+  });
+
+  test('a second viewer joins from the GOP cache: no keyframe request reaches the device', async () => {
+    const plugin = async () => (await spine.cmd({ cmd: 'status', device: 'cam1' })).device;
+    const uplink = async () => (await spine.cmd({ cmd: 'modules', device: 'cam1' })).modules
+      .find((m) => m.name === 'uplink').module;
+    const [p0, u0] = [await plugin(), await uplink()];
+    const page = await browser.ctx.newPage();
+    try {
+      await page.goto(`${spine.info.url}&watch=cam1`);
+      await page.bringToFront();
+      await waitFor(async () => {
+        const s = await inbound(page, 'cam1');
+        return { ok: s && s.framesDecoded > 30, seen: s };
+      }, 20000, 'the second viewer decoding');
+      const frames = await page.evaluate(() => window.outpost.tiles.get('cam1').samples.map((x) => x.frame));
+      const [p1, u1] = [await plugin(), await uplink()];
+      console.log(`  joined from the cache (${p0.gop_cache.frames} frames, ${p0.gop_cache.bytes} B ` +
+        `cached then): joins ${p0.gop_cache.joins} -> ${p1.gop_cache.joins}, frames sent from it ` +
+        `${p1.gop_cache.frames_sent - p0.gop_cache.frames_sent}; keyframe requests to the device ` +
+        `${p0.keyframe_requests} -> ${p1.keyframe_requests}, the encoder asked ` +
+        `${u0.keyframes_requested} -> ${u1.keyframes_requested}, device keyframes ` +
+        `${p0.keyframes} -> ${p1.keyframes}`);
+      assert.equal(p1.gop_cache.joins, p0.gop_cache.joins + 1, 'the join was served from the cache');
+      assert.equal(p1.keyframe_requests, p0.keyframe_requests, 'no keyframe request to the device');
+      assert.equal(u1.keyframes_requested, u0.keyframes_requested, 'the encoder was not asked');
+      assert.equal(p1.keyframes, p0.keyframes, 'no new keyframe from the device');
+      for (let i = 1; i < frames.length; i++) assert.ok(frames[i] > frames[i - 1], `stamps increase: ${frames}`);
+    } finally {
+      await page.close();
+      await browser.page.bringToFront();
+    }
   });
 
   test('operator sets 250 kbit/s on the page: inbound rate within +-25 % in 5 s', async () => {
