@@ -129,7 +129,7 @@ struct op_session {
    * timestamps of everything after. */
   gboolean catching_up, have_frame;
   op_gop_cursor_t cursor;
-  gint64 next_due_us, last_replay_us, step_us;
+  gint64 next_due_us, last_replay_us, step_us, last_sent_us;
   uint32_t cur_frame, cur_src, cur_v, ts_shift;
   gboolean started, paused;
   gint64 auth_fail_until_us; /* wrong secrets or pins: refused until then */

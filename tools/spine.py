@@ -147,7 +147,8 @@ class Spine:
     tests) one device kernel per id. keys_dir keeps the keys across runs."""
 
     def __init__(self, devices, secret="operator-secret", keys_dir=None, control_port=None,
-                 web_port=0, name="spine", recordings=None, mode="always", pins=None):
+                 web_port=0, name="spine", recordings=None, mode="always", pins=None,
+                 general=None):
         self.web = WebServer(web_port)  # first: a taken port fails before anything is made
         self.secret = secret
         self.devices = list(devices)
@@ -161,7 +162,7 @@ class Spine:
                             self.recordings,
                             {d: (self.device_keys[d][0], mode,
                                  {"pin": (pins or {})[d]} if d in (pins or {}) else {})
-                             for d in self.devices})
+                             for d in self.devices}, **(general or {}))
         self.janus = Janus({PKG: os.path.join(BUILD, "janus", "libjanus_outpost.so")},
                            {PKG: cfg}, name=name)
         self.kernels = {}
@@ -182,13 +183,13 @@ class Spine:
                     public_key=pub, secret_key=sec, device=device)
 
     def kernel(self, device, encoder="encoder-aom", bitrate=500, width=640, height=480, fps=30,
-               y4m=None):
+               y4m=None, **encoder_settings):
         """A device kernel (not started): test pattern (or a y4m file, which has no
         stamp: a camera, as far as the page can tell) -> encoder -> uplink."""
         cap = (module("capture", "capture-y4m", file=y4m) if y4m else
                module("capture", "capture-testsrc", width=width, height=height, fps=fps))
         k = Kernel([cap,
-                    module("encoder", encoder, bitrate=bitrate, fps=fps),
+                    module("encoder", encoder, bitrate=bitrate, fps=fps, **encoder_settings),
                     module("uplink", "uplink", **self.uplink_settings(device))], name=device)
         self.kernels[device] = k
         return k

@@ -150,7 +150,13 @@ export class Tile {
       this.handle.createAnswer({
         jsep,
         tracks: [{ type: 'video', capture: false, recv: true }],
-        success: (answer) => this.handle.send({ message: { request: 'start' }, jsep: answer }),
+        success: (answer) => {
+          // When the viewer asked to start, and (onFrame) when its first frame
+          // showed: the join as the viewer sees it (tools/bench/join.py).
+          this.startSentAt = performance.timeOrigin + performance.now();
+          this.firstFrameAt = null;
+          this.handle.send({ message: { request: 'start' }, jsep: answer });
+        },
         error: (e) => this.setState('error', 'WebRTC: ' + (e.message || e)),
       });
     }
@@ -186,6 +192,7 @@ export class Tile {
 
   onFrame(meta) {
     const w = meta.width, h = meta.height;
+    if (!this.firstFrameAt) this.firstFrameAt = performance.timeOrigin + meta.expectedDisplayTime;
     this.lastFrameAt = performance.now();
     this.framesSeen++;
     if (this.state !== 'playing' && this.deviceState !== 'offline' && this.deviceState !== 'stopped')
