@@ -44,6 +44,7 @@ struct ctlink {
   void *zctx, *dealer, *monitor;
   int handshaken;      /* the current connection completed its handshake */
   int tcp_up;          /* a TCP connection is open (handshake or not) */
+  int tcp_fd;          /* its socket (the CONNECTED event's value) until DISCONNECTED; -1 */
   int silent_refusals; /* connections that closed before a handshake, in a row */
   ctlink_stats_t st;
   char last_malformed[64];
@@ -59,6 +60,7 @@ ctlink_t *ctlink_new(const ctlink_config_t *cfg, char *err, size_t errlen) {
     snprintf(err, errlen, "out of memory");
     return NULL;
   }
+  self->tcp_fd = -1;
   self->zctx = zmq_ctx_new();
   self->dealer = self->zctx ? zmq_socket(self->zctx, ZMQ_DEALER) : NULL;
   if (!self->dealer) {
@@ -219,6 +221,9 @@ static void s_on_monitor(ctlink_t *self, const ctlink_handler_t *h, void *ctx) {
   switch (event) {
   case ZMQ_EVENT_CONNECTED:
     self->tcp_up = 1;
+    self->tcp_fd = (int)value;
+    if (h->tcp)
+      h->tcp(ctx, self->tcp_fd, 1);
     break;
   case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
     self->handshaken = 1;
@@ -227,6 +232,9 @@ static void s_on_monitor(ctlink_t *self, const ctlink_handler_t *h, void *ctx) {
     h->event(ctx, CTLINK_UP, "");
     break;
   case ZMQ_EVENT_DISCONNECTED:
+    if (self->tcp_fd >= 0 && h->tcp)
+      h->tcp(ctx, self->tcp_fd, 0);
+    self->tcp_fd = -1;
     if (self->handshaken) {
       self->handshaken = 0;
       self->st.downs++;
@@ -322,6 +330,10 @@ int ctlink_pump(ctlink_t *self, const ctlink_handler_t *h, void *ctx) {
 
 int ctlink_connected(const ctlink_t *self) {
   return self->handshaken;
+}
+
+int ctlink_tcp_fd(const ctlink_t *self) {
+  return self->tcp_fd;
 }
 
 const ctlink_stats_t *ctlink_stats(const ctlink_t *self) {

@@ -53,6 +53,11 @@ typedef struct ctlink_handler {
   /* A media frame from the server (SRTCP, not yet authenticated: len bytes at
    * buf, borrowed, 1..OUTPOST_CONTROL_MAX_BYTES). NULL: counted as malformed. */
   void (*media)(void *ctx, const uint8_t *buf, size_t len);
+  /* A TCP connection opened (open 1: its socket is fd, ctlink_tcp_fd from
+   * now) or closed (0). libzmq posts the close just before it closes the
+   * socket, so by then fd is usually closed, or even another socket's. May be
+   * NULL. */
+  void (*tcp)(void *ctx, int fd, int open);
 } ctlink_handler_t;
 
 typedef struct ctlink_stats {
@@ -93,6 +98,11 @@ int ctlink_send_media(ctlink_t *self, const uint8_t *buf, size_t len);
 int ctlink_pump(ctlink_t *self, const ctlink_handler_t *h, void *ctx);
 
 int ctlink_connected(const ctlink_t *self);
+/* The current TCP connection's socket (from the monitor's CONNECTED event,
+ * handshake done or not), -1 while none is open: for reading its counters
+ * (the byte meter, meter.h), nothing else. libzmq owns it and may close it at
+ * any moment; the handler's tcp_closed says when it did. */
+int ctlink_tcp_fd(const ctlink_t *self);
 const ctlink_stats_t *ctlink_stats(const ctlink_t *self);
 /* Why the last malformed message was refused ("" if none). */
 const char *ctlink_last_malformed(const ctlink_t *self);

@@ -7,8 +7,10 @@
 #include "rtp_av1.h"
 #include "rtp_h265.h"
 #include "srtp_policy.h"
+#include "usage_wire.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <outpost/module.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -51,6 +53,7 @@ struct media {
   int fd;
   struct sockaddr_storage peer;
   socklen_t peer_len;
+  int wire_ipv6; /* the peer is IPv6 on the wire (not an IPv4-mapped address) */
   uint32_t ssrc;
   int pt;
   uint16_t seq;
@@ -218,6 +221,8 @@ int media_set_peer(media_t *self, const struct sockaddr *addr, socklen_t len) {
   }
   memcpy(&self->peer, addr, len);
   self->peer_len = len;
+  self->wire_ipv6 = addr->sa_family == AF_INET6 &&
+                    !IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)addr)->sin6_addr);
   return 0;
 }
 
@@ -317,6 +322,7 @@ static int s_send_on(media_t *self, media_path_t path, const uint8_t *buf, size_
     return -1;
   }
   self->st.bytes_sent += len;
+  self->st.udp_wire_sent += usage_udp_wire(len, self->wire_ipv6);
   return 0;
 }
 
@@ -580,7 +586,8 @@ void media_receive(media_t *self) {
       return; /* EAGAIN: all read */
     }
     self->st.rtcp_received++;
-    size_t len = (size_t)n;
+    size_t len = (size_t)n; /* the datagram's length, even when truncated (MSG_TRUNC) */
+    self->st.udp_wire_received += usage_udp_wire(len, self->wire_ipv6);
     if (len > sizeof buf) { /* truncated: neither checkable nor parseable */
       self->st.rtcp_malformed++;
       continue;

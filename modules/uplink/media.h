@@ -77,6 +77,10 @@ typedef struct media_stats {
   uint64_t control_received;               /* SRTCP frames that came over it */
   uint64_t control_asks;                   /* SRs over it while UDP was silent (see below) */
   uint64_t udp_probes;                     /* SRs over UDP while on it */
+  /* The byte meter's (meter.h): the IP bytes of every datagram the socket sent
+   * (RTP, resends, RTCP, probes) and received (whatever it was: the carrier
+   * billed it), usage_wire.h's usage_udp_wire. */
+  uint64_t udp_wire_sent, udp_wire_received;
   /* From the last receiver report on our stream: */
   int64_t rtt_us; /* -1 until known */
   uint8_t fraction_lost;

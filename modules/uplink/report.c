@@ -7,6 +7,7 @@
 struct report {
   int idle_s, streaming_s;
   json_t *last;        /* owned: the compact parts as last reported ({} after a reset) */
+  json_t *lazy;        /* owned: {key: true} for the lazy parts */
   int last_ka;         /* the keepalive interval the server was last told (0: none) */
   int64_t last_sent;   /* anything sent to the server (0: nothing on this connection) */
   int64_t last_status; /* the last status with news */
@@ -22,7 +23,8 @@ report_t *report_new(int idle_s, int streaming_s) {
   self->idle_s = idle_s;
   self->streaming_s = streaming_s;
   self->last = json_object();
-  if (!self->last)
+  self->lazy = json_object();
+  if (!self->last || !self->lazy)
     report_destroy(&self);
   return self;
 }
@@ -31,8 +33,13 @@ void report_destroy(report_t **self_p) {
   if (!self_p || !*self_p)
     return;
   json_decref((*self_p)->last);
+  json_decref((*self_p)->lazy);
   free(*self_p);
   *self_p = NULL;
+}
+
+int report_lazy(report_t *self, const char *key) {
+  return json_object_set_new(self->lazy, key, json_true());
 }
 
 void report_reset(report_t *self) {
@@ -69,9 +76,10 @@ json_t *report_take(report_t *self, const json_t *parts, int streaming, int64_t 
   json_t *v;
   int news = 0;
   json_object_foreach((json_t *)parts, key, v) news |=
-      !json_equal(v, json_object_get(self->last, key));
+      !json_object_get(self->lazy, key) && !json_equal(v, json_object_get(self->last, key));
   /* A new interval goes out at once (the server's deadline depends on it);
-   * other news waits for the gap; nothing new waits for the keepalive. */
+   * other news waits for the gap; nothing new (or only lazy news) waits for
+   * the keepalive. */
   int due = ka != self->last_ka || (news && now_us - self->last_status >= REPORT_MIN_GAP_US) ||
             now_us >= report_next_us(self, streaming);
   if (!due)

@@ -14,6 +14,13 @@
  * is itself news and goes out at once; other changes at most every
  * REPORT_MIN_GAP_US, so a module crashing in a loop costs one status per gap.
  *
+ * A lazy part (report_lazy) is news that does not hurry: a change in it
+ * goes with the next status that goes anyway (a keepalive, other news),
+ * never in one of its own. The byte meter's part ("usage", meter.h) is one:
+ * it changes with the device's own traffic, and a status sent to say so
+ * would be traffic too, so an idle device would talk about its keepalives
+ * once per step of its rounding; lazy, it costs no message at all.
+ *
  * Anything else sent to the server (an ack, media over the control link)
  * counts as a keepalive too (report_sent). Not thread-safe: the uplink's
  * thread only. */
@@ -38,6 +45,9 @@ typedef struct report_stats {
 report_t *report_new(int idle_s, int streaming_s);
 /* Frees *self_p (may be NULL) and sets it to NULL. */
 void report_destroy(report_t **self_p);
+
+/* Makes the part key (copied) lazy (see above). 0, or -1 on ENOMEM. */
+int report_lazy(report_t *self, const char *key);
 
 /* A new connection, or a status that could not be sent: the server knows
  * none of the parts, so each is news again. */

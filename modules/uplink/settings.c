@@ -1,6 +1,7 @@
 #include "settings.h"
 
 #include "media.h"
+#include "meter.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,9 @@ static const char *s_known[] = {"server",
                                 "retransmit_budget_pct",
                                 "udp_probe_s",
                                 "keepalive_idle_s",
+                                "usage_file",
+                                "usage_reset_day",
+                                "usage_save_s",
                                 NULL};
 
 /* A string setting: 0 with it copied into out (def when absent), -1 when it
@@ -129,7 +133,8 @@ int uplink_settings_parse(const json_t *st, uplink_settings_t *out, char *err, s
       snprintf(err, errlen,
                "settings.%s: unknown key (known: server, server_key, public_key, secret_key, "
                "device, encoder, capture, mtu, nack_history_ms, media_host, "
-               "retransmit_budget_pct, udp_probe_s, keepalive_idle_s)",
+               "retransmit_budget_pct, udp_probe_s, keepalive_idle_s, usage_file, "
+               "usage_reset_day, usage_save_s)",
                key);
       return -1;
     }
@@ -185,6 +190,31 @@ int uplink_settings_parse(const json_t *st, uplink_settings_t *out, char *err, s
              "keepalives while nobody watches: below the carrier's NAT timeout for idle TCP; the "
              "server takes 2x this + 10 s to see the device gone; default %d)",
              KEEPALIVE_IDLE_MIN_S, KEEPALIVE_IDLE_MAX_S, KEEPALIVE_IDLE_S);
+    return -1;
+  }
+  /* Absolute: the kernel starts modules wherever it was started itself, and a
+   * meter that moves with the working folder would count from zero there. */
+  const char *uf = out->usage_file;
+  if (s_string(st, "usage_file", METER_DEFAULT_FILE, out->usage_file, sizeof out->usage_file - 1,
+               err, errlen) ||
+      uf[0] != '/' || uf[strlen(uf) - 1] == '/') {
+    snprintf(err, errlen,
+             "settings.usage_file: must be the absolute path of a file, at most %zu characters "
+             "(the byte meter's count, saved every minute of traffic: keep it on persistent "
+             "storage, not tmpfs; its folder is made if missing; default %s)",
+             sizeof out->usage_file - 1, METER_DEFAULT_FILE);
+    return -1;
+  }
+  if (s_int(st, "usage_reset_day", 1, 1, 28, &out->usage_reset_day, err, errlen)) {
+    snprintf(err, errlen,
+             "settings.usage_reset_day: must be an integer from 1 to 28 (the day of the month "
+             "the carrier's billing period starts, at 00:00 UTC; default 1)");
+    return -1;
+  }
+  if (s_int(st, "usage_save_s", 60, 5, 3600, &out->usage_save_s, err, errlen)) {
+    snprintf(err, errlen,
+             "settings.usage_save_s: must be an integer from 5 to 3600 (seconds between the "
+             "byte meter's saves while it counts: what a power cut may lose; default 60)");
     return -1;
   }
   /* A pasted pair that does not belong together would only show as a

@@ -21,6 +21,11 @@ typedef struct uplink_settings {
   int retransmit_budget_pct; /* resent bytes / media bytes over 1 s, 0..100 (media.h) */
   int udp_probe_s;           /* on the control connection: UDP probed this often (media.h) */
   int keepalive_idle_s;      /* a status at least this often while idle (report.h) */
+  char usage_file[1024];     /* the byte meter's file, absolute (meter.h) */
+  int usage_reset_day;
+  int usage_save_s;
+      /* the meter saves this often while it counts */ /* the billing period starts on this day,
+                                                          00:00 UTC, 1..28 */
 } uplink_settings_t;
 
 /* Fills *out from the settings object st (borrowed). 0, or -1 with a message

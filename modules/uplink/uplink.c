@@ -9,7 +9,19 @@
  * retransmit_budget_pct (25: resent bytes over any second at most this share
  * of the media bytes sent in it; media.c says why), udp_probe_s (30: while
  * media rides the control connection, UDP is probed this often),
- * keepalive_idle_s (55: a status at least this often while idle; report.h).
+ * keepalive_idle_s (55: a status at least this often while idle; report.h),
+ * usage_file (METER_DEFAULT_FILE, /var/lib/outpost/usage.json: the byte
+ * meter's file, absolute) and usage_reset_day (1: the billing period's first
+ * day, 1..28).
+ *
+ * The byte meter (meter.h, usage.h): every byte the radio carries for the
+ * uplink, the media socket's datagrams and the control connection's TCP
+ * segments, headers included, by hour, day and month, kept in usage_file
+ * (saved at most once a minute, and at exit). Counted every tick; a file that
+ * cannot be read or written is said in the log and the counting goes on.
+ * Shown as `usage` in the local status (period and totals), in full by
+ * `outpostctl usage` (the command `usage`, local only), and to the server as
+ * the status part "usage" (meter_part: rounded, lazy, see there).
  *
  * UDP blocked (media.h, "The path"): media goes over UDP while authenticated
  * SRTCP comes back over UDP. After MEDIA_UDP_SILENCE_US (3 s) of media with
@@ -60,6 +72,7 @@
 #include "control.h"
 #include "ctlink.h"
 #include "media.h"
+#include "meter.h"
 #include "report.h"
 #include "resolve.h"
 #include "settings.h"
@@ -73,6 +86,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ~1540 slots at mtu 1200 (each with room for the SRTP trailer): 1 s of history to
@@ -115,6 +129,7 @@ typedef struct {
   int epfd;           /* owned: what the host watches */
   ctlink_t *ctl;      /* owned */
   media_t *media;     /* owned */
+  meter_t *meter;     /* owned: the byte meter */
   resolve_t *resolve; /* owned: media_host */
   int resolving;
   int64_t resolve_retry_us;
@@ -254,6 +269,7 @@ static json_t *s_counters(uplink_t *u) {
                       json_integer(report_keepalive_s(u->report, s_wants_media(u))));
   json_object_set_new(o, "statuses", json_integer((json_int_t)rs->statuses));
   json_object_set_new(o, "statuses_bare", json_integer((json_int_t)rs->bare));
+  json_object_set_new(o, "usage", meter_status(u->meter, time(NULL)));
   return o;
 }
 
@@ -306,6 +322,7 @@ static json_t *s_parts(uplink_t *u) {
   json_t *enc = json_object_get(s_row(u, u->set.encoder), "module");
   if (json_is_object(enc))
     json_object_set_new(parts, "encoder", s_pick(enc, enc_keys));
+  json_object_set_new(parts, "usage", meter_part(u->meter, time(NULL))); /* lazy: s_init */
   return parts;
 }
 
@@ -357,8 +374,9 @@ static void s_report(uplink_t *u, int64_t now) {
   char news[64] = "";
   const char *key;
   json_t *v;
+  /* The usage part changes with the traffic (meter.h): not worth a line. */
   json_object_foreach(m, key, v) if (strcmp(key, "v") && strcmp(key, "type") &&
-                                     strcmp(key, "keepalive_s") &&
+                                     strcmp(key, "keepalive_s") && strcmp(key, "usage") &&
                                      strlen(news) + strlen(key) + 2 < sizeof news)
       snprintf(news + strlen(news), sizeof news - strlen(news), " %s", key);
   if (news[0])
@@ -788,8 +806,24 @@ static void s_on_link_message(void *ctx, ctl_type_t type, const json_t *msg) {
   }
 }
 
-static const ctlink_handler_t s_link_handler = {s_on_link_event, s_on_link_message,
-                                                s_on_link_media};
+/* The byte meter brought up to now (meter.h) and, with save, saved when due. */
+static void s_meter(uplink_t *u, int save) {
+  const media_stats_t *m = media_stats(u->media);
+  time_t now = time(NULL);
+  meter_count(u->meter, m->udp_wire_sent, m->udp_wire_received, ctlink_tcp_fd(u->ctl), now);
+  int rc = save ? meter_save(u->meter, now) : 0;
+  if (rc < 0)
+    u->api->error(u->h, "settings.usage_file: cannot save %s: %s; trying again every minute",
+                  meter_path(u->meter), strerror(-rc));
+}
+
+static void s_on_tcp(void *ctx, int fd, int open) {
+  uplink_t *u = ctx;
+  (open ? meter_tcp_opened : meter_tcp_closed)(u->meter, fd, time(NULL));
+}
+
+static const ctlink_handler_t s_link_handler = {s_on_link_event, s_on_link_message, s_on_link_media,
+                                                s_on_tcp};
 
 /* ---- Timers and the loop -------------------------------------------------------------- */
 
@@ -817,6 +851,7 @@ static void s_timers(uplink_t *u, int64_t now) {
   if (ticked) {
     if (u->flowing)
       media_send_report(u->media);
+    s_meter(u, 1);
     if (!u->set.device[0] || ctlink_connected(u->ctl))
       s_ask_kernel(u); /* the table the next status compares */
     uint64_t bytes = media_stats(u->media)->bytes_sent;
@@ -992,6 +1027,11 @@ static int s_on_command(void *self, const char *cmd, const json_t *args, json_t 
     *reply = json_pack("{s:s}", "pong", "uplink");
     return 0;
   }
+  if (!strcmp(cmd, "usage")) { /* outpostctl usage: the meter to this moment */
+    s_meter(u, 0);
+    *reply = meter_json(u->meter, time(NULL));
+    return *reply ? 0 : -1;
+  }
   int rc = s_command(u, ORIGIN_LOCAL, 0, cmd, args, reply);
   if (rc == 1)
     *reply = json_pack("{s:s, s:s}", "relayed", cmd, "note", "the answer goes to the log");
@@ -1005,11 +1045,14 @@ static void s_destroy(void **self) {
     return;
   if (u->ctl && ctlink_connected(u->ctl))
     ctlink_send(u->ctl, ctl_new(CTL_BYE)); /* the server can end the session now, not in 3 s */
+  if (u->meter && u->media && u->ctl)
+    s_meter(u, 0); /* the last sample: the bye and the FIN after it are not in it */
   ctlink_destroy(&u->ctl);
   for (int i = 0; i < RELAYS; i++)
     json_decref(u->relays[i].replies);
   json_decref(u->kstatus);
   report_destroy(&u->report);
+  meter_destroy(&u->meter); /* saves */
   media_destroy(&u->media);
   resolve_destroy(&u->resolve);
   if (u->epfd >= 0)
@@ -1028,7 +1071,7 @@ static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t
   u->api = api;
   u->epfd = -1;
   u->srtp_said = -1;
-  char err[320];
+  char err[1400]; /* a setting's message, or the meter's with its path */
   if (uplink_settings_parse(st, &u->set, err, sizeof err)) {
     api->error(h, "%s", err);
     free(u);
@@ -1039,7 +1082,12 @@ static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t
                        s_on_key_request, u);
   u->resolve = resolve_new(u->set.media_host);
   u->report = report_new(u->set.keepalive_idle_s, STREAMING_KEEPALIVE_S);
-  if (u->epfd < 0 || !u->media || !u->resolve || !u->report) {
+  u->meter =
+      meter_open(u->set.usage_file, u->set.usage_reset_day, u->set.usage_save_s, err, sizeof err);
+  if (u->meter && err[0]) /* counting goes on: a camera is not stopped by its bookkeeping */
+    api->error(h, "settings.usage_file: %s", err);
+  if (u->epfd < 0 || !u->media || !u->resolve || !u->report || !u->meter ||
+      report_lazy(u->report, "usage")) {
     api->error(h, "cannot set up the media path: %s",
                !u->resolve ? "settings.media_host: not a host name" : strerror(errno));
     s_destroy((void **)&u);

@@ -38,6 +38,7 @@ struct usage {
   int dirty;                   /* counted since the last save */
   int saved;                   /* saved_at is set */
   time_t saved_at;             /* the `now` of the last usage_maybe_save that saved */
+  int save_every_s;            /* usage_maybe_save's interval (USAGE_SAVE_EVERY_S) */
 };
 
 static size_t s_col(usage_dir_t dir, usage_class_t cls) {
@@ -534,10 +535,15 @@ int usage_save(usage_t *u) {
   return rc;
 }
 
+void usage_set_save_every(usage_t *u, int seconds) {
+  u->save_every_s = seconds > 0 ? seconds : USAGE_SAVE_EVERY_S;
+}
+
 int usage_maybe_save(usage_t *u, time_t now) {
   if (!u->path || !u->dirty)
     return 0;
-  if (u->saved && now >= u->saved_at && now - u->saved_at < USAGE_SAVE_EVERY_S)
+  int every = u->save_every_s > 0 ? u->save_every_s : USAGE_SAVE_EVERY_S;
+  if (u->saved && now >= u->saved_at && now - u->saved_at < every)
     return 0;
   u->saved = 1;
   u->saved_at = now;

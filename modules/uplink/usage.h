@@ -146,6 +146,9 @@ int usage_save(usage_t *u);
  * save failed: the next try is a period later, not on the next call (which may
  * be the next packet). */
 int usage_maybe_save(usage_t *u, time_t now);
+/* usage_maybe_save's interval in seconds (USAGE_SAVE_EVERY_S when <= 0): what a
+ * power cut may lose, against a write and two fsyncs per interval of traffic. */
+void usage_set_save_every(usage_t *u, int seconds);
 
 /* ---- The file format on a buffer (usage_open and usage_save use these; so
  * does the fuzzer) ---- */

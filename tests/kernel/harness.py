@@ -95,7 +95,16 @@ class Kernel:
         self.write(modules)
         self.proc = None
 
+    def usage_file(self, name="uplink"):
+        """Where uplink module `name` keeps its byte meter: in this kernel's
+        folder, unless the test set usage_file (the default, under /var/lib,
+        is the machine's, and shared by every test)."""
+        return os.path.join(self.dir, "state", f"{name}-usage.json")
+
     def write(self, modules):
+        modules = [dict(m, settings=dict(m["settings"], usage_file=self.usage_file(m["name"])))
+                   if m["plugin"] == "uplink" and "usage_file" not in (m.get("settings") or {})
+                   else m for m in modules]
         with open(self.config, "w") as f:
             f.write(render(modules, runtime_dir=self.rundir, module_dir=self.module_dir,
                            supervisor=self.supervisor))

@@ -13,7 +13,12 @@
  *     there (not before: the first ask is left unanswered), sends the same
  *     SRTP packets as media frames over it, after a keyframe; its probe over
  *     UDP (udp_probe_s 1), answered over UDP, brings the media back to UDP;
- *   - udp_probe_s out of range or not an integer: init fails, naming the key.
+ *   - udp_probe_s out of range or not an integer: init fails, naming the key;
+ *   - the byte meter: every datagram each way counted exactly (wire bytes:
+ *     + 28), the control connection's bytes, the `usage` command, the file
+ *     saved at the end and counted on from by the next start; usage_file and
+ *     usage_reset_day checked, naming the key; a file that cannot be trusted
+ *     or a folder that cannot be made said (key and file), the uplink running.
  *
  *   test_uplink_session MODULE_DIR */
 #include <dlfcn.h>
@@ -48,6 +53,8 @@
 #define MAX_MEDIA 64
 
 static const char *s_module_dir;
+static char s_state_dir[] = "/tmp/outpost-test-usage-XXXXXX"; /* the rigs' meter files */
+static int s_rigs;
 static const outpost_module_t *s_mod;
 
 /* ---- The fake host ------------------------------------------------------------------ */
@@ -274,6 +281,9 @@ static rig_t *s_rig_with(json_t *extra) {
   json_t *set = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "server", r->endpoint, "server_key",
                           r->server_public, "public_key", r->device_public, "secret_key",
                           r->device_secret, "device", "cam1", "media_host", "127.0.0.1");
+  char usage_file[128]; /* each rig its own meter, unless the test says */
+  snprintf(usage_file, sizeof usage_file, "%s/rig%d/usage.json", s_state_dir, ++s_rigs);
+  json_object_set_new(set, "usage_file", json_string(usage_file));
   if (extra)
     json_object_update_new(set, extra);
   assert_int_equal(s_mod->init(&r->host, &s_api, set, &r->mod), 0);
@@ -601,35 +611,143 @@ static void udp_blocked_media_rides_control(void **state) {
   s_rig_free(r);
 }
 
-static void udp_probe_s_is_checked(void **state) {
-  (void)state;
+/* init with the usual settings (an uplink that never gets through) and key:
+ * value (stolen): its rc (the module destroyed again when it started), the
+ * error it reported in err. */
+static int s_init_with(const char *key, json_t *value, char *err, size_t errlen) {
   char pub[41], sec[41], srv[41], srv_sec[41];
   assert_int_equal(zmq_curve_keypair(pub, sec), 0);
   assert_int_equal(zmq_curve_keypair(srv, srv_sec), 0);
+  json_t *set = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "server", "tcp://127.0.0.1:9",
+                          "server_key", srv, "public_key", pub, "secret_key", sec, "device", "cam1",
+                          "usage_file", "/tmp/outpost-test-usage-unused/u.json");
+  json_object_set_new(set, key, value);
+  outpost_host_t host = {.fd = -1};
+  void *mod = NULL;
+  int rc = s_mod->init(&host, &s_api, set, &mod);
+  json_decref(set);
+  if (rc == 0)
+    s_mod->destroy(&mod);
+  assert_null(mod);
+  json_decref(host.status);
+  snprintf(err, errlen, "%s", host.last_error);
+  return rc;
+}
+
+static void udp_probe_s_is_checked(void **state) {
+  (void)state;
+  char err[512];
   json_t *bad[] = {json_integer(0), json_integer(3601), json_string("30"), json_real(2.5),
                    json_integer(-1)};
-  for (size_t i = 0; i <= sizeof bad / sizeof bad[0]; i++) {
-    json_t *set =
-        json_pack("{s:s, s:s, s:s, s:s, s:s}", "server", "tcp://127.0.0.1:9", "server_key", srv,
-                  "public_key", pub, "secret_key", sec, "device", "cam1");
-    /* The last round: the largest value allowed works. */
-    json_object_set_new(set, "udp_probe_s",
-                        i < sizeof bad / sizeof bad[0] ? bad[i] : json_integer(3600));
-    outpost_host_t host = {.fd = -1};
-    void *mod = NULL;
-    int rc = s_mod->init(&host, &s_api, set, &mod);
-    json_decref(set);
-    if (i < sizeof bad / sizeof bad[0]) {
-      assert_int_equal(rc, -1);
-      assert_null(mod);
-      assert_non_null(strstr(host.last_error, "settings.udp_probe_s: must be an integer from 1 "
-                                              "to 3600"));
-    } else {
-      assert_int_equal(rc, 0);
-      s_mod->destroy(&mod);
-    }
-    json_decref(host.status);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    assert_int_equal(s_init_with("udp_probe_s", bad[i], err, sizeof err), -1);
+    assert_non_null(strstr(err, "settings.udp_probe_s: must be an integer from 1 to 3600"));
   }
+  /* The largest value allowed works. */
+  assert_int_equal(s_init_with("udp_probe_s", json_integer(3600), err, sizeof err), 0);
+}
+
+/* The total of a `usage` answer or a file's row: by_class C's direction D. */
+static json_int_t s_used(json_t *usage, const char *cls, const char *dir) {
+  json_t *v = json_object_get(json_object_get(json_object_get(usage, "by_class"), cls), dir);
+  assert_true(json_is_integer(v));
+  return json_integer_value(v);
+}
+
+static json_t *s_usage(rig_t *r) {
+  json_t *reply = NULL;
+  assert_int_equal(s_mod->on_command(r->mod, "usage", NULL, &reply), 0);
+  assert_non_null(reply);
+  return reply;
+}
+
+static void byte_meter(void **state) {
+  (void)state;
+  char file[128];
+  snprintf(file, sizeof file, "%s/meter/deeper/usage.json", s_state_dir); /* folders made */
+  rig_t *r = s_rig_with(json_pack("{s:s, s:i}", "usage_file", file, "usage_reset_day", 15));
+  s_session(r, NULL);
+  s_frame(r, 2);
+  /* Everything the device sends over UDP reaches the test's socket (loopback):
+   * its wire bytes are the datagrams' + UDP 8 + IPv4 20. Stopped, so that no
+   * sender report goes after the count. */
+  _Alignas(8) uint8_t buf[2048];
+  json_int_t up = 0, down = 0;
+  s_run(r, 300);
+  json_t *reply = NULL;
+  assert_int_equal(s_mod->on_command(r->mod, "stop", NULL, &reply), 0);
+  json_decref(reply);
+  for (int n; (n = s_udp_recv(r, buf, sizeof buf, 200)) > 0;)
+    up += n + 28;
+  assert_true(up > 3 * 28 + 2500);
+  /* Received: whatever it is (garbage here, refused): the carrier billed it. */
+  assert_int_equal(connect(r->udp, (struct sockaddr *)&r->device, r->device_len), 0);
+  memset(buf, 0x81, 100);
+  for (int i = 0; i < 3; i++, down += 100 + 28)
+    assert_int_equal(send(r->udp, buf, 100, 0), 100);
+  s_run(r, 200);
+  json_t *u = s_usage(r);
+  assert_int_equal(s_used(u, "media_udp", "up"), up);
+  assert_int_equal(s_used(u, "media_udp", "down"), down);
+  /* The control connection: the handshake, hello, session, statuses. */
+  json_int_t cu = s_used(u, "control", "up"), cd = s_used(u, "control", "down");
+  assert_true(cu > 500 && cd > 500);
+  json_t *p = json_object_get(u, "period");
+  assert_int_equal(json_integer_value(json_object_get(p, "reset_day")), 15);
+  assert_int_equal(json_integer_value(json_object_get(p, "bytes")), up + down + cu + cd);
+  json_decref(u);
+  /* The local status has the compact form. */
+  json_t *st = json_object_get(s_status(r), "usage");
+  assert_true(json_integer_value(json_object_get(st, "up")) >= up + cu);
+  assert_int_equal(json_integer_value(json_object_get(st, "reset_day")), 15);
+  assert_non_null(json_string_value(json_object_get(st, "period_start")));
+  s_rig_free(r);
+
+  /* Saved at the end; the next start counts on from it. */
+  json_t *saved = json_load_file(file, 0, NULL);
+  json_t *total = json_object_get(saved, "total");
+  assert_int_equal(json_integer_value(json_array_get(total, 0)), up);
+  assert_int_equal(json_integer_value(json_array_get(total, 1)), down);
+  assert_true(json_integer_value(json_array_get(total, 2)) >= cu);
+  r = s_rig_with(json_pack("{s:s}", "usage_file", file));
+  u = s_usage(r);
+  assert_true(s_used(u, "media_udp", "up") >= up);
+  assert_true(s_used(u, "control", "up") > json_integer_value(json_array_get(total, 2)));
+  json_decref(u);
+  json_decref(saved);
+  s_rig_free(r);
+}
+
+static void usage_settings_are_checked(void **state) {
+  (void)state;
+  char err[512];
+  const char *keys[] = {"usage_file", "usage_file", "usage_file", "usage_reset_day",
+                        "usage_reset_day"};
+  json_t *bad[] = {json_string("usage.json"), json_string("/var/lib/outpost/"), json_integer(1),
+                   json_integer(0), json_integer(29)};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    assert_int_equal(s_init_with(keys[i], bad[i], err, sizeof err), -1);
+    char want[64];
+    snprintf(want, sizeof want, "settings.%s: must be", keys[i]);
+    assert_non_null(strstr(err, want));
+  }
+  assert_int_equal(s_init_with("usage_reset_day", json_integer(28), err, sizeof err), 0);
+  /* A file that cannot be trusted, a folder that cannot be made: said, naming
+   * the key and the file, and the uplink runs (counting from zero, in memory). */
+  char file[128], want[160];
+  snprintf(file, sizeof file, "%s/garbage.json", s_state_dir);
+  FILE *f = fopen(file, "w");
+  assert_non_null(f);
+  fputs("{\"version\": 1, \"total\": [", f);
+  fclose(f);
+  assert_int_equal(s_init_with("usage_file", json_string(file), err, sizeof err), 0);
+  snprintf(want, sizeof want, "settings.usage_file: %s: ", file);
+  assert_non_null(strstr(err, want));
+  snprintf(want, sizeof want, "%s.bad", file);
+  assert_int_equal(access(want, F_OK), 0);
+  snprintf(want, sizeof want, "%s.bad/no/usage.json", file); /* below a file */
+  assert_int_equal(s_init_with("usage_file", json_string(want), err, sizeof err), 0);
+  assert_non_null(strstr(err, "settings.usage_file: cannot make the folder of"));
 }
 
 int main(int argc, char **argv) {
@@ -651,8 +769,18 @@ int main(int argc, char **argv) {
       cmocka_unit_test(plain_session_from_an_older_plugin),
       cmocka_unit_test(udp_blocked_media_rides_control),
       cmocka_unit_test(udp_probe_s_is_checked),
+      cmocka_unit_test(byte_meter),
+      cmocka_unit_test(usage_settings_are_checked),
   };
+  if (!mkdtemp(s_state_dir)) {
+    perror(s_state_dir);
+    return 2;
+  }
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
+  char rm[128];
+  snprintf(rm, sizeof rm, "rm -rf %s /tmp/outpost-test-usage-unused", s_state_dir);
+  if (system(rm) != 0)
+    fprintf(stderr, "could not remove %s\n", s_state_dir);
   dlclose(so);
   return rc;
 }

@@ -1,17 +1,21 @@
-/* outpostctl -c FILE status [--json] | send MODULE COMMAND [JSON]
+/* outpostctl -c FILE status [--json] | send MODULE COMMAND [JSON] | usage [--json] [MODULE]
  * outpostctl keygen
  *
  * Talks to the running kernel over <runtime_dir>/control (REQ). Exit: 0 ok,
  * 1 the kernel did not answer or refused, 2 usage or configuration error.
  * keygen needs no kernel and no configuration: it prints a new CURVE key
- * pair for a device's uplink settings. */
+ * pair for a device's uplink settings. usage prints the uplink's byte meter
+ * (modules/uplink/meter.h; MODULE: the first module whose plugin is uplink):
+ * the billing period, the last 24 hours, 31 days and 24 months, by class. */
 #include "config.h"
 
 #include <errno.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -69,9 +73,85 @@ static void s_print_table(json_t *st) {
   }
 }
 
+/* Bytes in decimal units, as carriers bill them. */
+static const char *s_bytes(char *buf, size_t len, json_t *v) {
+  double n = (double)json_integer_value(v);
+  if (n < 1e3)
+    snprintf(buf, len, "%.0f B", n);
+  else if (n < 1e6)
+    snprintf(buf, len, "%.1f kB", n / 1e3);
+  else if (n < 1e9)
+    snprintf(buf, len, "%.2f MB", n / 1e6);
+  else
+    snprintf(buf, len, "%.2f GB", n / 1e9);
+  return buf;
+}
+
+/* Rows of {label, up, down} under a title; label from key (an hour's Unix
+ * seconds when key is "t"). */
+static void s_print_rows(json_t *rows, const char *title, const char *key) {
+  if (!json_array_size(rows))
+    return;
+  printf("\n%-24s %12s %12s\n", title, "UP", "DOWN");
+  size_t i;
+  json_t *row;
+  json_array_foreach(rows, i, row) {
+    char label[32] = "", up[24], down[24];
+    json_t *k = json_object_get(row, key);
+    time_t t = (time_t)json_integer_value(k);
+    struct tm tm;
+    if (json_is_string(k))
+      snprintf(label, sizeof label, "%s", json_string_value(k));
+    else if (gmtime_r(&t, &tm))
+      strftime(label, sizeof label, "%Y-%m-%d %H:00", &tm);
+    printf("  %-22s %12s %12s\n", label, s_bytes(up, sizeof up, json_object_get(row, "up")),
+           s_bytes(down, sizeof down, json_object_get(row, "down")));
+  }
+}
+
+/* The answer to `usage` (usage_json), for a person. */
+static void s_print_usage(const char *module, json_t *u) {
+  json_t *p = json_object_get(u, "period"), *t = json_object_get(u, "total");
+  char a[24], b[24], c[24];
+  printf("%s: bytes on the link as the device counts them (IP packets, headers included; "
+         "traffic outside the uplink not seen)\n",
+         module);
+  printf("this period, since %.10s (reset day %lld): %s (%lld B): up %s, down %s\n",
+         s_str(p, "start"), (long long)json_integer_value(json_object_get(p, "reset_day")),
+         s_bytes(a, sizeof a, json_object_get(p, "bytes")),
+         (long long)json_integer_value(json_object_get(p, "bytes")),
+         s_bytes(b, sizeof b, json_object_get(p, "up")),
+         s_bytes(c, sizeof c, json_object_get(p, "down")));
+  const char *cls;
+  json_t *one;
+  json_object_foreach(json_object_get(u, "by_class"), cls, one) {
+    printf("  %-10s period %12s   since the start: up %s, down %s\n", cls,
+           s_bytes(a, sizeof a, json_object_get(one, "period")),
+           s_bytes(b, sizeof b, json_object_get(one, "up")),
+           s_bytes(c, sizeof c, json_object_get(one, "down")));
+  }
+  printf("since the start (%s): up %s (%lld B), down %s (%lld B)\n", s_str(t, "since"),
+         s_bytes(a, sizeof a, json_object_get(t, "up")),
+         (long long)json_integer_value(json_object_get(t, "up")),
+         s_bytes(b, sizeof b, json_object_get(t, "down")),
+         (long long)json_integer_value(json_object_get(t, "down")));
+  s_print_rows(json_object_get(u, "hours"), "last 24 hours (UTC)", "t");
+  s_print_rows(json_object_get(u, "days"), "last 31 days (UTC)", "date");
+  s_print_rows(json_object_get(u, "months"), "last 24 months (UTC)", "month");
+}
+
+/* The first module of the configuration whose plugin is the uplink. */
+static const char *s_uplink(const kconf_t *conf) {
+  for (size_t i = 0; i < conf->n_modules; i++)
+    if (!strcmp(conf->modules[i].plugin, "uplink"))
+      return conf->modules[i].name;
+  return NULL;
+}
+
 static int s_usage(void) {
   fprintf(stderr, "usage: outpostctl -c FILE status [--json]\n"
                   "       outpostctl -c FILE send MODULE COMMAND [JSON-ARGS]\n"
+                  "       outpostctl -c FILE usage [--json] [MODULE]\n"
                   "       outpostctl keygen\n");
   return 2;
 }
@@ -109,7 +189,19 @@ int main(int argc, char **argv) {
   const char *verb = argv[optind];
   json_t *req = NULL;
   int as_json = 0;
-  if (!strcmp(verb, "status")) {
+  const char *meter = NULL; /* usage: the uplink module asked */
+  if (!strcmp(verb, "usage") && optind + 3 >= argc) {
+    int i = optind + 1;
+    as_json = i < argc && !strcmp(argv[i], "--json");
+    meter = i + as_json < argc ? argv[i + as_json] : s_uplink(conf);
+    if (!meter || (i + as_json + 1 < argc)) {
+      fprintf(stderr, "outpostctl: %s\n",
+              meter ? "usage [--json] [MODULE]" : "no uplink module in the configuration");
+      kconf_destroy(&conf);
+      return 2;
+    }
+    req = json_pack("{s:s, s:s, s:s}", "request", "send", "module", meter, "command", "usage");
+  } else if (!strcmp(verb, "status")) {
     as_json = optind + 1 < argc && !strcmp(argv[optind + 1], "--json");
     req = json_pack("{s:s}", "request", "status");
   } else if (!strcmp(verb, "send") && optind + 2 < argc) {
@@ -129,6 +221,8 @@ int main(int argc, char **argv) {
     kconf_destroy(&conf);
     return s_usage();
   }
+  char module[64];
+  snprintf(module, sizeof module, "%s", meter ? meter : "");
   json_t *reply = s_ask(conf, req);
   json_decref(req);
   kconf_destroy(&conf);
@@ -143,7 +237,13 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(verb, "status") && !as_json && !rc)
     s_print_table(reply);
-  else {
+  else if (module[0] && !rc && !as_json)
+    s_print_usage(module, json_object_get(reply, "reply"));
+  else if (module[0] && !rc) {
+    char *text = json_dumps(json_object_get(reply, "reply"), JSON_INDENT(2));
+    printf("%s\n", text);
+    free(text);
+  } else {
     char *text = json_dumps(reply, JSON_INDENT(2) | JSON_SORT_KEYS);
     printf("%s\n", text);
     free(text);
