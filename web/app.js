@@ -140,6 +140,9 @@ function renderDevices(list) {
         : `${(d.last_packet_age_ms / 1000).toFixed(0)} s`;
     const r = restartsOf(d);
     tr.querySelector('.restarts').textContent = r === null ? '–' : r;
+    // Operators see what keyframes cost the device's link, and what the GOP cache saved.
+    tr.querySelector('.keys').textContent = typeof d.keyframes !== 'number' ? '–'
+      : `${d.keyframes}` + (d.gop_cache ? ` · ${d.gop_cache.joins + d.gop_cache.replays}` : '');
     tr.querySelector('.watch').textContent =
       app.tiles.has(d.id) ? 'Close' : d.pin_required ? 'Watch (PIN)' : 'Watch';
   }
@@ -151,7 +154,8 @@ function newRow(id) {
   tr.dataset.device = id;
   tr.innerHTML = '<td class="id"></td><td class="state"></td><td class="codec"></td>' +
     '<td class="viewers num"></td><td class="kbps num"></td><td class="age num"></td>' +
-    '<td class="restarts num"></td><td><button class="watch"></button></td><td class="op"></td>';
+    '<td class="restarts num"></td><td class="keys num op"></td><td><button class="watch"></button></td>' +
+    '<td class="op"></td>';
   tr.querySelector('.id').textContent = id;
   tr.querySelector('.watch').onclick = () => (app.tiles.has(id) ? unwatch(id) : watch(id));
   const controls = document.getElementById('operator-template').content.firstElementChild.cloneNode(true);
