@@ -35,14 +35,18 @@
  * be lost or late. An older device that does not say reports every 2 s. */
 #define KEEPALIVE_DEFAULT_S 2
 /* No ZMTP heartbeats (protocol/control.h, Keepalive): a connection that
- * stays silent this long is probed by TCP (a device's keepalives keep a live
- * one from ever getting there: no bytes spent on it), and closed when TCP
- * keepalive probes go unanswered: what is left of a device whose NAT mapping
- * was forgotten does not hold a connection slot for long. Anything the
- * server sends that TCP cannot get acknowledged within TCP_MAXRT_MS ends the
- * connection too. */
-#define TCP_KEEPALIVE_IDLE_S 300
-#define TCP_KEEPALIVE_INTVL_S 30
+ * stays silent for TCP_KEEPALIVE_IDLE_S is probed by TCP and closed when
+ * TCP_KEEPALIVE_CNT probes go unanswered, so what is left of a device that
+ * reconnected from elsewhere (its NAT mapping forgotten, or its end of the
+ * connection given up on: neither sends the server a FIN) is gone within
+ * 150 s. A live device's keepalives (every 55 s by default; the server calls
+ * it gone after 2 x 55 + 10 = 120 s anyway) keep its connection from ever
+ * being probed: no bytes spent on it; one set to keepalive_idle_s above
+ * 120 s gets a probe and its ACK (2 x 52 B) each time it is silent that long.
+ * Anything the server sends that TCP cannot get acknowledged within
+ * TCP_MAXRT_MS ends the connection too. */
+#define TCP_KEEPALIVE_IDLE_S 120
+#define TCP_KEEPALIVE_INTVL_S 10
 #define TCP_KEEPALIVE_CNT 3
 #define TCP_MAXRT_MS 10000
 #define TICK_US 250000 /* liveness and on-demand stops are checked this often */

@@ -162,7 +162,7 @@ function newRow(id) {
   controls.querySelectorAll('button[data-op]').forEach((b) => {
     b.onclick = () => operatorFromRow(id, b.dataset.op, controls);
   });
-  tr.querySelector('.op').appendChild(controls);
+  tr.lastElementChild.appendChild(controls); // the operator's cell
   return tr;
 }
 

@@ -117,6 +117,9 @@ export function inbound(page, id) {
       framesDecoded: r.framesDecoded || 0, keyFramesDecoded: r.keyFramesDecoded || 0,
       frameWidth: r.frameWidth, frameHeight: r.frameHeight, bytesReceived: r.bytesReceived,
       packetsReceived: r.packetsReceived, packetsLost: r.packetsLost, at: Date.now(),
+      // Where a frame's time goes in the receiver (seconds, summed over the frames).
+      jitterBufferDelay: r.jitterBufferDelay, jitterBufferEmittedCount: r.jitterBufferEmittedCount,
+      totalDecodeTime: r.totalDecodeTime, framesDropped: r.framesDropped,
     };
   }, id);
 }

@@ -212,7 +212,7 @@ def quality(enc, kind):
     dump = os.path.join(WORK, f"{enc}-{kind}.units")
     out = run([module("capture", "capture-y4m", file=src, fps=fps),
                module("encoder", enc, bitrate=target, fps=fps),
-               module("sink", "test-sink", pattern=False, dump=dump, dump_frames=1000)], 7)
+               module("sink", "test-sink", pattern=False, dump=dump, dump_frames=1000)], 5)
     units = read_units(dump)
     gap = flowing(units, out["t0"], out["t_end"], f"{enc} on {kind}")
     assert all(m["format"] == spec["fmt"] for m, _ in units)

@@ -1,14 +1,14 @@
 # ctest entries fuzz.<target> in the main (gcc) build, one per tests/fuzz/fuzz_*.c.
 # The fuzzers themselves are a clang project of their own (CMakeLists.txt here):
 # each entry runs tools/fuzz, which configures and builds it into
-# <main build>/fuzz when needed, then fuzzes the target for 3 s: a
+# <main build>/fuzz when needed, then fuzzes the target for 1 s: a
 # regression run over the corpus and a little beyond (the long runs are
 # tools/fuzz TARGET SECONDS). So a fresh clone needs nothing beyond tools/test.
 file(GLOB _outpost_fuzz_sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/fuzz_*.c)
 foreach(_src ${_outpost_fuzz_sources})
   get_filename_component(_stem ${_src} NAME_WE)
   string(REGEX REPLACE "^fuzz_" "" _target ${_stem})
-  add_test(NAME fuzz.${_target} COMMAND ${CMAKE_SOURCE_DIR}/tools/fuzz ${_target} 3)
+  add_test(NAME fuzz.${_target} COMMAND ${CMAKE_SOURCE_DIR}/tools/fuzz ${_target} 1)
   # RUN_SERIAL: a fuzzer takes a whole core, and the timing tests share two.
   set_tests_properties(fuzz.${_target} PROPERTIES ENVIRONMENT "OUTPOST_BUILD=${CMAKE_BINARY_DIR}"
                        TIMEOUT 300 RUN_SERIAL TRUE LABELS fuzz)

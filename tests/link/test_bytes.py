@@ -54,14 +54,28 @@ def _packets(spent, direction):
     return sum(spent[direction][p][1] for p in spent[direction])
 
 
+def _settled(k, quiet_s=3.0, timeout=20.0):
+    t0 = time.monotonic()
+    last, since = None, time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        n = k.mod("uplink")["module"]["statuses"]
+        if n != last:
+            last, since = n, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"statuses still coming after {timeout} s")
+
+
 def test_idle_then_on_demand():
     with lab_spine("on-demand", {"on_demand_linger_ms": LINGER_MS}) as (lab, srv, k):
         c = None
         try:
             srv.wait(lambda d: d["online"], 20, "the device online")
             # What a device says when it comes up (its module table, the
-            # encoder's settings) settles within a few seconds.
-            time.sleep(5)
+            # encoder's settings) takes a few statuses, 2 s apart: settled
+            # once none came for 3 s.
+            _settled(k)
             b0, t0 = lab.bill(), time.monotonic()
             time.sleep(60)
             spent, seconds = bill_diff(lab.bill(), b0), time.monotonic() - t0
@@ -207,114 +221,119 @@ def _quiet(lab, k):
     return _both(lab, k)
 
 
-def test_meter_matches_the_bill():
-    with lab_spine("always", udp_probe_s=3) as (lab, srv, k):
-        srv.wait(flowing, 20, "media flowing")
-        u0, bill0, out0, jit0 = _quiet(lab, k)
+def test_meter():
+    """The meter against the bill, then across a kill -9 (one lab for both)."""
+    with lab_spine("always", udp_probe_s=3, usage_save_s=SAVE_S) as (lab, srv, k):
+        _meter_matches_the_bill(lab, srv, k)
         assert k.send("uplink", "start").returncode == 0
-        srv.wait(flowing, 10, "media flowing again")
-        t0 = time.monotonic()
-        lab.loss(3, "up")  # billed as it enters the link, then dropped
-        time.sleep(5)
-        lab.block_udp()  # media over the control connection, SRTCP back over it
-        k.wait(lambda st: k.mod("uplink", st)["module"].get("media_path") == "control", 10,
-               "media on the control connection")
-        time.sleep(5)
-        lab.block_udp(False)  # a probe finds UDP again
-        k.wait(lambda st: k.mod("uplink", st)["module"].get("media_path") == "udp", 15,
-               "media back on UDP")
-        ups = k.mod("uplink")["module"]["reconnects"]
-        lab.outage()  # > TCP_MAXRT (5 s): the control connection ends, a new one follows
-        time.sleep(8)
-        lab.restore()
-        k.wait(lambda st: k.mod("uplink", st)["module"]["reconnects"] > ups, 15, "reconnected")
-        srv.wait(flowing, 15, "media flowing again")
-        lab.loss(0, "up")
-        u1, bill1, out1, jit1 = _quiet(lab, k)
-        seconds = time.monotonic() - t0
-        dev = {d: u1["total"][d] - u0["total"][d] for d in ("up", "down")}
-        paid = {d: bill1[d] - bill0[d] for d in ("up", "down")}
-        lines = []
-        for d in ("up", "down"):
-            cls = {c: u1["by_class"][c][d] - u0["by_class"][c][d] for c in ("media_udp", "control")}
-            bill = {p: bill1[d, p] - bill0[d, p] for p in ("udp", "tcp", "other")}
-            got = out1[d] - out0[d]
-            lines.append(f"{d:4} device {dev[d]} B, bill {paid[d]:.0f} B "
-                         f"({(dev[d] - paid[d]) / paid[d] * 100:+.3f} %): media_udp "
-                         f"{cls['media_udp']} B against udp {bill['udp']:.0f} B, control "
-                         f"{cls['control']} B against tcp {bill['tcp']:.0f} B, other "
-                         f"{bill['other']:.0f} B; {got:.0f} B arrived; the bill moved "
-                         f"{jit0[d]} and {jit1[d]} B while the meter was read")
-        print(f"     the meter against the bill over {seconds:.0f} s (3 % loss up, UDP blocked "
-              f"then back, an 8 s outage and a reconnect):\n       " + "\n       ".join(lines))
-        # UDP is exact to the byte; TCP errs low by what usage_wire.h lists:
-        # up, the SYNs of connects that never connected (60 B each, during the
-        # outage) and 8 B of SYN options; down, 8 B of SYN-ACK options and the
-        # SACK blocks (12 B each) on the server's ACKs of the device's lost
-        # segments. Those are ~0.01 % of the up bytes whose loss made them, but
-        # the down direction is small (~25 KB) and they are ~0.5-1 % of it: down
-        # is held to 1 % of itself plus 0.1 % of up (the bound usage_wire.h gives
-        # for SACK blocks at a few percent of loss). Measured: 128 B up (2 SYNs +
-        # 8), 188 B down (15 SACK'd ACKs x 12 + 8), with nft counters on the
-        # TCP header length.
-        assert abs(dev["up"] - paid["up"]) <= 0.01 * paid["up"], (dev, paid)
-        assert abs(dev["down"] - paid["down"]) <= 0.01 * paid["down"] + 0.001 * paid["up"], (
-            dev, paid)
-        total_err = sum(dev.values()) - sum(paid.values())
-        assert abs(total_err) <= 0.01 * sum(paid.values()), (dev, paid)
+        _meter_survives_kill9(lab, srv, k)
 
 
-def test_meter_survives_kill9():
-    with lab_spine("always", usage_save_s=SAVE_S) as (lab, srv, k):
-        srv.wait(flowing, 20, "media flowing")
-        path = k.usage_file("uplink")
-        k.wait(lambda st: os.path.exists(path), 5, "the meter's file")  # the first save: at once
-        first = os.stat(path).st_mtime
-        # Streaming until the meter saved again (every SAVE_S while it counts:
-        # 60 s by default, shorter here to keep the test short), and a few
-        # seconds more: the bill kept every half second meanwhile.
-        bills, deadline = [], time.monotonic() + SAVE_S + 15
-        while time.monotonic() < deadline:
-            b = lab.bill()
-            bills.append((time.time(), bill_bytes(b, "up"), bill_bytes(b, "down")))
-            if os.stat(path).st_mtime > first and bills[-1][0] > os.stat(path).st_mtime + 5:
-                break
-            time.sleep(0.5)
-        saved_at = os.stat(path).st_mtime
-        assert saved_at > first, f"saved once in {bills[-1][0] - first:.0f} s"
-        before = _usage(k)
-        saved = json.load(open(path))
+def _meter_matches_the_bill(lab, srv, k):
+    srv.wait(flowing, 20, "media flowing")
+    u0, bill0, out0, jit0 = _quiet(lab, k)
+    assert k.send("uplink", "start").returncode == 0
+    srv.wait(flowing, 10, "media flowing again")
+    t0 = time.monotonic()
+    lab.loss(3, "up")  # billed as it enters the link, then dropped
+    time.sleep(5)
+    lab.block_udp()  # media over the control connection, SRTCP back over it
+    k.wait(lambda st: k.mod("uplink", st)["module"].get("media_path") == "control", 10,
+           "media on the control connection")
+    time.sleep(5)
+    lab.block_udp(False)  # a probe finds UDP again
+    k.wait(lambda st: k.mod("uplink", st)["module"].get("media_path") == "udp", 15,
+           "media back on UDP")
+    ups = k.mod("uplink")["module"]["reconnects"]
+    lab.outage()  # > TCP_MAXRT (5 s): the control connection ends, a new one follows
+    time.sleep(8)
+    lab.restore()
+    k.wait(lambda st: k.mod("uplink", st)["module"]["reconnects"] > ups, 15, "reconnected")
+    srv.wait(flowing, 15, "media flowing again")
+    lab.loss(0, "up")
+    u1, bill1, out1, jit1 = _quiet(lab, k)
+    seconds = time.monotonic() - t0
+    dev = {d: u1["total"][d] - u0["total"][d] for d in ("up", "down")}
+    paid = {d: bill1[d] - bill0[d] for d in ("up", "down")}
+    lines = []
+    for d in ("up", "down"):
+        cls = {c: u1["by_class"][c][d] - u0["by_class"][c][d] for c in ("media_udp", "control")}
+        bill = {p: bill1[d, p] - bill0[d, p] for p in ("udp", "tcp", "other")}
+        got = out1[d] - out0[d]
+        lines.append(f"{d:4} device {dev[d]} B, bill {paid[d]:.0f} B "
+                     f"({(dev[d] - paid[d]) / paid[d] * 100:+.3f} %): media_udp "
+                     f"{cls['media_udp']} B against udp {bill['udp']:.0f} B, control "
+                     f"{cls['control']} B against tcp {bill['tcp']:.0f} B, other "
+                     f"{bill['other']:.0f} B; {got:.0f} B arrived; the bill moved "
+                     f"{jit0[d]} and {jit1[d]} B while the meter was read")
+    print(f"     the meter against the bill over {seconds:.0f} s (3 % loss up, UDP blocked "
+          f"then back, an 8 s outage and a reconnect):\n       " + "\n       ".join(lines))
+    # UDP is exact to the byte; TCP errs low by what usage_wire.h lists:
+    # up, the SYNs of connects that never connected (60 B each, during the
+    # outage) and 8 B of SYN options; down, 8 B of SYN-ACK options and the
+    # SACK blocks (12 B each) on the server's ACKs of the device's lost
+    # segments. Those are ~0.01 % of the up bytes whose loss made them, but
+    # the down direction is small (~25 KB) and they are ~0.5-1 % of it: down
+    # is held to 1 % of itself plus 0.1 % of up (the bound usage_wire.h gives
+    # for SACK blocks at a few percent of loss). Measured: 128 B up (2 SYNs +
+    # 8), 188 B down (15 SACK'd ACKs x 12 + 8), with nft counters on the
+    # TCP header length.
+    assert abs(dev["up"] - paid["up"]) <= 0.01 * paid["up"], (dev, paid)
+    assert abs(dev["down"] - paid["down"]) <= 0.01 * paid["down"] + 0.001 * paid["up"], (
+        dev, paid)
+    total_err = sum(dev.values()) - sum(paid.values())
+    assert abs(total_err) <= 0.01 * sum(paid.values()), (dev, paid)
+
+
+def _meter_survives_kill9(lab, srv, k):
+    srv.wait(flowing, 20, "media flowing")
+    path = k.usage_file("uplink")
+    k.wait(lambda st: os.path.exists(path), 5, "the meter's file")  # the first save: at once
+    first = os.stat(path).st_mtime
+    # Streaming until the meter saved again (every SAVE_S while it counts:
+    # 60 s by default, shorter here to keep the test short), and a few
+    # seconds more: the bill kept every half second meanwhile.
+    bills, deadline = [], time.monotonic() + SAVE_S + 15
+    while time.monotonic() < deadline:
         b = lab.bill()
-        now_up, now_down = bill_bytes(b, "up"), bill_bytes(b, "down")
-        pid = k.pids()["uplink"]
-        os.kill(pid, signal.SIGKILL)
-        k.wait(lambda st: k.mod("uplink", st)["pid"] not in (0, pid)
-               and k.mod("uplink", st)["state"] == "running", 10, "the uplink restarted")
-        after = _usage(k)
-        since_up = bill_bytes(lab.bill(), "up") - now_up
-        # The file is the count at its last save; what was counted since is
-        # lost, no more than what the link carried since (a second's margin:
-        # the save holds the count of the tick it was made in).
-        file_up = saved["total"][0] + saved["total"][2]
-        file_down = saved["total"][1] + saved["total"][3]
-        lost_up = before["total"]["up"] - file_up
-        lost_down = before["total"]["down"] - file_down
-        _, up0, down0 = max((b for b in bills if b[0] <= saved_at - 1), default=bills[0])
-        print(f"     kill -9 {time.time() - saved_at:.1f} s after the last save (saves "
-              f"{saved_at - first:.0f} s apart): lost {lost_up} B up, {lost_down} B down (the "
-              f"link carried {now_up - up0:.0f} B up, {now_down - down0:.0f} B down since); the "
-              f"restarted uplink counts on from the file's {file_up} B up, {file_down} B down "
-              f"(now {after['total']['up']}, {after['total']['down']})")
-        assert SAVE_S - 2 <= saved_at - first <= SAVE_S + 2, saved_at - first
-        assert 0 <= lost_up <= (now_up - up0) * 1.01 + 1000, (lost_up, now_up - up0)
-        assert 0 <= lost_down <= (now_down - down0) * 1.01 + 1000, (lost_down, now_down - down0)
-        assert after["total"]["up"] >= file_up and after["total"]["down"] >= file_down, after
-        assert after["total"]["since"] == before["total"]["since"], (before, after)
-        # Counted on from the file: what the new uplink counted is what the link
-        # carried since the kill, not the file's count again.
-        assert after["total"]["up"] - file_up <= since_up * 1.01 + 1000, (after, since_up)
+        bills.append((time.time(), bill_bytes(b, "up"), bill_bytes(b, "down")))
+        if os.stat(path).st_mtime > first and bills[-1][0] > os.stat(path).st_mtime + 5:
+            break
+        time.sleep(0.5)
+    saved_at = os.stat(path).st_mtime
+    assert saved_at > first, f"saved once in {bills[-1][0] - first:.0f} s"
+    before = _usage(k)
+    saved = json.load(open(path))
+    b = lab.bill()
+    now_up, now_down = bill_bytes(b, "up"), bill_bytes(b, "down")
+    pid = k.pids()["uplink"]
+    os.kill(pid, signal.SIGKILL)
+    k.wait(lambda st: k.mod("uplink", st)["pid"] not in (0, pid)
+           and k.mod("uplink", st)["state"] == "running", 10, "the uplink restarted")
+    after = _usage(k)
+    since_up = bill_bytes(lab.bill(), "up") - now_up
+    # The file is the count at its last save; what was counted since is
+    # lost, no more than what the link carried since (a second's margin:
+    # the save holds the count of the tick it was made in).
+    file_up = saved["total"][0] + saved["total"][2]
+    file_down = saved["total"][1] + saved["total"][3]
+    lost_up = before["total"]["up"] - file_up
+    lost_down = before["total"]["down"] - file_down
+    _, up0, down0 = max((b for b in bills if b[0] <= saved_at - 1), default=bills[0])
+    print(f"     kill -9 {time.time() - saved_at:.1f} s after the last save (saves "
+          f"{saved_at - first:.0f} s apart): lost {lost_up} B up, {lost_down} B down (the "
+          f"link carried {now_up - up0:.0f} B up, {now_down - down0:.0f} B down since); the "
+          f"restarted uplink counts on from the file's {file_up} B up, {file_down} B down "
+          f"(now {after['total']['up']}, {after['total']['down']})")
+    assert SAVE_S - 2 <= saved_at - first <= SAVE_S + 2, saved_at - first
+    assert 0 <= lost_up <= (now_up - up0) * 1.01 + 1000, (lost_up, now_up - up0)
+    assert 0 <= lost_down <= (now_down - down0) * 1.01 + 1000, (lost_down, now_down - down0)
+    assert after["total"]["up"] >= file_up and after["total"]["down"] >= file_down, after
+    assert after["total"]["since"] == before["total"]["since"], (before, after)
+    # Counted on from the file: what the new uplink counted is what the link
+    # carried since the kill, not the file's count again.
+    assert after["total"]["up"] - file_up <= since_up * 1.01 + 1000, (after, since_up)
 
 
 if __name__ == "__main__":
-    run_cases([test_idle_then_on_demand, test_idle_device_gone, test_meter_matches_the_bill,
-               test_meter_survives_kill9])
+    run_cases([test_idle_then_on_demand, test_idle_device_gone, test_meter])

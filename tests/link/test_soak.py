@@ -66,6 +66,13 @@ def _plugin_datagrams(srv, detail=False):
     return counts if detail else sum(counts.values())
 
 
+def _established(lab, srv):
+    """Established TCP connections on the plugin's control port, server side."""
+    out = lab.sh("srv", ["ss", "-Htn", "state", "established",
+                         f"( sport = :{srv.control_port} )"])
+    return len([line for line in out.splitlines() if line.strip()])
+
+
 def _faults(lab, srv):
     """name -> (start, end) callables; each fault lasts until end()."""
     def outage(direction):
@@ -141,9 +148,16 @@ def test_soak():
             print(f"     device sent {sent} UDP datagrams, {entered} entered the link; delivered "
                   f"vs counted by the plugin per Janus run: {runs}; the plugin's counters "
                   f"{_plugin_datagrams(srv, True)}")
+            # A control connection the device gave up on (an outage, a NAT that
+            # forgot it) sends the server no FIN: Janus holds it until TCP
+            # keepalive closes it (within 150 s, control.c): an fd each, for
+            # now, and not a leak.
+            abandoned = max(0, _established(lab, srv) - 1)
+            print(f"     control connections held by Janus: {abandoned + 1} "
+                  f"({abandoned} given up by the device, closed by TCP keepalive within 150 s)")
             for n, (mb, fds) in grew.items():
                 assert mb is None or mb <= 5, f"{n} grew {mb} MB"
-                assert fds <= 0, f"{n} has {fds} more fds"
+                assert fds <= (abandoned if n == "janus" else 0), f"{n} has {fds} more fds"
             assert abs(sent - entered) <= 0.01 * entered + 2, (sent, entered)
             for delivered, counted in runs:
                 assert abs(delivered - counted) <= 0.01 * delivered + 2, (delivered, counted)

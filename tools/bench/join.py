@@ -11,7 +11,9 @@ Per setting, JOINS joins at spread phases of the GOP, each printed as:
   sampled just before): the first 500 ms window from which on every window's
   median is;
 - latency over the first 5 s, per second (median of the frames shown);
-- keyframe requests the join sent to the device, and the device's keyframes.
+- keyframe requests the join sent to the device, and the device's keyframes;
+- the second page's receiver over its whole join (getStats): mean jitter
+  buffer delay and decode time per frame, frames dropped.
    OUTPOST_BUILD=build-bench python3 tools/bench/join.py [joins]"""
 import json
 import os
@@ -80,8 +82,13 @@ def run(gop_s, cache):
         joins = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
         for j in joins:
             live = statistics.median(s["latencyMs"] for s in j["a"]) if j["a"] else float("nan")
+            st = j.get("stats") or {}
+            n = st.get("jitterBufferEmittedCount") or 0
+            recv = (f"jitter buffer {st['jitterBufferDelay'] / n * 1000:.0f} ms/frame, decode "
+                    f"{st['totalDecodeTime'] / max(1, st['framesDecoded']) * 1000:.1f} ms/frame, "
+                    f"{st.get('framesDropped', 0)} dropped") if n else ""
             rows.append((j["firstFrameAt"] - j["startSentAt"], live_after(j, live), live,
-                         per_second(j)))
+                         per_second(j), recv))
         g0, g1 = before.get("gop_cache", {}), after.get("gop_cache", {})
         extra = (f"served from the cache {g1.get('joins', 0) - g0.get('joins', 0)}, replays "
                  f"{g1.get('replays', 0) - g0.get('replays', 0)}, misses "
@@ -102,9 +109,9 @@ def main():
         for cache in (True, False):
             rows, reqs, keys, extra = run(gop_s, cache)
             how = "GOP cache" if cache else "keyframe request"
-            for first, live_at, live, sec in rows:
+            for first, live_at, live, sec, recv in rows:
                 print(f"{gop_s:>2} s  {how:<17} {first:8.0f} ms {live_at:8.0f} ms "
-                      f"{live:9.0f} ms    {sec}")
+                      f"{live:9.0f} ms    {sec}   {recv}")
             print(f"       -> keyframe requests to the device {reqs}, device keyframes "
                   f"{keys} over the run ({extra})")
 

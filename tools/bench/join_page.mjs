@@ -52,7 +52,7 @@ try {
     }, id);
     const stats = await inbound(b, id);
     console.log(JSON.stringify({
-      startSentAt, firstFrameAt, framesDecoded: stats && stats.framesDecoded,
+      startSentAt, firstFrameAt, framesDecoded: stats && stats.framesDecoded, stats,
       b: [...seenB.values()].sort((x, y) => x.frame - y.frame),
       a: [...seenA.values()].sort((x, y) => x.frame - y.frame),
     }));
