@@ -6,10 +6,13 @@ is printed; OUTPOST_SOAK_SEED repeats a run.
 
 At the end: the device streams again; no process of the device or of Janus
 grew by more than 5 MB of RSS or by any file descriptor (measured after a
-warm-up, and since the last Janus restart for Janus); no sanitizer report
-(Kernel/Janus cleanup); and the counters agree: every UDP datagram the lab
-delivered to the server is in one of the plugin's counters, and the device's
-datagrams are what entered the link, each within 1 %."""
+warm-up, and since the last Janus restart for Janus; Janus may hold an fd for
+each control connection the device gave up on, until TCP keepalive closes it);
+no sanitizer report (Kernel/Janus cleanup); and the counters agree: every UDP
+datagram the lab delivered to the server is in one of the plugin's counters,
+and the device's datagrams are what entered the link, each within 1 % (the
+device's own count also within the second of packets its once-a-second status
+may lag by)."""
 import os
 import random
 import sys
@@ -158,7 +161,12 @@ def test_soak():
             for n, (mb, fds) in grew.items():
                 assert mb is None or mb <= 5, f"{n} grew {mb} MB"
                 assert fds <= (abandoned if n == "janus" else 0), f"{n} has {fds} more fds"
-            assert abs(sent - entered) <= 0.01 * entered + 2, (sent, entered)
+            # The uplink publishes its counters once a second, the bill is read
+            # live: the device's count may lag by a second of packets at either
+            # end of the window (1 % covered it over 60 s; over 35 s a run
+            # failed 1687 against 1723: 36 packets, a second at this rate).
+            per_s = entered / max(1.0, SOAK_S)
+            assert abs(sent - entered) <= 0.01 * entered + per_s + 2, (sent, entered)
             for delivered, counted in runs:
                 assert abs(delivered - counted) <= 0.01 * delivered + 2, (delivered, counted)
         finally:
