@@ -198,6 +198,19 @@ static void s_zap_request(void) {
     zmq_msg_close(&part[i]);
 }
 
+/* Keeps the parts of a status (protocol/control.h) that msg carries, each
+ * replacing the one kept. Only these: the schema lets unknown keys through,
+ * and keeping them all would let a device grow its entry with new ones in
+ * every message. */
+static void s_merge_status(json_t *kept, const json_t *msg) {
+  static const char *const parts[] = {"keepalive_s", "uplink", "modules", "encoder", "usage"};
+  for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+    json_t *v = json_object_get(msg, parts[i]);
+    if (v)
+      json_object_set(kept, parts[i], v);
+  }
+}
+
 /* The interval the device keeps from now (d's mutex held). */
 static void s_keepalive(op_device_t *d, const json_t *msg) {
   json_t *k = json_object_get(msg, "keepalive_s"); /* 1..3600: checked by the schema */
@@ -307,7 +320,7 @@ static void s_on_router(void) {
       s_keepalive(d, msg);
       if (!d->status)
         d->status = json_object();
-      json_object_update(d->status, msg);
+      s_merge_status(d->status, msg);
       janus_mutex_unlock(&d->mutex);
     } else if (type == CTL_ACK) {
       janus_mutex_lock(&d->mutex);

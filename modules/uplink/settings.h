@@ -24,8 +24,8 @@ typedef struct uplink_settings {
   char usage_file[1024];     /* the byte meter's file, absolute (meter.h) */
   int usage_reset_day;
   int usage_save_s;
-      /* the meter saves this often while it counts */ /* the billing period starts on this day,
-                                                          00:00 UTC, 1..28 */
+  /* the meter saves this often while it counts */ /* the billing period starts on this day,
+                                                      00:00 UTC, 1..28 */
 } uplink_settings_t;
 
 /* Fills *out from the settings object st (borrowed). 0, or -1 with a message
