@@ -34,6 +34,10 @@ class Relay(threading.Thread):
         self.loss, self.rng = loss, random.Random(seed)
         self.device = None
         self.dropped = self.passed = self.back = 0
+        # Drops of a sequence number's first transmission (a retransmission
+        # dropped is no new loss to the receiver); the numbers seen so far.
+        self.dropped_first = 0
+        self._seen = set()
         self.recent = []  # the last RTP packets passed, newest last
         # The next `tamper` RTP packets are changed in flight (a payload byte
         # flipped) instead of passed; with tamper_from_new they also come from
@@ -137,8 +141,13 @@ class Relay(threading.Thread):
             except OSError:
                 return
             self.device = src
+            seq = int.from_bytes(data[2:4], "big") if len(data) >= 12 else None
+            first = not is_rtcp(data) and seq not in self._seen
+            if not is_rtcp(data):
+                self._seen.add(seq)
             if not is_rtcp(data) and self.rng.random() < self.loss:
                 self.dropped += 1
+                self.dropped_first += first
                 continue
             if not is_rtcp(data) and self.tamper > 0 and len(data) > 12:
                 self.tamper -= 1

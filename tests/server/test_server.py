@@ -435,12 +435,14 @@ def test_ingest_loss_recovered():
         _, frames = _decode(mp4)
         loss = srv.device()["ingest_loss"]
         up = k.mod("uplink")["module"]
-        print(f"     relay: {relay.dropped} RTP packets dropped, {relay.passed} passed, "
+        print(f"     relay: {relay.dropped} RTP packets dropped ({relay.dropped_first} first sent), {relay.passed} passed, "
               f"{relay.back} RTCP back; plugin: {loss}; uplink: {up.get('retransmissions')} "
               f"retransmissions for {up.get('nacks_received')} NACKs; recording: {frames} "
               f"frames decoded of {units} units")
         assert relay.dropped >= 15, relay.dropped
-        assert loss["missing"] >= 0.8 * relay.dropped, loss
+        # A retransmission the relay drops is no new loss: the plugin sees
+        # those of first transmissions (a run had 60 drops, 47 missing).
+        assert loss["missing"] >= 0.8 * relay.dropped_first, (loss, relay.dropped_first)
         assert loss["recovered"] >= 0.95 * loss["missing"], loss
         assert loss["nacks_sent"] > 0 and up["retransmissions"] > 0, (loss, up)
         assert frames >= 0.9 * units, f"{frames} frames decoded of {units}"
