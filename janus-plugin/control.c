@@ -203,7 +203,8 @@ static void s_zap_request(void) {
  * and keeping them all would let a device grow its entry with new ones in
  * every message. */
 static void s_merge_status(json_t *kept, const json_t *msg) {
-  static const char *const parts[] = {"keepalive_s", "uplink", "modules", "encoder", "usage"};
+  static const char *const parts[] = {"keepalive_s", "uplink", "modules",
+                                      "encoder",     "usage",  "budget"};
   for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
     json_t *v = json_object_get(msg, parts[i]);
     if (v)

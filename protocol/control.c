@@ -28,10 +28,13 @@ static const field_t s_hello[] = {{"device", F_STRING, 1, 1, 64},
                                   END};
 /* Every part is optional: a status carries what changed, and a bare one
  * (only keepalive_s) is the device's heartbeat. */
-static const field_t s_status[] = {
-    {"keepalive_s", F_INT, 0, 1, 3600}, {"uplink", F_OBJECT, 0, 0, 0},
-    {"modules", F_ARRAY, 0, 0, 0},      {"encoder", F_OBJECT, 0, 0, 0},
-    {"usage", F_OBJECT, 0, 0, 0},       END};
+static const field_t s_status[] = {{"keepalive_s", F_INT, 0, 1, 3600},
+                                   {"uplink", F_OBJECT, 0, 0, 0},
+                                   {"modules", F_ARRAY, 0, 0, 0},
+                                   {"encoder", F_OBJECT, 0, 0, 0},
+                                   {"usage", F_OBJECT, 0, 0, 0},
+                                   {"budget", F_OBJECT, 0, 0, 0},
+                                   END};
 static const field_t s_ack[] = {
     {"id", F_INT, 1, 1, INT32_MAX}, {"ok", F_BOOL, 1, 0, 0}, {"reply", F_ANY, 0, 0, 0}, END};
 static const field_t s_bye[] = {END};
@@ -61,8 +64,8 @@ static const struct {
     [CTL_ERROR] = {"error", s_error},
 };
 
-static const char *s_commands[] = {"start",      "stop",     "bitrate", "fps",
-                                   "resolution", "keyframe", "status",  NULL};
+static const char *s_commands[] = {"start",    "stop",   "bitrate", "fps", "resolution",
+                                   "keyframe", "status", "budget",  NULL};
 
 const char *ctl_type_name(ctl_type_t type) {
   return type < CTL__TYPES ? s_types[type].name : "?";

@@ -7,19 +7,20 @@
  *
  *   device -> server  hello    {device, codec, codecs?, width?, height?, fps?, bitrate_kbps?,
  *                               keepalive_s?}
- *                     status   {keepalive_s?, uplink?, modules?, encoder?, usage?}
+ *                     status   {keepalive_s?, uplink?, modules?, encoder?, usage?, budget?}
  *                     ack      {id, ok, reply?}
  *                     bye      {}
  *   server -> device  session  {ssrc, pt, codec, port, streaming, srtp?}
- *                     command  {id, command: start|stop|bitrate|fps|resolution|keyframe|status,
- *                               args?}
+ *                     command  {id, command: start|stop|bitrate|fps|resolution|keyframe|status|
+ *                               budget, args?}
  *                     error    {error}
  *
  * Keepalive. The device says something at least every keepalive_s seconds
  * (hello and status carry the interval it keeps from then on: short while
  * streaming, long while idle): a status with nothing new is a bare
  * {v, type, keepalive_s}. A status carries only the parts that changed (the
- * server keeps the last of each part: uplink, modules, encoder, usage), and
+ * server keeps the last of each part: uplink, modules, encoder, usage,
+ * budget), and
  * all of them after `command status`. The server counts a device silent for
  * 2 keepalive_s + min(keepalive_s, 10 s) as gone. There are no ZMTP
  * heartbeats on this connection (they cost ~240 bytes a round on the wire);
