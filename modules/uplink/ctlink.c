@@ -152,6 +152,11 @@ int ctlink_watch(ctlink_t *self, int epfd) {
 int ctlink_send(ctlink_t *self, json_t *msg) {
   ctl_type_t type;
   const char *why;
+  if (!self) { /* no link (the budget closed it): dropped */
+    json_decref(msg);
+    errno = ENOTCONN;
+    return -1;
+  }
   if (ctl_validate(msg, &type, &why)) {
     json_decref(msg);
     errno = EINVAL;
@@ -175,6 +180,10 @@ int ctlink_send(ctlink_t *self, json_t *msg) {
 }
 
 int ctlink_send_media(ctlink_t *self, const uint8_t *buf, size_t len) {
+  if (!self) {
+    errno = ENOTCONN;
+    return -1;
+  }
   if (len > OUTPOST_CONTROL_MEDIA_MAX || !ctl_is_media_frame(buf, len)) {
     self->st.media_dropped++;
     errno = EINVAL;
@@ -317,6 +326,8 @@ static void s_on_message(ctlink_t *self, const ctlink_handler_t *h, void *ctx) {
 }
 
 int ctlink_pump(ctlink_t *self, const ctlink_handler_t *h, void *ctx) {
+  if (!self)
+    return 0;
   for (int n = 0; n < PUMP_MAX; n++) {
     if (s_readable(self->monitor))
       s_on_monitor(self, h, ctx);
@@ -329,17 +340,18 @@ int ctlink_pump(ctlink_t *self, const ctlink_handler_t *h, void *ctx) {
 }
 
 int ctlink_connected(const ctlink_t *self) {
-  return self->handshaken;
+  return self && self->handshaken;
 }
 
 int ctlink_tcp_fd(const ctlink_t *self) {
-  return self->tcp_fd;
+  return self ? self->tcp_fd : -1;
 }
 
 const ctlink_stats_t *ctlink_stats(const ctlink_t *self) {
-  return &self->st;
+  static const ctlink_stats_t none;
+  return self ? &self->st : &none;
 }
 
 const char *ctlink_last_malformed(const ctlink_t *self) {
-  return self->last_malformed;
+  return self ? self->last_malformed : "";
 }

@@ -72,6 +72,9 @@ typedef struct ctlink_stats {
  * with a message in err on failure. The caller owns it. */
 ctlink_t *ctlink_new(const ctlink_config_t *cfg, char *err, size_t errlen);
 
+/* Every function below takes NULL for a link that is not there (the budget
+ * closed it, budget.h): not connected, nothing sent (ENOTCONN), zero stats. */
+
 /* Gives the link 100 ms to deliver what is queued (a `bye`), then frees
  * *self_p (may be NULL) and sets it to NULL. */
 void ctlink_destroy(ctlink_t **self_p);

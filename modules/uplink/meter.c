@@ -142,6 +142,18 @@ const char *meter_path(const meter_t *m) {
   return m->path;
 }
 
+uint64_t meter_period_bytes(const meter_t *m, time_t now) {
+  return usage_period_bytes(m->usage, now);
+}
+
+time_t meter_period_start(const meter_t *m, time_t now) {
+  return usage_period_start(m->usage, now);
+}
+
+int meter_reset_day(const meter_t *m) {
+  return usage_reset_day(m->usage);
+}
+
 /* The period's start as ISO 8601 UTC. */
 static json_t *s_start(const meter_t *m, time_t now) {
   time_t t = usage_period_start(m->usage, now);

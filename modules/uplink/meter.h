@@ -84,6 +84,12 @@ int meter_save(meter_t *m, time_t now);
 
 const char *meter_path(const meter_t *m);
 
+/* The billing period at now: its bytes (up + down, every class: the bill, as
+ * counted by the last meter_count), its start, its reset day. */
+uint64_t meter_period_bytes(const meter_t *m, time_t now);
+time_t meter_period_start(const meter_t *m, time_t now);
+int meter_reset_day(const meter_t *m);
+
 /* For `outpostctl status --json`, new reference (NULL on ENOMEM):
  * {"period_bytes", "period_start" (ISO 8601 UTC), "reset_day", "up", "down"
  * (since the first start, every class)}. */

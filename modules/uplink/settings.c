@@ -1,5 +1,6 @@
 #include "settings.h"
 
+#include "budget.h"
 #include "media.h"
 #include "meter.h"
 
@@ -22,6 +23,7 @@
 #define KEEPALIVE_IDLE_MIN_S 10
 #define KEEPALIVE_IDLE_MAX_S 900
 #define KEEPALIVE_IDLE_S 55
+#define BUDGET_MB_MAX 100000000 /* 100 TB: far beyond any plan, within 64-bit bytes */
 
 static const char *s_known[] = {"server",
                                 "server_key",
@@ -39,6 +41,10 @@ static const char *s_known[] = {"server",
                                 "usage_file",
                                 "usage_reset_day",
                                 "usage_save_s",
+                                "budget_mb",
+                                "budget_steps_pct",
+                                "budget_reserve_kb",
+                                "budget_override_max_mb",
                                 NULL};
 
 /* A string setting: 0 with it copied into out (def when absent), -1 when it
@@ -121,6 +127,80 @@ static int s_endpoint(const char *ep, char *host, size_t hostlen) {
   return 0;
 }
 
+static int s_int64(const json_t *st, const char *key, int64_t def, int64_t lo, int64_t hi,
+                   int64_t *out) {
+  json_t *v = json_object_get(st, key);
+  if (!v) {
+    *out = def;
+    return 0;
+  }
+  if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+    return -1;
+  *out = json_integer_value(v);
+  return 0;
+}
+
+/* The monthly budget (budget.h). */
+static int s_budget(const json_t *st, uplink_settings_t *out, char *err, size_t errlen) {
+  if (s_int64(st, "budget_mb", 0, 0, BUDGET_MB_MAX, &out->budget_mb)) {
+    snprintf(err, errlen,
+             "settings.budget_mb: must be an integer from 0 to %d (the billing period's bytes "
+             "in MB of 10^6 bytes, as carriers bill: the device lowers its quality at "
+             "budget_steps_pct and stops its media before it; default 0: no budget)",
+             BUDGET_MB_MAX);
+    return -1;
+  }
+  static const int def_steps[3] = {60, 80, 90};
+  json_t *steps = json_object_get(st, "budget_steps_pct");
+  for (int i = 0; i < 3; i++) {
+    json_t *v = json_array_get(steps, (size_t)i);
+    out->budget_steps_pct[i] = steps ? (int)json_integer_value(v) : def_steps[i];
+    if (steps && (!json_is_array(steps) || json_array_size(steps) != 3 || !json_is_integer(v) ||
+                  json_integer_value(v) < 1 || json_integer_value(v) > 99 ||
+                  (i && json_integer_value(v) <= out->budget_steps_pct[i - 1]))) {
+      snprintf(err, errlen,
+               "settings.budget_steps_pct: must be three increasing integers from 1 to 99 (the "
+               "percentages of the budget at which the device lowers its bitrate, then its frame "
+               "rate, then its size; default [60, 80, 90])");
+      return -1;
+    }
+  }
+  if (s_int64(st, "budget_reserve_kb", -1, 0, (int64_t)BUDGET_MB_MAX * 1000,
+              &out->budget_reserve_kb)) {
+    snprintf(err, errlen,
+             "settings.budget_reserve_kb: must be an integer from 0 to %lld (kB of 10^3 bytes "
+             "kept back from the budget for the control link after the media stops; default: "
+             "what its idle keepalives cost to the end of the period)",
+             (long long)BUDGET_MB_MAX * 1000);
+    return -1;
+  }
+  if (s_int64(st, "budget_override_max_mb", out->budget_mb / 10, 0, BUDGET_MB_MAX,
+              &out->budget_override_max_mb)) {
+    snprintf(err, errlen,
+             "settings.budget_override_max_mb: must be an integer from 0 to %d (the extra MB an "
+             "operator may grant in a period once the budget stops the stream; default a tenth "
+             "of budget_mb)",
+             BUDGET_MB_MAX);
+    return -1;
+  }
+  if (!out->budget_mb)
+    return 0;
+  budget_config_t c = {.budget_bytes = (uint64_t)out->budget_mb * 1000000,
+                       .reserve_bytes =
+                           out->budget_reserve_kb < 0 ? -1 : out->budget_reserve_kb * 1000,
+                       .keepalive_idle_s = out->keepalive_idle_s};
+  uint64_t reserve = budget_reserve_whole(&c) + BUDGET_LANDING_BYTES;
+  if (reserve * 2 > c.budget_bytes) {
+    snprintf(err, errlen,
+             "settings.budget_mb: %lld MB leaves too little for media: the control link's "
+             "reserve to the end of a period is %.1f MB (keepalives every keepalive_idle_s = "
+             "%d s, reconnections); raise budget_mb, keepalive_idle_s or set budget_reserve_kb",
+             (long long)out->budget_mb, (double)reserve / 1e6, out->keepalive_idle_s);
+    return -1;
+  }
+  return 0;
+}
+
 int uplink_settings_parse(const json_t *st, uplink_settings_t *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
   const char *key;
@@ -134,7 +214,8 @@ int uplink_settings_parse(const json_t *st, uplink_settings_t *out, char *err, s
                "settings.%s: unknown key (known: server, server_key, public_key, secret_key, "
                "device, encoder, capture, mtu, nack_history_ms, media_host, "
                "retransmit_budget_pct, udp_probe_s, keepalive_idle_s, usage_file, "
-               "usage_reset_day, usage_save_s)",
+               "usage_reset_day, usage_save_s, budget_mb, budget_steps_pct, budget_reserve_kb, "
+               "budget_override_max_mb)",
                key);
       return -1;
     }
@@ -217,6 +298,8 @@ int uplink_settings_parse(const json_t *st, uplink_settings_t *out, char *err, s
              "byte meter's saves while it counts: what a power cut may lose; default 60)");
     return -1;
   }
+  if (s_budget(st, out, err, errlen))
+    return -1;
   /* A pasted pair that does not belong together would only show as a
    * refused handshake on the server: say it here. */
   char secret_z85[41];

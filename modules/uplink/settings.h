@@ -22,10 +22,13 @@ typedef struct uplink_settings {
   int udp_probe_s;           /* on the control connection: UDP probed this often (media.h) */
   int keepalive_idle_s;      /* a status at least this often while idle (report.h) */
   char usage_file[1024];     /* the byte meter's file, absolute (meter.h) */
-  int usage_reset_day;
-  int usage_save_s;
-  /* the meter saves this often while it counts */ /* the billing period starts on this day,
-                                                      00:00 UTC, 1..28 */
+  int usage_reset_day;       /* the billing period starts on this day, 00:00 UTC, 1..28 */
+  int usage_save_s;          /* the meter saves this often while it counts */
+  /* The monthly budget (budget.h); budget_mb 0: none. */
+  int64_t budget_mb;              /* 10^6 bytes, as carriers bill */
+  int budget_steps_pct[3];        /* the ladder's thresholds */
+  int64_t budget_reserve_kb;      /* 10^3 bytes; -1: the idle cost of the rest of the period */
+  int64_t budget_override_max_mb; /* an operator's extra in a period, at most */
 } uplink_settings_t;
 
 /* Fills *out from the settings object st (borrowed). 0, or -1 with a message

@@ -68,6 +68,7 @@
  * The host watches one descriptor per module: ours is an epoll set holding
  * the control socket's and its monitor's ZeroMQ descriptors and the media
  * socket. Timers go through api->wake_at. */
+#include "budget.h"
 #include "clock.h"
 #include "control.h"
 #include "ctlink.h"
@@ -75,6 +76,7 @@
 #include "meter.h"
 #include "report.h"
 #include "resolve.h"
+#include "rtp.h"
 #include "settings.h"
 #include "srtp_keys.h"
 
@@ -126,10 +128,16 @@ typedef struct {
   outpost_host_t *h;             /* borrowed */
   const outpost_host_api_t *api; /* borrowed */
   uplink_settings_t set;
-  int epfd;           /* owned: what the host watches */
-  ctlink_t *ctl;      /* owned */
-  media_t *media;     /* owned */
-  meter_t *meter;     /* owned: the byte meter */
+  int epfd;                     /* owned: what the host watches */
+  ctlink_t *ctl;                /* owned */
+  media_t *media;               /* owned */
+  meter_t *meter;               /* owned: the byte meter */
+  budget_t *budget;             /* owned: the monthly budget (budget.h) */
+  budget_tier_t budget_applied; /* what the chain and the media were last set to */
+  ladder_rung_t rung;           /* the chain's rung (stays put while stopped) */
+  ladder_point_t wanted;        /* the chain at full quality: what the operator set */
+  int have_wanted;
+  int budget_stopped; /* no media: the budget's stop line is reached */
   resolve_t *resolve; /* owned: media_host */
   int resolving;
   int64_t resolve_retry_us;
@@ -169,7 +177,7 @@ typedef struct {
   int64_t path_next_us; /* the path selector wants a poll then (0: not) */
   relay_t relays[RELAYS];
   /* Counters */
-  uint64_t units_in, units_sent, units_dropped, units_awaiting_key, units_wrong_codec;
+  uint64_t units_in, units_sent, units_dropped, units_awaiting_key, units_wrong_codec, units_budget;
   uint64_t hellos, sessions, keyframes_requested, keyframes_suppressed, acks, relays_refused;
   uint64_t sessions_refused;
   char last_session_refused[128];
@@ -178,6 +186,8 @@ typedef struct {
 } uplink_t;
 
 static void s_arm(uplink_t *u, int more);
+static void s_budget_tick(uplink_t *u);
+static int s_budget_command(uplink_t *u, origin_t origin, const json_t *args, json_t **reply);
 static int s_wants_media(uplink_t *u);
 static void s_request_key(uplink_t *u, const char *why, int feedback);
 
@@ -270,6 +280,10 @@ static json_t *s_counters(uplink_t *u) {
   json_object_set_new(o, "statuses", json_integer((json_int_t)rs->statuses));
   json_object_set_new(o, "statuses_bare", json_integer((json_int_t)rs->bare));
   json_object_set_new(o, "usage", meter_status(u->meter, time(NULL)));
+  json_t *budget = budget_part(u->budget, meter_reset_day(u->meter));
+  if (budget)
+    json_object_set_new(o, "budget", budget);
+  json_object_set_new(o, "units_budget", json_integer((json_int_t)u->units_budget));
   return o;
 }
 
@@ -323,6 +337,9 @@ static json_t *s_parts(uplink_t *u) {
   if (json_is_object(enc))
     json_object_set_new(parts, "encoder", s_pick(enc, enc_keys));
   json_object_set_new(parts, "usage", meter_part(u->meter, time(NULL))); /* lazy: s_init */
+  json_t *budget = budget_part(u->budget, meter_reset_day(u->meter));
+  if (budget) /* changes with the tier only: news at once */
+    json_object_set_new(parts, "budget", budget);
   return parts;
 }
 
@@ -335,6 +352,9 @@ static json_t *s_full(uplink_t *u, int with_modules) {
   json_t *enc = json_object_get(s_row(u, u->set.encoder), "module");
   if (json_is_object(enc))
     json_object_set(full, "encoder", enc);
+  json_t *budget = budget_part(u->budget, meter_reset_day(u->meter));
+  if (budget)
+    json_object_set_new(full, "budget", budget);
   return full;
 }
 
@@ -422,7 +442,7 @@ static void s_ask_kernel(uplink_t *u) {
  * (new SSRC or codec), so the far end needs a keyframe as at a start. */
 static void s_update_flow(uplink_t *u, int restart) {
   int was = u->flowing;
-  u->flowing = u->have_session && u->streaming && u->dest_ready;
+  u->flowing = u->have_session && u->streaming && u->dest_ready && !u->budget_stopped;
   if (u->flowing && (!was || restart)) {
     u->api->log(u->h, "media flowing: ssrc %08x, pt %d, %s to %s port %d", u->ssrc, u->pt,
                 u->session_codec, u->set.media_host, u->port);
@@ -433,9 +453,10 @@ static void s_update_flow(uplink_t *u, int restart) {
     u->path_next_us = 0;
   } else if (!u->flowing && was) {
     u->api->log(u->h, "media stopped (%s)",
-                !u->have_session ? "no session"
-                : !u->streaming  ? "stopped"
-                                 : "no media address");
+                u->budget_stopped  ? "data budget reached"
+                : !u->have_session ? "no session"
+                : !u->streaming    ? "stopped"
+                                   : "no media address");
     u->awaiting_key = 0;
   }
 }
@@ -737,6 +758,15 @@ static int s_command(uplink_t *u, origin_t origin, json_int_t server_id, const c
     *reply = json_pack("{s:b}", "queued", 1);
     return 0;
   }
+  if (!strcmp(cmd, "budget"))
+    return s_budget_command(u, origin, args, reply);
+  if (!strcmp(cmd, "start") && u->budget_stopped) {
+    *reply = json_pack("{s:s, s:b}", "error",
+                       "data budget reached: no media until the period "
+                       "ends or an operator's override (budget {\"extra_mb\"})",
+                       "budget", 1);
+    return -1;
+  }
   if (!strcmp(cmd, "start") || !strcmp(cmd, "stop")) {
     u->streaming = !strcmp(cmd, "start");
     s_update_flow(u, 0);
@@ -746,19 +776,36 @@ static int s_command(uplink_t *u, origin_t origin, json_int_t server_id, const c
   }
   if (!strcmp(cmd, "keyframe"))
     return s_relay(u, origin, server_id, cmd, u->set.encoder, NULL, NULL, reply);
-  if (!strcmp(cmd, "bitrate") && !s_arg_int(args, "kbps", 10, 100000, &a))
+  /* Below full quality the operator sets the top of the ladder, and the chain
+   * gets that rung's share of it. */
+  int reduced = u->have_wanted && u->rung != LADDER_FULL;
+  if (reduced && !strcmp(cmd, "bitrate") && !s_arg_int(args, "kbps", 10, 100000, &a))
+    u->wanted.kbps = a, a = ladder_apply(u->wanted, u->rung).kbps;
+  if (reduced && !strcmp(cmd, "fps") && !s_arg_int(args, "fps", 1, 240, &a))
+    u->wanted.fps = a, a = ladder_apply(u->wanted, u->rung).fps;
+  if (reduced && !strcmp(cmd, "resolution") && !s_arg_int(args, "width", 16, 8192, &a) &&
+      !s_arg_int(args, "height", 16, 8192, &b)) {
+    u->wanted.width = a, u->wanted.height = b;
+    ladder_point_t p = ladder_apply(u->wanted, u->rung);
+    a = p.width, b = p.height;
+  }
+  if (reduced && (a || b))
+    u->api->log(u->h, "data budget: %s for the operator, %d%s%d for the chain (%s)", cmd, a,
+                b ? "x" : "", b, ladder_rung_name(u->rung));
+  if (!strcmp(cmd, "bitrate") && (a || !s_arg_int(args, "kbps", 10, 100000, &a)))
     return s_relay(u, origin, server_id, cmd, u->set.encoder, NULL, json_pack("{s:i}", "kbps", a),
                    reply);
-  if (!strcmp(cmd, "fps") && !s_arg_int(args, "fps", 1, 240, &a))
+  if (!strcmp(cmd, "fps") && (a || !s_arg_int(args, "fps", 1, 240, &a)))
     return s_relay(u, origin, server_id, cmd, u->set.encoder, u->set.capture,
                    json_pack("{s:i}", "fps", a), reply);
-  if (!strcmp(cmd, "resolution") && !s_arg_int(args, "width", 16, 8192, &a) &&
-      !s_arg_int(args, "height", 16, 8192, &b))
+  if (!strcmp(cmd, "resolution") && ((a && b) || (!s_arg_int(args, "width", 16, 8192, &a) &&
+                                                  !s_arg_int(args, "height", 16, 8192, &b))))
     return s_relay(u, origin, server_id, cmd, u->set.capture, NULL,
                    json_pack("{s:i, s:i}", "width", a, "height", b), reply);
   *reply = json_pack("{s:s}", "error",
                      "commands: start, stop, keyframe, bitrate {\"kbps\": 10..100000}, fps "
-                     "{\"fps\": 1..240}, resolution {\"width\", \"height\": 16..8192}");
+                     "{\"fps\": 1..240}, resolution {\"width\", \"height\": 16..8192}, budget "
+                     "{\"extra_mb\": 1..1000000}");
   return -1;
 }
 
@@ -825,6 +872,146 @@ static void s_on_tcp(void *ctx, int fd, int open) {
 static const ctlink_handler_t s_link_handler = {s_on_link_event, s_on_link_message, s_on_link_media,
                                                 s_on_tcp};
 
+/* ---- The monthly budget (budget.h) ------------------------------------------------------ */
+
+/* Opens the control link (at init, and when the budget lets it back). 0, or
+ * -1 with err set. */
+static int s_link_open(uplink_t *u, char *err, size_t errlen) {
+  ctlink_config_t cc = {.endpoint = u->set.server,
+                        .server_key = u->set.server_key,
+                        .public_key = u->set.public_key,
+                        .secret_key = u->set.secret_key};
+  u->ctl = ctlink_new(&cc, err, errlen);
+  if (u->ctl && ctlink_watch(u->ctl, u->epfd)) {
+    snprintf(err, errlen, "cannot watch the control socket");
+    ctlink_destroy(&u->ctl);
+  }
+  return u->ctl ? 0 : -1;
+}
+
+/* The chain from one point of the ladder to another: only what differs, and
+ * only what is known (the replies go to s_reply, which lets them pass). */
+static void s_chain_to(uplink_t *u, ladder_point_t from, ladder_point_t to) {
+  const char *enc = u->set.encoder, *cap = u->set.capture;
+  if (to.kbps > 0 && to.kbps != from.kbps)
+    u->api->command(u->h, enc, "bitrate", json_pack("{s:i}", "kbps", to.kbps));
+  if (to.fps > 0 && to.fps != from.fps) {
+    u->api->command(u->h, enc, "fps", json_pack("{s:i}", "fps", to.fps));
+    u->api->command(u->h, cap, "fps", json_pack("{s:i}", "fps", to.fps));
+  }
+  if (to.width > 0 && to.height > 0 && (to.width != from.width || to.height != from.height))
+    u->api->command(u->h, cap, "resolution",
+                    json_pack("{s:i, s:i}", "width", to.width, "height", to.height));
+}
+
+/* Sets the chain, the media and the link to the budget's tier. */
+static void s_budget_apply(uplink_t *u) {
+  budget_tier_t t = budget_tier(u->budget);
+  if (t == u->budget_applied)
+    return;
+  u->budget_applied = t;
+  time_t now = time(NULL);
+  json_t *part = budget_part(u->budget, meter_reset_day(u->meter));
+  (t == BUDGET_FULL ? u->api->log : u->api->error)(
+      u->h, "data budget: %s: %.3f of %lld MB used this period (the stop line at %.3f MB)",
+      t == BUDGET_FULL ? "full quality" : budget_reason(u->budget),
+      (double)meter_period_bytes(u->meter, now) / 1e6, (long long)u->set.budget_mb,
+      (double)json_integer_value(json_object_get(part, "stop_bytes")) / 1e6);
+  json_decref(part);
+  /* The quality: down (or up) the ladder from what the operator set. Stopped,
+   * the chain stays where it was: it comes back there. */
+  ladder_rung_t rung = t < BUDGET_STOPPED ? (ladder_rung_t)t : u->rung;
+  if (rung != u->rung) {
+    if (!u->have_wanted)
+      u->wanted = (ladder_point_t){u->bitrate_kbps, u->fps, u->width, u->height};
+    u->have_wanted = 1;
+    ladder_point_t to = ladder_apply(u->wanted, rung);
+    u->api->log(u->h, "data budget: %s: %d kbit/s, %d fps, %dx%d", ladder_rung_name(rung), to.kbps,
+                to.fps, to.width, to.height);
+    s_chain_to(u, ladder_apply(u->wanted, u->rung), to);
+    u->rung = rung;
+    u->have_wanted = rung != LADDER_FULL; /* back at the top: the operator's again */
+  }
+  /* The media: none past the stop line, and no retransmissions either. */
+  int stop = t >= BUDGET_STOPPED;
+  if (stop != u->budget_stopped) {
+    u->budget_stopped = stop;
+    media_set_retransmit_budget(u->media, stop ? 0 : u->set.retransmit_budget_pct);
+    s_update_flow(u, 0);
+  }
+  /* The link: closed at the limit, open again when the budget allows. */
+  char err[400];
+  if (t == BUDGET_DARK && u->ctl) {
+    u->api->error(u->h, "data budget: the limit is reached: the control link closes until "
+                        "the period ends or an override (outpostctl send uplink budget)");
+    ctlink_destroy(&u->ctl);
+    u->have_session = 0;
+    s_update_flow(u, 0);
+  } else if (t != BUDGET_DARK && !u->ctl && s_link_open(u, err, sizeof err)) {
+    u->api->error(u->h, "data budget: cannot open the control link again: %s", err);
+  }
+  s_publish(u); /* the local status says it at once, not at the next tick */
+}
+
+/* The budget at the tick (and after an override): the tier from the bytes. */
+static void s_budget_tick(uplink_t *u) {
+  if (!budget_enabled(u->budget))
+    return;
+  time_t now = time(NULL);
+  budget_update(u->budget, meter_period_bytes(u->meter, now), meter_period_start(u->meter, now),
+                now, NULL);
+  s_budget_apply(u);
+}
+
+/* Whether a unit of size bytes may go: the meter to this moment, the unit as
+ * it will be on the wire (each packet's RTP header, payload header, the
+ * longest SRTP tag we use (80 bits), IPv6 and UDP headers: the worst case),
+ * against the stop line. */
+static int s_budget_allows(uplink_t *u, size_t size) {
+  if (!budget_enabled(u->budget))
+    return 1;
+  s_meter(u, 0);
+  time_t now = time(NULL);
+  uint64_t packets = size / (size_t)u->set.mtu + 1;
+  uint64_t wire = size + packets * (RTP_HEADER_SIZE + 2 + 10 + 48);
+  int ok = budget_allow(u->budget, meter_period_bytes(u->meter, now), wire,
+                        meter_period_start(u->meter, now), now);
+  if (!ok) {
+    u->units_budget++;
+    s_budget_apply(u);
+  }
+  return ok;
+}
+
+/* The command `budget` {"extra_mb"}: an operator's override, logged. */
+static int s_budget_command(uplink_t *u, origin_t origin, const json_t *args, json_t **reply) {
+  int mb = 0;
+  uint64_t granted = 0;
+  if (s_arg_int(args, "extra_mb", 1, 1000000, &mb)) {
+    *reply = json_pack("{s:s}", "error", "budget {\"extra_mb\": 1..1000000}");
+    return -1;
+  }
+  if (budget_override(u->budget, (uint64_t)mb * 1000000, &granted)) {
+    *reply = json_pack("{s:s, s:I}", "error",
+                       budget_enabled(u->budget)
+                           ? "no override left in this period (budget_override_max_mb)"
+                           : "no budget set (budget_mb)",
+                       "override_max_mb", (json_int_t)u->set.budget_override_max_mb);
+    return -1;
+  }
+  u->api->error(u->h, "data budget: override by the %s: %.3f MB more this period",
+                origin == ORIGIN_SERVER ? "server's operator" : "local operator",
+                (double)granted / 1e6);
+  s_meter(u, 0);
+  s_budget_tick(u);
+  json_t *part = budget_part(u->budget, meter_reset_day(u->meter));
+  *reply = json_pack("{s:I, s:O, s:O, s:O}", "granted_bytes", (json_int_t)granted, "override_bytes",
+                     json_object_get(part, "override_bytes"), "budget_bytes",
+                     json_object_get(part, "budget_bytes"), "tier", json_object_get(part, "tier"));
+  json_decref(part);
+  return 0;
+}
+
 /* ---- Timers and the loop -------------------------------------------------------------- */
 
 static void s_timers(uplink_t *u, int64_t now) {
@@ -852,6 +1039,7 @@ static void s_timers(uplink_t *u, int64_t now) {
     if (u->flowing)
       media_send_report(u->media);
     s_meter(u, 1);
+    s_budget_tick(u);
     if (!u->set.device[0] || ctlink_connected(u->ctl))
       s_ask_kernel(u); /* the table the next status compares */
     uint64_t bytes = media_stats(u->media)->bytes_sent;
@@ -969,6 +1157,10 @@ static int s_frame(void *self, const outpost_frame_t *f) {
     u->units_awaiting_key++; /* would not decode at the far end */
     return 0;
   }
+  if (!s_budget_allows(u, f->size)) {
+    u->units_dropped++; /* the stop line: media stops with this unit (s_budget_apply) */
+    return 0;
+  }
   if (media_send_unit(u->media, f->format, f->data, f->size, key, f->capture_us) < 0) {
     u->units_dropped++;
     u->api->error(u->h, "malformed %s unit (frame %llu) dropped", codec,
@@ -1053,6 +1245,7 @@ static void s_destroy(void **self) {
   json_decref(u->kstatus);
   report_destroy(&u->report);
   meter_destroy(&u->meter); /* saves */
+  budget_destroy(&u->budget);
   media_destroy(&u->media);
   resolve_destroy(&u->resolve);
   if (u->epfd >= 0)
@@ -1093,13 +1286,16 @@ static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t
     s_destroy((void **)&u);
     return -1;
   }
-  ctlink_config_t cc = {.endpoint = u->set.server,
-                        .server_key = u->set.server_key,
-                        .public_key = u->set.public_key,
-                        .secret_key = u->set.secret_key};
-  u->ctl = ctlink_new(&cc, err, sizeof err);
-  if (!u->ctl || ctlink_watch(u->ctl, u->epfd)) {
-    api->error(h, "%s", u->ctl ? "cannot watch the control socket" : err);
+  budget_config_t bc = {.budget_bytes = (uint64_t)u->set.budget_mb * 1000000,
+                        .steps_pct = {u->set.budget_steps_pct[0], u->set.budget_steps_pct[1],
+                                      u->set.budget_steps_pct[2]},
+                        .reserve_bytes =
+                            u->set.budget_reserve_kb < 0 ? -1 : u->set.budget_reserve_kb * 1000,
+                        .override_max_bytes = (uint64_t)u->set.budget_override_max_mb * 1000000,
+                        .keepalive_idle_s = u->set.keepalive_idle_s};
+  u->budget = budget_new(&bc);
+  if (!u->budget || s_link_open(u, err, sizeof err)) {
+    api->error(h, "%s", u->budget ? err : "out of memory");
     s_destroy((void **)&u);
     return -1;
   }
@@ -1122,6 +1318,14 @@ static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t
            u->set.server, u->set.media_host, u->set.mtu, u->set.nack_history_ms,
            HISTORY_BYTES / 1024, u->set.retransmit_budget_pct, u->set.udp_probe_s);
   *self = u;
+  if (budget_enabled(u->budget)) {
+    api->log(h,
+             "data budget: %lld MB a period from day %d, steps at %d/%d/%d %%, the stop line "
+             "%.3f MB before the limit (the control link's reserve and the landing)",
+             (long long)u->set.budget_mb, u->set.usage_reset_day, bc.steps_pct[0], bc.steps_pct[1],
+             bc.steps_pct[2], (double)(budget_reserve_whole(&bc) + BUDGET_LANDING_BYTES) / 1e6);
+    s_budget_tick(u); /* a period already spent stops the media before the first unit */
+  }
   s_publish(u);
   s_arm(u, 0);
   return 0;

@@ -112,8 +112,13 @@ def _outage(seconds, forget_nat):
             c.create_session()
             h = c.attach("janus.plugin.outpost")
             c.message(h, {"request": "watch", "id": "cam1"}, full=True)
+            k0 = srv.device()["keyframes"]
             srv.record_start()
-            time.sleep(2)
+            # The recording opens on a keyframe: a second and a half of frames
+            # after it (not a fixed time after the start: a loaded machine's
+            # keyframe comes late).
+            srv.wait(lambda d: d["keyframes"] > k0, 10, "a keyframe for the recording")
+            time.sleep(1.5)
             lab.outage()
             t_cut = time.monotonic()
             srv.wait(lambda d: not d["online"], 10, "the device offline")

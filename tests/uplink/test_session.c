@@ -729,17 +729,40 @@ static void byte_meter(void **state) {
 static void usage_settings_are_checked(void **state) {
   (void)state;
   char err[512];
-  const char *keys[] = {"usage_file", "usage_file", "usage_file", "usage_reset_day",
-                        "usage_reset_day"};
-  json_t *bad[] = {json_string("usage.json"), json_string("/var/lib/outpost/"), json_integer(1),
-                   json_integer(0), json_integer(29)};
+  const char *keys[] = {"usage_file",
+                        "usage_file",
+                        "usage_file",
+                        "usage_reset_day",
+                        "usage_reset_day",
+                        "budget_mb",
+                        "budget_mb",
+                        "budget_mb",
+                        "budget_steps_pct",
+                        "budget_steps_pct",
+                        "budget_steps_pct",
+                        "budget_reserve_kb",
+                        "budget_override_max_mb"};
+  json_t *bad[] = {json_string("usage.json"),
+                   json_string("/var/lib/outpost/"),
+                   json_integer(1),
+                   json_integer(0),
+                   json_integer(29),
+                   json_string("3 GB"),
+                   json_integer(-1),
+                   json_integer(10), /* less than twice a month's idle reserve (~9.7 MB) */
+                   json_pack("[i,i]", 60, 80),
+                   json_pack("[i,i,i]", 60, 90, 80),
+                   json_pack("[i,i,i]", 0, 80, 90),
+                   json_integer(-5),
+                   json_real(1.5)};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     assert_int_equal(s_init_with(keys[i], bad[i], err, sizeof err), -1);
     char want[64];
-    snprintf(want, sizeof want, "settings.%s: must be", keys[i]);
+    snprintf(want, sizeof want, "settings.%s: ", keys[i]);
     assert_non_null(strstr(err, want));
   }
   assert_int_equal(s_init_with("usage_reset_day", json_integer(28), err, sizeof err), 0);
+  assert_int_equal(s_init_with("budget_mb", json_integer(20), err, sizeof err), 0);
   /* A file that cannot be trusted, a folder that cannot be made: said, naming
    * the key and the file, and the uplink runs (counting from zero, in memory). */
   char file[128], want[160];
