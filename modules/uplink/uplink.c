@@ -358,8 +358,11 @@ static json_t *s_full(uplink_t *u, int with_modules) {
   return full;
 }
 
+/* The server wants media and the budget lets it go: the fast keepalive. A
+ * stream stopped by the budget keeps the idle one (its reserve is counted
+ * at that rate, budget.h). */
 static int s_wants_media(uplink_t *u) {
-  return u->have_session && u->streaming;
+  return u->have_session && u->streaming && !u->budget_stopped;
 }
 
 /* Anything sent to the server is a keepalive (report.h). */
