@@ -130,6 +130,16 @@ int budget_override(budget_t *b, uint64_t extra, uint64_t *granted) {
   return 0;
 }
 
+void budget_restore(budget_t *b, time_t period_start, uint64_t override_bytes) {
+  s_new_period(b, period_start);
+  b->override_bytes =
+      override_bytes < b->c.override_max_bytes ? override_bytes : b->c.override_max_bytes;
+}
+
+uint64_t budget_override_bytes(const budget_t *b) {
+  return b->override_bytes;
+}
+
 budget_tier_t budget_tier(const budget_t *b) {
   return b->tier;
 }

@@ -31,8 +31,8 @@
  * bytes for this period, at most override_max_bytes in all (the operator's
  * page cannot spend the month twice), logged by the caller.
  *
- * Not thread-safe: the uplink's thread. Not persisted: an override is lost
- * with a restart of the uplink (the safe way: the camera stops again). */
+ * Not thread-safe: the uplink's thread. The override is kept in the byte
+ * meter's file by the caller (budget_restore), so a restart keeps it. */
 #ifndef OUTPOST_UPLINK_BUDGET_H
 #define OUTPOST_UPLINK_BUDGET_H
 
@@ -95,6 +95,12 @@ int budget_allow(budget_t *b, uint64_t used, uint64_t bytes, time_t period_start
  * remains (or there is no budget). The tier is recomputed by the next
  * budget_update. */
 int budget_override(budget_t *b, uint64_t extra, uint64_t *granted);
+
+/* The override kept from before a restart (meter.h keeps it in its file):
+ * extra bytes for the period that started at period_start, capped at
+ * override_max_bytes. */
+void budget_restore(budget_t *b, time_t period_start, uint64_t override_bytes);
+uint64_t budget_override_bytes(const budget_t *b);
 
 budget_tier_t budget_tier(const budget_t *b);
 int budget_enabled(const budget_t *b);

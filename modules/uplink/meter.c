@@ -150,6 +150,15 @@ time_t meter_period_start(const meter_t *m, time_t now) {
   return usage_period_start(m->usage, now);
 }
 
+int meter_set_override(meter_t *m, uint64_t bytes, time_t now) {
+  usage_set_override(m->usage, usage_period_start(m->usage, now), bytes);
+  return usage_save(m->usage);
+}
+
+uint64_t meter_override(const meter_t *m, time_t now) {
+  return usage_override(m->usage, usage_period_start(m->usage, now));
+}
+
 int meter_reset_day(const meter_t *m) {
   return usage_reset_day(m->usage);
 }

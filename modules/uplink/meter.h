@@ -90,6 +90,11 @@ uint64_t meter_period_bytes(const meter_t *m, time_t now);
 time_t meter_period_start(const meter_t *m, time_t now);
 int meter_reset_day(const meter_t *m);
 
+/* An operator's extra bytes for the period at now (budget.h): kept in the
+ * file, saved at once (0, or a negative errno as meter_save); and read. */
+int meter_set_override(meter_t *m, uint64_t bytes, time_t now);
+uint64_t meter_override(const meter_t *m, time_t now);
+
 /* For `outpostctl status --json`, new reference (NULL on ENOMEM):
  * {"period_bytes", "period_start" (ISO 8601 UTC), "reset_day", "up", "down"
  * (since the first start, every class)}. */

@@ -1006,6 +1006,10 @@ static int s_budget_command(uplink_t *u, origin_t origin, const json_t *args, js
                 origin == ORIGIN_SERVER ? "server's operator" : "local operator",
                 (double)granted / 1e6);
   s_meter(u, 0);
+  int rc = meter_set_override(u->meter, budget_override_bytes(u->budget), time(NULL));
+  if (rc < 0) /* it holds until a restart all the same */
+    u->api->error(u->h, "settings.usage_file: cannot save the override in %s: %s",
+                  meter_path(u->meter), strerror(-rc));
   s_budget_tick(u);
   json_t *part = budget_part(u->budget, meter_reset_day(u->meter));
   *reply = json_pack("{s:I, s:O, s:O, s:O}", "granted_bytes", (json_int_t)granted, "override_bytes",
@@ -1322,11 +1326,16 @@ static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t
            HISTORY_BYTES / 1024, u->set.retransmit_budget_pct, u->set.udp_probe_s);
   *self = u;
   if (budget_enabled(u->budget)) {
+    time_t now = time(NULL);
+    budget_restore(u->budget, meter_period_start(u->meter, now), meter_override(u->meter, now));
     api->log(h,
              "data budget: %lld MB a period from day %d, steps at %d/%d/%d %%, the stop line "
              "%.3f MB before the limit (the control link's reserve and the landing)",
              (long long)u->set.budget_mb, u->set.usage_reset_day, bc.steps_pct[0], bc.steps_pct[1],
              bc.steps_pct[2], (double)(budget_reserve_whole(&bc) + BUDGET_LANDING_BYTES) / 1e6);
+    if (budget_override_bytes(u->budget))
+      api->log(h, "data budget: an operator's override of %.3f MB this period (kept)",
+               (double)budget_override_bytes(u->budget) / 1e6);
     s_budget_tick(u); /* a period already spent stops the media before the first unit */
   }
   s_publish(u);

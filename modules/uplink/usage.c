@@ -39,6 +39,8 @@ struct usage {
   int saved;                   /* saved_at is set */
   time_t saved_at;             /* the `now` of the last usage_maybe_save that saved */
   int save_every_s;            /* usage_maybe_save's interval (USAGE_SAVE_EVERY_S) */
+  time_t override_period;      /* an operator's extra bytes (budget.h): for the period from */
+  uint64_t override_bytes;     /* ... then; 0 none */
 };
 
 static size_t s_col(usage_dir_t dir, usage_class_t cls) {
@@ -179,6 +181,16 @@ int usage_set_reset_day(usage_t *u, int day) {
   return 0;
 }
 
+void usage_set_override(usage_t *u, time_t period_start, uint64_t bytes) {
+  u->dirty |= u->override_period != period_start || u->override_bytes != bytes;
+  u->override_period = period_start;
+  u->override_bytes = bytes > INT64_MAX ? INT64_MAX : bytes;
+}
+
+uint64_t usage_override(const usage_t *u, time_t period_start) {
+  return u->override_period == period_start ? u->override_bytes : 0;
+}
+
 int usage_reset_day(const usage_t *u) {
   return u->reset_day;
 }
@@ -259,6 +271,10 @@ char *usage_to_json(const usage_t *u, int pretty) {
             json_object_set_new(o, "last", json_integer(u->last)) ||
             json_object_set_new(o, "total", s_counts(-1, u->total)) ||
             json_object_set_new(o, "unplaced", s_counts(-1, u->unplaced));
+  if (!bad && u->override_bytes)
+    bad = json_object_set_new(
+        o, "override",
+        json_pack("[I,I]", (json_int_t)u->override_period, (json_int_t)u->override_bytes));
   for (int s = 0; s < USAGE__SPANS && !bad; s++) {
     json_t *rows = json_array();
     bad = json_object_set_new(o, s_span[s].name, rows);
@@ -339,6 +355,20 @@ static int s_rows(usage_t *u, usage_span_t s, const json_t *rows, char *err, siz
 static const char *s_keys[] = {"version",  "reset_day", "since", "last",   "total",
                                "unplaced", "hours",     "days",  "months", NULL};
 
+/* The optional "override": [period_start, bytes], both > 0. */
+static int s_override(usage_t *u, const json_t *v, char *err, size_t errlen) {
+  int64_t t, n;
+  if (!v)
+    return 0;
+  if (!json_is_array(v) || json_array_size(v) != 2 ||
+      s_int(json_array_get(v, 0), USAGE_CLOCK_MAX, &t) || t < USAGE_CLOCK_MIN ||
+      s_int(json_array_get(v, 1), INT64_MAX, &n) || n < 1)
+    return s_fail(err, errlen, "override: not [a time from 2020 to 9999, bytes above 0]");
+  u->override_period = (time_t)t;
+  u->override_bytes = (uint64_t)n;
+  return 0;
+}
+
 static int s_parse(usage_t *u, const json_t *o, char *err, size_t errlen) {
   if (!json_is_object(o))
     return s_fail(err, errlen, "not a JSON object");
@@ -352,7 +382,7 @@ static int s_parse(usage_t *u, const json_t *o, char *err, size_t errlen) {
     const char **k = s_keys;
     while (*k && strcmp(*k, key))
       k++;
-    if (!*k)
+    if (!*k && strcmp(key, "override"))
       return s_fail(err, errlen, "%.32s: unknown key", key);
   }
   for (const char **k = s_keys; *k; k++)
@@ -365,6 +395,8 @@ static int s_parse(usage_t *u, const json_t *o, char *err, size_t errlen) {
   if (s_int(json_object_get(o, "since"), last, &since) || !since != !last ||
       (since && since < USAGE_CLOCK_MIN))
     return s_fail(err, errlen, "since: not 0 with \"last\" 0, or a time from 2020 to \"last\"");
+  if (s_override(u, json_object_get(o, "override"), err, errlen))
+    return -1;
   u->reset_day = (int)day;
   u->since = since;
   u->last = last;

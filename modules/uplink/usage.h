@@ -52,10 +52,12 @@
  *    "unplaced": [mu, md, cu, cd],  counted before the clock was set (0s once "last" is)
  *    "hours": [[t, mu, md, cu, cd], ...],   t: the hour's start, Unix seconds
  *    "days": [[t, mu, md, cu, cd], ...],    t: the day's 00:00 UTC
- *    "months": [[t, mu, md, cu, cd], ...]}  t: the 1st of the month, 00:00 UTC
+ *    "months": [[t, mu, md, cu, cd], ...],  t: the 1st of the month, 00:00 UTC
+ *    "override": [t, bytes]}        optional: an operator's extra bytes for the
+ *                                   billing period starting at t (budget.h)
  *
- * mu, md: media_udp up, down; cu, cd: control up, down. Every key required,
- * no other key; counts integers 0..2^63-1; bucket rows in ascending t, only
+ * mu, md: media_udp up, down; cu, cd: control up, down. Every key required
+ * but "override", no other key; counts integers 0..2^63-1; bucket rows in ascending t, only
  * the buckets of the last 48 hours / 62 days / 24 months up to "last" (no
  * other bucket could be in memory), none above the total, no span summing
  * above the total. A file that fails any of it, or is not a regular file of
@@ -120,6 +122,12 @@ void usage_add(usage_t *u, usage_dir_t dir, usage_class_t cls, uint64_t bytes, t
 /* Sets the billing period's reset day. 0, or -1 (unchanged) outside 1..28. */
 int usage_set_reset_day(usage_t *u, int day);
 int usage_reset_day(const usage_t *u);
+
+/* An operator's extra bytes (budget.h) for the billing period that starts at
+ * period_start, kept in the file so that a restart keeps them: set (0: none;
+ * saved with the next save), and read (0 unless they are for that period). */
+void usage_set_override(usage_t *u, time_t period_start, uint64_t bytes);
+uint64_t usage_override(const usage_t *u, time_t period_start);
 
 /* The current billing period at now (or at the latest time counted, when
  * later): its start (00:00 UTC of the reset day), and its bytes, up + down of

@@ -15,10 +15,13 @@ always on. The bill is read every ~0.2 s with the uplink's status:
 - at the stop line media stops (no RTP at the plugin), `start` is refused,
   and the bill never passes the budget, then or in the 5 s after;
 - an operator's override (the local `budget` command, 1 MB) lifts the stop:
-  media flows again, at the ladder's rung for the new share.
+  media flows again, at the ladder's rung for the new share; a second one
+  is refused (budget_override_max_mb); the override survives a kill -9 of
+  the uplink (kept in the meter's file).
 
 It prints the bill at each step."""
 import os
+import signal
 import sys
 import time
 
@@ -103,6 +106,15 @@ def test_budget_steps_then_stops():
         assert b["override_bytes"] == 1_000_000 and b["tier"] == "bitrate", b  # ~2.95 of 4 MB
         r = k.send("uplink", "budget", {"extra_mb": 1})
         assert r.returncode != 0, r  # the cap: budget_override_max_mb
+        # The override is kept in the meter's file: a kill -9 of the uplink
+        # does not undo it (the restarted one streams on, no second grant).
+        pid = k.pids()["uplink"]
+        os.kill(pid, signal.SIGKILL)
+        st, _ = k.wait(lambda st: k.mod("uplink", st).get("pid") not in (None, pid) and
+                       k.mod("uplink", st)["module"].get("budget", {}).get("override_bytes"),
+                       15, "the uplink restarted with its override")
+        assert k.mod("uplink", st)["module"]["budget"]["override_bytes"] == 1_000_000
+        srv.wait(flowing, 15, "media flowing after the restart")
         assert bill_bytes(lab.bill()) <= BUDGET + 1_000_000
 
 

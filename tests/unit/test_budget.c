@@ -107,6 +107,13 @@ static void an_override_lifts_the_stop_up_to_its_cap(void **state) {
   json_t *p = budget_part(b, 1);
   assert_int_equal(json_integer_value(json_object_get(p, "override_bytes")), 100000);
   json_decref(p);
+  /* Restored after a restart: the same, capped at the maximum. */
+  budget_t *again = s_budget(10000);
+  budget_restore(again, T0, 250000);
+  assert_int_equal(budget_override_bytes(again), 100000);
+  assert_int_equal(budget_update(again, 982000, T0, T0 + 3, NULL), BUDGET_FPS); /* 89 % of 1.1 MB */
+  assert_int_equal(budget_override(again, 1, &granted), -1);
+  budget_destroy(&again);
   /* A new period: the override is gone with it. */
   budget_update(b, 0, T0 + 31 * 86400, T0 + 31 * 86400, NULL);
   assert_int_equal(budget_override(b, 1000, &granted), 0);

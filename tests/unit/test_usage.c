@@ -618,6 +618,25 @@ static void every_invalid_field_is_refused(void **state) {
   REFUSED("months", "[[1709337600, 1, 2, 3, 4]]", "months[0][0]: not the start of a UTC month");
   REFUSED("months", "[[1646092800, 1, 2, 3, 4]]", "not within"); /* 2022-03: 24 months ago */
   assert_string_equal(s_try("months", "[[1648771200, 1, 2, 3, 4]]"), ""); /* 2022-04: 23 */
+  /* An operator's override (budget.h): optional, [period start, bytes]. */
+  assert_string_equal(s_try("override", "[1709251200, 1000000]"), "");
+  REFUSED("override", "[1709251200]", "override");
+  REFUSED("override", "[1709251200, 0]", "override");
+  REFUSED("override", "[1000, 5]", "override");
+  REFUSED("override", "[1709251200, -5]", "override");
+  REFUSED("override", "{}", "override");
+  REFUSED("override", "[1709251200, 5, 6]", "override");
+  u = usage_new();
+  assert_int_equal(usage_override(u, 1709251200), 0);
+  usage_set_override(u, 1709251200, 1234567);
+  char *saved = usage_to_json(u, 0);
+  usage_destroy(&u);
+  u = usage_from_json(saved, strlen(saved), err, sizeof err);
+  free(saved);
+  assert_non_null(u);
+  assert_int_equal(usage_override(u, 1709251200), 1234567);
+  assert_int_equal(usage_override(u, 1709251200 + 86400 * 31), 0); /* another period's */
+  usage_destroy(&u);
 
   /* Too many rows. */
   char rows[8192] = "[";
