@@ -111,7 +111,8 @@ def test_budget_steps_then_stops():
         pid = k.pids()["uplink"]
         os.kill(pid, signal.SIGKILL)
         st, _ = k.wait(lambda st: k.mod("uplink", st).get("pid") not in (None, pid) and
-                       k.mod("uplink", st)["module"].get("budget", {}).get("override_bytes"),
+                       ((k.mod("uplink", st).get("module") or {}).get("budget") or {})
+                       .get("override_bytes"),
                        15, "the uplink restarted with its override")
         assert k.mod("uplink", st)["module"]["budget"]["override_bytes"] == 1_000_000
         srv.wait(flowing, 15, "media flowing after the restart")
