@@ -9,7 +9,7 @@
  * uses, because Janus's janus_config keeps no line numbers. As in Janus's
  * own configs, a number or a boolean may also be written as a string
  * ("7710", "true"). */
-#include "outpost.h"
+#include "config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,6 +19,8 @@
 #include <zmq.h>
 
 #include <janus/debug.h>
+
+op_config_t op_conf;
 
 typedef enum { K_STRING, K_INT, K_BOOL, K_KEY, K_ENUM } key_kind_t;
 

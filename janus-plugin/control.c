@@ -15,9 +15,13 @@
  * same way, through the same queue as commands (op_control_media): the
  * feedback may take at most half of the queue, so that commands always find
  * room, and what does not fit is dropped and counted. */
-#include "outpost.h"
+#include "op_control.h"
 
 #include "../protocol/control.h"
+#include "config.h"
+#include "devices.h"
+#include "ingest.h"
+#include "media_srtp.h"
 
 #include <errno.h>
 #include <string.h>
@@ -252,7 +256,7 @@ static void s_hello(op_device_t *d, const unsigned char *route, size_t route_len
   s_send(route, route_len, session);
   JANUS_LOG(LOG_INFO, "outpost: device %s online (%s, ssrc %u)\n", d->id, codec, ssrc);
   if (!was)
-    op_push_status(d, "online");
+    op_device_status(d, "online", NULL);
 }
 
 static void s_on_router(void) {
@@ -534,7 +538,8 @@ int op_control_start(int devices) {
     return -1;
   }
   g_atomic_int_set(&s_running, 1);
-  op_ingest_control_sender(op_control_media); /* our feedback to devices whose UDP is blocked */
+  op_ingest_control_sender(op_control_media);    /* our feedback to devices whose UDP is blocked */
+  op_devices_command_sender(op_control_command); /* on-demand starts and stops */
   GError *err = NULL;
   s_thread = g_thread_try_new("outpost control", s_control_thread, NULL, &err);
   if (!s_thread) {
@@ -549,6 +554,7 @@ int op_control_start(int devices) {
 /* Stops whatever op_control_start got as far as starting (safe to call twice). */
 void op_control_stop(void) {
   op_ingest_control_sender(NULL);
+  op_devices_command_sender(NULL);
   g_atomic_int_set(&s_running, 0);
   if (s_thread)
     g_thread_join(s_thread);

@@ -8,7 +8,12 @@
  * the paid link: at most one start and one stop per linger). Start and stop
  * commands are queued under the device's mutex, so they reach the device in
  * the order the decisions were made, whichever threads race. */
-#include "outpost.h"
+#include "devices.h"
+
+#include "config.h"
+#include "ingest.h"
+#include "media_srtp.h"
+#include "record.h"
 
 #include <arpa/inet.h>
 #include <string.h>
@@ -17,8 +22,31 @@
 #include <janus/utils.h>
 
 static GHashTable *s_devices; /* id -> op_device_t* (table's reference) */
-static GHashTable *s_by_ssrc; /* ssrc -> op_device_t* (borrowed, under s_devices_mutex) */
 static janus_mutex s_devices_mutex = JANUS_MUTEX_INITIALIZER;
+/* Registered by the layers above at start (devices.h); NULL: nobody told. */
+static op_command_fn *volatile s_command;
+static op_status_fn *volatile s_status;
+
+void op_devices_command_sender(op_command_fn *send) {
+  g_atomic_pointer_set(&s_command, send);
+}
+
+void op_devices_status_listener(op_status_fn *fn) {
+  g_atomic_pointer_set(&s_status, fn);
+}
+
+void op_device_status(op_device_t *d, const char *status, json_t *extra) {
+  op_status_fn *fn = g_atomic_pointer_get(&s_status);
+  if (fn)
+    fn(d, status, extra);
+}
+
+/* A start or stop for the device, queued by the control channel. */
+static void s_send(op_device_t *d, const char *command) {
+  op_command_fn *send = g_atomic_pointer_get(&s_command);
+  if (send)
+    send(d, command, NULL);
+}
 
 static void s_device_free(const janus_refcount *ref) {
   op_device_t *d = janus_refcount_containerof(ref, op_device_t, ref);
@@ -36,13 +64,8 @@ static void s_device_free(const janus_refcount *ref) {
   g_free(d);
 }
 
-void op_device_unref(op_device_t *d) {
-  janus_refcount_decrease(&d->ref);
-}
-
 int op_devices_load(GList *defs) {
   s_devices = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, NULL);
-  s_by_ssrc = g_hash_table_new(NULL, NULL);
   for (GList *l = defs; l; l = l->next) {
     const op_device_def_t *def = l->data;
     op_device_t *d = g_malloc0(sizeof *d);
@@ -73,6 +96,7 @@ void op_devices_free(void) {
     janus_mutex_unlock(&s_devices_mutex);
     return;
   }
+  op_ingest_forget_all(); /* the SSRC table borrows the devices */
   GHashTableIter it;
   gpointer v;
   g_hash_table_iter_init(&it, s_devices);
@@ -83,23 +107,13 @@ void op_devices_free(void) {
     op_device_unref(d);
   }
   g_hash_table_destroy(s_devices);
-  g_hash_table_destroy(s_by_ssrc);
-  s_devices = s_by_ssrc = NULL;
+  s_devices = NULL;
   janus_mutex_unlock(&s_devices_mutex);
 }
 
 op_device_t *op_device_get(const char *id) {
   janus_mutex_lock(&s_devices_mutex);
   op_device_t *d = id && s_devices ? g_hash_table_lookup(s_devices, id) : NULL;
-  if (d)
-    janus_refcount_increase(&d->ref);
-  janus_mutex_unlock(&s_devices_mutex);
-  return d;
-}
-
-op_device_t *op_device_by_ssrc(uint32_t ssrc) {
-  janus_mutex_lock(&s_devices_mutex);
-  op_device_t *d = s_by_ssrc ? g_hash_table_lookup(s_by_ssrc, GUINT_TO_POINTER(ssrc)) : NULL;
   if (d)
     janus_refcount_increase(&d->ref);
   janus_mutex_unlock(&s_devices_mutex);
@@ -143,14 +157,8 @@ static GList *s_all(void) {
 /* A new media session for a device that said hello: a fresh SSRC (never 1,
  * our own RTCP sender SSRC), the latch reset. */
 uint32_t op_device_new_session(op_device_t *d, const char *codec) {
-  janus_mutex_lock(&s_devices_mutex);
-  uint32_t ssrc;
-  do
-    ssrc = janus_random_uint32();
-  while (ssrc <= 1 || g_hash_table_contains(s_by_ssrc, GUINT_TO_POINTER(ssrc)));
   janus_mutex_lock(&d->mutex);
-  if (d->ssrc)
-    g_hash_table_remove(s_by_ssrc, GUINT_TO_POINTER(d->ssrc));
+  uint32_t ssrc = op_ingest_new_ssrc(d); /* the old one forgotten */
   d->ssrc = ssrc;
   d->pt = !strcmp(codec, "h265") ? 97 : 96;
   op_device_record_session_locked(d, codec); /* before the codec changes */
@@ -164,8 +172,6 @@ uint32_t op_device_new_session(op_device_t *d, const char *codec) {
   d->streaming = d->mode == MODE_ALWAYS || (d->mode == MODE_ON_DEMAND && d->viewers);
   d->idle_since_us = 0;
   janus_mutex_unlock(&d->mutex);
-  g_hash_table_insert(s_by_ssrc, GUINT_TO_POINTER(ssrc), d);
-  janus_mutex_unlock(&s_devices_mutex);
   return ssrc;
 }
 
@@ -177,20 +183,17 @@ static void s_gop_forget(op_device_t *d) {
 }
 
 void op_device_offline(op_device_t *d) {
-  janus_mutex_lock(&s_devices_mutex);
   janus_mutex_lock(&d->mutex);
   gboolean was = d->online;
   d->online = FALSE;
-  if (d->ssrc && s_by_ssrc)
-    g_hash_table_remove(s_by_ssrc, GUINT_TO_POINTER(d->ssrc));
+  op_ingest_forget_ssrc(d);
   d->ssrc = 0;
   d->latched = FALSE;
   op_srtp_clear(d); /* nothing from the old session authenticates any more */
   s_gop_forget(d);
   janus_mutex_unlock(&d->mutex);
-  janus_mutex_unlock(&s_devices_mutex);
   if (was)
-    op_push_status(d, "offline");
+    op_device_status(d, "offline", NULL);
 }
 
 /* ---- Viewers ------------------------------------------------------------------------ */
@@ -201,7 +204,7 @@ static void s_viewer_added(op_device_t *d) {
   if (d->mode == MODE_ON_DEMAND && !d->streaming) {
     d->streaming = TRUE;
     d->starts++;
-    op_control_command(d, "start", NULL);
+    s_send(d, "start");
   }
 }
 
@@ -215,7 +218,7 @@ static void s_viewer_removed(op_device_t *d) {
     d->streaming = FALSE;
     d->stops++;
     s_gop_forget(d);
-    op_control_command(d, "stop", NULL);
+    s_send(d, "stop");
   }
 }
 
@@ -286,7 +289,7 @@ void op_devices_tick(gint64 now) {
       d->idle_since_us = 0;
       d->stops++;
       s_gop_forget(d);
-      op_control_command(d, "stop", NULL);
+      s_send(d, "stop");
     }
     if (d->gop)
       op_gop_expire(d->gop, now); /* a device gone quiet: its GOP ages out */

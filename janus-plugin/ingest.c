@@ -44,7 +44,13 @@
  * come, the report of the second has mostly just gone: few extra reports.
  * Before any packet of the session it has no report block (RFC 3550 6.4.2
  * allows that). */
-#include "outpost.h"
+#include "ingest.h"
+
+#include "config.h"
+#include "gateway.h"
+#include "media_srtp.h"
+#include "record.h"
+#include "session.h"
 
 #include "../protocol/rtp.h" /* ours, not Janus's rtp.h */
 #include "../protocol/rtp_av1.h"
@@ -96,6 +102,52 @@ typedef struct {
   const struct sockaddr_storage *from;
   socklen_t fromlen;
 } s_src_t;
+
+/* SSRC -> op_device_t* (borrowed: the registry forgets every SSRC before it
+ * frees its devices), under s_ssrc_mutex, taken after a device's mutex and
+ * never with anything else under it. */
+static GHashTable *s_by_ssrc;
+static janus_mutex s_ssrc_mutex = JANUS_MUTEX_INITIALIZER;
+
+uint32_t op_ingest_new_ssrc(op_device_t *d) {
+  janus_mutex_lock(&s_ssrc_mutex);
+  if (!s_by_ssrc)
+    s_by_ssrc = g_hash_table_new(NULL, NULL);
+  uint32_t ssrc;
+  do
+    ssrc = janus_random_uint32();
+  while (ssrc <= 1 || g_hash_table_contains(s_by_ssrc, GUINT_TO_POINTER(ssrc)));
+  if (d->ssrc)
+    g_hash_table_remove(s_by_ssrc, GUINT_TO_POINTER(d->ssrc));
+  g_hash_table_insert(s_by_ssrc, GUINT_TO_POINTER(ssrc), d);
+  janus_mutex_unlock(&s_ssrc_mutex);
+  return ssrc;
+}
+
+void op_ingest_forget_ssrc(op_device_t *d) {
+  janus_mutex_lock(&s_ssrc_mutex);
+  if (d->ssrc && s_by_ssrc)
+    g_hash_table_remove(s_by_ssrc, GUINT_TO_POINTER(d->ssrc));
+  janus_mutex_unlock(&s_ssrc_mutex);
+}
+
+void op_ingest_forget_all(void) {
+  janus_mutex_lock(&s_ssrc_mutex);
+  if (s_by_ssrc)
+    g_hash_table_destroy(s_by_ssrc);
+  s_by_ssrc = NULL;
+  janus_mutex_unlock(&s_ssrc_mutex);
+}
+
+/* The device whose session has ssrc: a reference, or NULL. */
+static op_device_t *s_by_ssrc_ref(uint32_t ssrc) {
+  janus_mutex_lock(&s_ssrc_mutex);
+  op_device_t *d = s_by_ssrc ? g_hash_table_lookup(s_by_ssrc, GUINT_TO_POINTER(ssrc)) : NULL;
+  if (d)
+    janus_refcount_increase(&d->ref);
+  janus_mutex_unlock(&s_ssrc_mutex);
+  return d;
+}
 
 /* control.c's op_control_media, once it runs (op_ingest_control_sender). */
 static op_media_send_fn *volatile s_control_send;
@@ -258,7 +310,7 @@ double op_device_kbps(const op_device_t *d, gint64 now) {
   return span_us > 0 ? (double)bytes * 8.0 / 1000.0 * 1e6 / span_us : 0.0;
 }
 
-void op_device_counters(json_t *into) {
+void op_ingest_counters(json_t *into) {
   json_object_set_new(into, "ingest_malformed", json_integer(g_atomic_int_get(&s_malformed)));
   json_object_set_new(into, "ingest_unknown_ssrc", json_integer(g_atomic_int_get(&s_unknown_ssrc)));
   json_object_set_new(into, "ingest_wrong_pt", json_integer(g_atomic_int_get(&s_wrong_pt)));
@@ -374,7 +426,7 @@ static gboolean s_sender_report(op_device_t *d, const char *buf, int len, gint64
 /* The device whose session has ssrc (a reference), or NULL (counted). Over a
  * control connection only the stream of the device it authenticated as. */
 static op_device_t *s_device(uint32_t ssrc, const s_src_t *src) {
-  op_device_t *d = op_device_by_ssrc(ssrc);
+  op_device_t *d = s_by_ssrc_ref(ssrc);
   if (d && src->dev && d != src->dev) {
     op_device_unref(d);
     d = NULL;

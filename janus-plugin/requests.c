@@ -12,8 +12,16 @@
  * private device is left out of viewers' lists. Secrets and pins are compared
  * in constant time (over their SHA-256, so not even the length shows), and a
  * session that guesses wrong is locked out for a while, doubling. */
-#include "outpost.h"
+#include "requests.h"
+
+#include "config.h"
+#include "devices.h"
+#include "gateway.h"
+#include "ingest.h"
+#include "joins.h"
+#include "op_control.h"
 #include "params.h"
+#include "record.h"
 
 #include <string.h>
 
@@ -116,7 +124,7 @@ static char *s_offer(op_device_t *d) {
 }
 
 static void s_event(op_session_t *s, const char *transaction, json_t *ev, json_t *jsep) {
-  op_gateway->push_event(s->handle, &op_plugin, transaction, ev, jsep);
+  op_gateway->push_event(s->handle, op_self, transaction, ev, jsep);
   json_decref(ev);
   json_decref(jsep);
 }
@@ -255,7 +263,7 @@ static json_t *s_operator(op_session_t *s, json_t *message) {
       json_object_set_new(r, "devices", op_devices_list(TRUE, TRUE));
     }
     json_t *counters = json_object();
-    op_device_counters(counters);
+    op_ingest_counters(counters);
     op_control_counters(counters);
     op_request_counters(counters);
     json_object_set_new(r, "counters", counters);
@@ -271,7 +279,7 @@ static json_t *s_operator(op_session_t *s, json_t *message) {
     d->streaming = !strcmp(req, "start");
     janus_mutex_unlock(&d->mutex);
     json_array_append_new(sent, json_integer(op_control_command(d, req, NULL)));
-    op_push_status(d, !strcmp(req, "start") ? "streaming" : "stopped");
+    op_device_status(d, !strcmp(req, "start") ? "streaming" : "stopped", NULL);
   } else if (!strcmp(req, "keyframe")) {
     json_array_append_new(sent, json_integer(op_control_command(d, "keyframe", NULL)));
   } else if (!strcmp(req, "refresh")) {
@@ -310,6 +318,8 @@ static json_t *s_operator(op_session_t *s, json_t *message) {
     else if (op_device_record(d, !strcmp(action, "start"), err, sizeof err))
       r = s_error("outpost", E_STATE, err);
     else {
+      if (!strcmp(action, "start")) /* a recording must open on a keyframe */
+        op_device_request_keyframe(d, "recording starts");
       /* A stop returns at once; the file is closed by the control thread once
        * the packets still asked for are in (status: recording null,
        * last_recording {file, units}). */
