@@ -32,6 +32,7 @@ typedef struct op_config {
   int gop_cache_ms;         /* ... and its keyframe's age at most */
   int control_max_pending;  /* control connections beyond 2 per device */
   int srtp_profile;         /* index into config.c's profile names */
+  char *usage_file;         /* owned; absolute path of the byte counts (usage.h), or NULL: memory */
   GList *devices;           /* owned; op_device_def_t*, in file order */
 } op_config_t;
 

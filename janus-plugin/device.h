@@ -18,6 +18,7 @@
 #include "config.h"
 #include "gopcache.h"
 #include "nack.h"
+#include "usage.h"
 
 #include <glib.h>
 #include <jansson.h>
@@ -89,7 +90,15 @@ typedef struct op_device {
   uint64_t control_packets, control_bytes;             /* authenticated RTP that came that way */
   uint64_t control_feedback, control_feedback_dropped; /* our SRTCP that went that way, or not */
   gint64 rr_udp_us, rr_control_us; /* our last receiver report over each path (monotonic) */
-  GList *viewers;                  /* op_session_t*, each holding a reference */
+  /* The server's count of its bytes on the paid link (usage.h): UDP by the
+   * ingest thread, the control connection's TCP by the control thread from
+   * the socket its last message came on (ZMQ_SRCFD; -1: none). */
+  op_usage_t usage;
+  gboolean usage_dirty; /* counted since the last save */
+  op_usage_tcp_t tcp;
+  int control_fd;
+  gint64 usage_part_at; /* real time (Unix s) of its last usage part; 0: none */
+  GList *viewers;       /* op_session_t*, each holding a reference */
   janus_recorder *recorder;
   char *recording;           /* owned; its file name */
   gboolean record_wait_key;  /* a recording opens on a keyframe: nothing decodes before */
@@ -104,6 +113,13 @@ typedef struct op_device {
   volatile gint destroyed;
   janus_refcount ref;
 } op_device_t;
+
+/* bytes more on d's paid link in direction dir (OP_USAGE_UP: from the
+ * device), now. d's mutex held. */
+static inline void op_device_count(op_device_t *d, int dir, uint64_t bytes) {
+  op_usage_add(&d->usage, dir, bytes, g_get_real_time() / G_USEC_PER_SEC);
+  d->usage_dirty = TRUE;
+}
 
 /* Drops a reference (the registry frees the device with its last one). */
 static inline void op_device_unref(op_device_t *d) {

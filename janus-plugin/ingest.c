@@ -93,6 +93,11 @@ static volatile gint s_sender_reports; /* the devices' SRs read, for our receive
  * only ~10 % of the SRs' arrivals. */
 #define OP_SR_ANSWER_US 900000
 
+/* The IP bytes of a datagram of len payload bytes to or from a (usage.h). */
+static uint64_t s_udp_wire(const struct sockaddr_storage *a, size_t len) {
+  return (uint64_t)len + (a->ss_family == AF_INET6 ? OP_USAGE_UDP6 : OP_USAGE_UDP4);
+}
+
 /* Which way our RTCP goes: the feedback path (the media's), or a given one. */
 typedef enum { PATH_FEEDBACK, PATH_UDP, PATH_CONTROL } s_path_t;
 
@@ -181,6 +186,7 @@ static void s_send_rtcp(op_device_t *d, uint8_t *pkt, int len, uint64_t *bytes, 
   } else if (d->latched && sendto(s_fd, pkt, (size_t)len, 0, (struct sockaddr *)&d->source,
                                   d->source_len) == len) {
     *bytes += (uint64_t)len;
+    op_device_count(d, OP_USAGE_DOWN, s_udp_wire(&d->source, (size_t)len));
   }
 }
 
@@ -337,6 +343,17 @@ static int s_same_addr(const struct sockaddr_storage *a, const struct sockaddr_s
   return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, 16);
 }
 
+/* A datagram of wire bytes from d's latched address counts on its link
+ * before anything else is known of it, authenticated or not: the carrier
+ * billed it (d's mutex held). TRUE when it was counted; one from another
+ * address is counted once it authenticates and moves the latch. */
+static gboolean s_count_in(op_device_t *d, const s_src_t *src, int wire) {
+  if (src->dev || !d->latched || !s_same_addr(&d->source, src->from))
+    return FALSE;
+  op_device_count(d, OP_USAGE_UP, s_udp_wire(src->from, (size_t)wire));
+  return TRUE;
+}
+
 /* Every viewer gets the packet with its own SSRC/sequence/timestamp, then the
  * header is put back for the next one. A viewer catching up from the GOP
  * cache gets it from there (joins.c); one that caught up, its timestamps
@@ -447,8 +464,12 @@ static void s_rtcp(char *buf, int len, const s_src_t *src) {
   if (!d)
     return;
   janus_mutex_lock(&d->mutex);
+  int wire = len;
+  gboolean counted = s_count_in(d, src, wire);
   if (s_authenticate(d, buf, &len, TRUE) == 0 &&
       (src->dev || s_follow_source(d, src->from, src->fromlen) == 0)) {
+    if (!counted && !src->dev) /* it latched or moved the source */
+      op_device_count(d, OP_USAGE_UP, s_udp_wire(src->from, (size_t)wire));
     g_atomic_int_inc(&s_rtcp_in);
     gint64 now = janus_get_monotonic_time();
     if (src->dev)
@@ -477,6 +498,8 @@ static void s_packet(char *buf, int len, const s_src_t *src) {
   if (!d)
     return;
   janus_mutex_lock(&d->mutex);
+  int wire = len;
+  gboolean counted = s_count_in(d, src, wire);
   rtp_header_t rh;
   const uint8_t *payload;
   size_t plen;
@@ -502,6 +525,8 @@ static void s_packet(char *buf, int len, const s_src_t *src) {
     op_device_unref(d);
     return;
   }
+  if (!counted && !src->dev) /* it latched or moved the source */
+    op_device_count(d, OP_USAGE_UP, s_udp_wire(src->from, (size_t)wire));
   gint64 now = janus_get_monotonic_time();
   if (src->dev)
     d->last_control_us = now; /* the connection carries: it is alive */

@@ -46,10 +46,11 @@ static const p_param_t s_op_configure[] = {P_ID(1),
                                            P_END};
 static const p_param_t s_op_record[] = {P_ID(1), {"action", P_STRING, 1, 4, 5}, P_END};
 
-static const p_request_t s_operator[] = {
-    {"list", s_none},        {"status", s_op_status}, {"start", s_id},
-    {"stop", s_id},          {"keyframe", s_id},      {"configure", s_op_configure},
-    {"record", s_op_record}, {"refresh", s_id},       {NULL, NULL}};
+static const p_request_t s_operator[] = {{"list", s_none},        {"status", s_op_status},
+                                         {"start", s_id},         {"stop", s_id},
+                                         {"keyframe", s_id},      {"configure", s_op_configure},
+                                         {"record", s_op_record}, {"refresh", s_id},
+                                         {"usage", s_op_status},  {NULL, NULL}};
 
 static int s_ok(const json_t *v, const p_param_t *p) {
   switch (p->kind) {

@@ -22,6 +22,7 @@
  *   2  device.h                 a device (the struct every part shares)
  *   1  config.c/.h              the jcfg, op_conf
  *      gateway.c/.h             Janus's callbacks and our descriptor (set here at init)
+ *      usage.c/.h               the byte counts per device: buckets, file, TCP sampling
  *      nack.c/.h, gopcache.c/.h, params.c/.h   pure: no Janus, no device
  *   0  ../protocol/             what crosses a boundary, shared with the device
  */
@@ -140,6 +141,7 @@ static void s_teardown(void) {
   op_control_stop();
   op_ingest_stop();
   op_joins_stop();
+  op_devices_usage_save(); /* nothing counts any more */
   janus_mutex_lock(&s_sessions_mutex);
   if (s_sessions)
     g_hash_table_destroy(s_sessions);
@@ -179,6 +181,7 @@ static int s_init(janus_callbacks *callback, const char *config_path) {
   op_gateway_set(callback, &s_plugin);
   op_devices_status_listener(s_push_status);
   op_devices_load(op_conf.devices);
+  op_devices_usage_load(); /* a bad file is set aside: never a reason not to start */
   s_sessions = g_hash_table_new_full(NULL, NULL, NULL, NULL);
   s_messages = g_async_queue_new_full((GDestroyNotify)s_message_free);
   g_atomic_int_set(&s_initialized, 1);

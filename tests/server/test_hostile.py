@@ -261,6 +261,8 @@ BAD_CONFIGS = [
     ("same key twice", lambda t: t + f'cam9: {{\n  public_key = "{CAM1[0]}"\n}}\n',
      r"cam9\.public_key: the same key as device cam1"),
     ("not libconfig", lambda t: t + "oops {\n", r"jcfg:\d+: syntax error"),
+    ("relative usage_file", lambda t: t.replace("  ingest_ip", '  usage_file = "u.json"\n  ingest_ip'),
+     r"jcfg:3: general\.usage_file: must be an absolute path"),
 ]
 
 
@@ -525,6 +527,17 @@ def test_oversize_and_absurd_status():
         c = srv.counters()
         assert c["ingest_oversize"] >= 20, c
         assert cam2["restarts"] == 2 ** 31 - 1, cam2["restarts"]
+        # A usage part: the device's figure shown beside the server's, its reset
+        # day the start of the server's billing period.
+        usage = {"period_bytes": 2 * 10 ** 9, "period_start": "2024-03-15T00:00:00Z",
+                 "reset_day": 15}
+        p.send(json.dumps({"v": 1, "type": "status", "usage": usage}).encode())
+        time.sleep(0.5)
+        cam2 = srv.device("cam2")
+        assert cam2["usage"]["device_period_bytes"] == 2 * 10 ** 9, cam2["usage"]
+        u = srv.admin({"request": "usage", "secret": SECRET, "id": "cam2"})["devices"][0]
+        assert u["server"]["period"]["reset_day"] == 15 and u["device"]["reset_day"] == 15, u
+        assert u["server"]["period"]["start"][8:10] == "15", u
         srv.wait(flowing, 3, "cam1 still streaming")
         p.close()
         print(f"     20 datagrams of 2012 bytes dropped ({c['ingest_oversize']} counted); "
