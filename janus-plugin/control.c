@@ -333,7 +333,7 @@ static void s_on_router(void) {
         d->status = json_object();
       s_merge_status(d->status, msg);
       janus_mutex_unlock(&d->mutex);
-      op_device_status_parts(d, msg); /* its usage part */
+      op_device_status_parts(d, msg); /* its usage and budget parts */
     } else if (type == CTL_ACK) {
       janus_mutex_lock(&d->mutex);
       d->last_control_us = janus_get_monotonic_time();

@@ -33,6 +33,8 @@
 
 typedef struct op_session op_session_t; /* session.h */
 
+#define OP_BUDGET_REASON_MAX 200 /* the device's text, shown to viewers: bounded */
+
 /* The bitrate shown is over the last OP_RATE_SLOTS slots of OP_RATE_SLOT_US. */
 #define OP_RATE_SLOTS 10
 #define OP_RATE_SLOT_US 100000
@@ -98,7 +100,11 @@ typedef struct op_device {
   op_usage_tcp_t tcp;
   int control_fd;
   gint64 usage_part_at; /* real time (Unix s) of its last usage part; 0: none */
-  GList *viewers;       /* op_session_t*, each holding a reference */
+  /* Its last budget part with a known tier: the tier ("": none yet) and the
+   * reason to show (one over OP_BUDGET_REASON_MAX bytes: ""). */
+  char budget_tier[16];
+  char budget_reason[OP_BUDGET_REASON_MAX + 1];
+  GList *viewers; /* op_session_t*, each holding a reference */
   janus_recorder *recorder;
   char *recording;           /* owned; its file name */
   gboolean record_wait_key;  /* a recording opens on a keyframe: nothing decodes before */

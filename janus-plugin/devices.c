@@ -356,6 +356,14 @@ static uint64_t s_server_period(const op_device_t *d) {
   return p[0] + p[1] < p[0] ? UINT64_MAX : p[0] + p[1];
 }
 
+/* The budget part as viewers may see it (its tier and reason), or NULL.
+ * d's mutex held. */
+static json_t *s_budget_public(const op_device_t *d) {
+  if (!d->budget_tier[0])
+    return NULL;
+  return json_pack("{s:s, s:s}", "tier", d->budget_tier, "reason", d->budget_reason);
+}
+
 json_t *op_device_summary(op_device_t *d, op_summary_t detail) {
   gboolean full = detail == OP_SUMMARY_FULL;
   gint64 now = janus_get_monotonic_time();
@@ -391,6 +399,10 @@ json_t *op_device_summary(op_device_t *d, op_summary_t detail) {
   json_object_set_new(j, "keepalive_s", json_integer(d->keepalive_s));
   json_object_set_new(j, "last_control_age_ms",
                       json_integer(d->last_control_us ? (now - d->last_control_us) / 1000 : -1));
+  /* The data budget's tier and why (the page says it over the picture). */
+  json_t *budget = s_budget_public(d);
+  if (budget)
+    json_object_set_new(j, "budget", budget);
   if (detail != OP_SUMMARY_PUBLIC) {
     json_int_t dev = s_device_period(d);
     json_object_set_new(j, "usage",
@@ -642,14 +654,42 @@ json_t *op_device_usage(op_device_t *d) {
                    "difference_pct", diff);
 }
 
+static gboolean s_known_tier(const char *tier) {
+  static const char *const tiers[] = {"full", "bitrate", "fps", "resolution", "stopped"};
+  for (size_t i = 0; tier && i < sizeof tiers / sizeof tiers[0]; i++)
+    if (!strcmp(tier, tiers[i]))
+      return TRUE;
+  return FALSE;
+}
+
 void op_device_status_parts(op_device_t *d, const json_t *msg) {
-  json_t *usage = json_object_get(msg, "usage");
-  if (!usage)
-    return;
+  json_t *usage = json_object_get(msg, "usage"), *budget = json_object_get(msg, "budget");
+  json_t *told = NULL;
   janus_mutex_lock(&d->mutex);
-  d->usage_part_at = g_get_real_time() / G_USEC_PER_SEC;
-  json_t *rd = json_object_get(usage, "reset_day");
-  if (json_is_integer(rd) && json_integer_value(rd) >= 1 && json_integer_value(rd) <= 28)
-    op_usage_set_reset_day(&d->usage, (int)json_integer_value(rd));
+  if (usage) {
+    d->usage_part_at = g_get_real_time() / G_USEC_PER_SEC;
+    json_t *rd = json_object_get(usage, "reset_day");
+    if (json_is_integer(rd) && json_integer_value(rd) >= 1 && json_integer_value(rd) <= 28)
+      op_usage_set_reset_day(&d->usage, (int)json_integer_value(rd));
+  }
+  const char *tier = json_string_value(json_object_get(budget, "tier"));
+  const char *reason = json_string_value(json_object_get(budget, "reason"));
+  if (s_known_tier(tier)) /* the reason may change within a tier (more used) */
+    g_strlcpy(d->budget_reason, reason && strlen(reason) <= OP_BUDGET_REASON_MAX ? reason : "",
+              sizeof d->budget_reason);
+  if (s_known_tier(tier) && strcmp(tier, d->budget_tier)) {
+    g_strlcpy(d->budget_tier, tier, sizeof d->budget_tier);
+    json_t *used = json_object_get(budget, "used_bytes"),
+           *cap = json_object_get(budget, "budget_bytes");
+    told = json_pack("{s:s, s:s, s:O?, s:O?}", "tier", tier, "reason", d->budget_reason,
+                     "used_bytes", json_is_integer(used) ? used : NULL, "budget_bytes",
+                     json_is_integer(cap) ? cap : NULL);
+  }
   janus_mutex_unlock(&d->mutex);
+  if (told) {
+    JANUS_LOG(LOG_INFO, "outpost: device %s: data budget tier %s (%s)\n", d->id, tier,
+              json_string_value(json_object_get(told, "reason")));
+    op_device_status(d, "budget", told);
+    json_decref(told);
+  }
 }

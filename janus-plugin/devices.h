@@ -39,7 +39,8 @@ void op_devices_usage_save(void);
  * device's own last figure and when it came, the difference in percent. */
 json_t *op_device_usage(op_device_t *d);
 /* The device's status carried parts (msg: the status, borrowed): its usage
- * (the reset day, the time). Called without d's mutex. */
+ * (the reset day, the time) and its budget; a tier that changed is told to
+ * viewers and event handlers. Called without d's mutex. */
 void op_device_status_parts(op_device_t *d, const json_t *msg);
 
 /* How the registry's start and stop commands reach the device: control.c

@@ -4,7 +4,7 @@
  * configure, switch, stop) with its event shapes, so janus.js habits carry
  * over; device ids are strings. A message carrying "secret" is an operator
  * request instead (status, start, stop, configure, keyframe, record, refresh,
- * usage: the byte counts), and so
+ * usage: the byte counts, budget: more data allowance this period), and so
  * is every request through the Admin API: the operator secret is checked in
  * both places; without it, nothing changes.
  *
@@ -340,6 +340,16 @@ static json_t *s_operator(op_session_t *s, json_t *message) {
             sent, json_integer(op_control_command(
                       d, "resolution", json_pack("{s:O, s:O}", "width", w, "height", h))));
     }
+  } else if (!strcmp(req, "budget")) {
+    /* More allowance this period: the device decides (its budget is the
+     * authority, it answers with the new figures in its ack, last_ack). */
+    json_int_t mb = json_integer_value(json_object_get(message, "extra_mb")); /* checked */
+    int id = op_control_command(d, "budget", json_pack("{s:I}", "extra_mb", mb));
+    JANUS_LOG(LOG_INFO,
+              "outpost: device %s: %" JSON_INTEGER_FORMAT
+              " MB more data budget asked by an operator (command %d)\n",
+              d->id, mb, id);
+    json_array_append_new(sent, json_integer(id));
   } else if (!strcmp(req, "record")) {
     const char *action = json_string_value(json_object_get(message, "action"));
     char err[256] = "";

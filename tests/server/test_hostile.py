@@ -527,13 +527,21 @@ def test_oversize_and_absurd_status():
         c = srv.counters()
         assert c["ingest_oversize"] >= 20, c
         assert cam2["restarts"] == 2 ** 31 - 1, cam2["restarts"]
-        # A usage part: the device's figure shown beside the server's, its reset
-        # day the start of the server's billing period.
+        # A budget part: its tier and reason shown (bounded); an unknown tier,
+        # or a reason too long to show, changes nothing shown.
+        budget = {"budget_bytes": 3 * 10 ** 9, "used_bytes": 2 * 10 ** 9, "tier": "bitrate",
+                  "reason": "data budget: reduced quality (66 % used)", "reset_day": 15}
         usage = {"period_bytes": 2 * 10 ** 9, "period_start": "2024-03-15T00:00:00Z",
                  "reset_day": 15}
-        p.send(json.dumps({"v": 1, "type": "status", "usage": usage}).encode())
+        p.send(json.dumps({"v": 1, "type": "status", "budget": budget, "usage": usage}).encode())
+        srv.wait(lambda d: (d.get("budget") or {}).get("tier") == "bitrate", 3, "the tier",
+                 dev="cam2")
+        p.send(json.dumps({"v": 1, "type": "status",
+                           "budget": dict(budget, tier="stopped", reason="x" * 5000)}).encode())
+        p.send(json.dumps({"v": 1, "type": "status", "budget": dict(budget, tier="bogus")}).encode())
         time.sleep(0.5)
         cam2 = srv.device("cam2")
+        assert cam2["budget"] == {"tier": "stopped", "reason": ""}, cam2["budget"]
         assert cam2["usage"]["device_period_bytes"] == 2 * 10 ** 9, cam2["usage"]
         u = srv.admin({"request": "usage", "secret": SECRET, "id": "cam2"})["devices"][0]
         assert u["server"]["period"]["reset_day"] == 15 and u["device"]["reset_day"] == 15, u

@@ -279,6 +279,19 @@ def test_operator_configure():
         d, _ = srv.wait(lambda d: (d.get("last_ack") or {}).get("ok") is True, 3, "the ack")
         print(f"     bitrate 250 reached the encoder {took * 1000:.0f} ms after the Admin "
               f"request; wrong and missing secrets refused (456)")
+        # More data budget: the amount checked, relayed as the command "budget",
+        # logged; whatever the device answers (an uplink without budgets: ok false)
+        # comes back as the ack of that command.
+        for bad in (0, 1000001, "5"):
+            try:
+                srv.admin({"request": "budget", "secret": SECRET, "id": "cam1", "extra_mb": bad})
+                raise AssertionError(f"budget with extra_mb {bad!r} was accepted")
+            except JanusError as e:
+                assert e.code == 454, e
+        r = srv.admin({"request": "budget", "secret": SECRET, "id": "cam1", "extra_mb": 100})
+        assert r["outpost"] == "budget" and r["sent"][0] > 0, r
+        srv.wait(lambda d: (d.get("last_ack") or {}).get("id") == r["sent"][0], 3, "its ack")
+        assert "cam1: 100 MB more data budget asked by an operator" in srv.janus.log()
     finally:
         k.stop()
         k.cleanup()
