@@ -533,9 +533,20 @@ def test_oversize_and_absurd_status():
                   "reason": "data budget: reduced quality (66 % used)", "reset_day": 15}
         usage = {"period_bytes": 2 * 10 ** 9, "period_start": "2024-03-15T00:00:00Z",
                  "reset_day": 15}
+        viewer = srv.janus.client()  # a viewer of cam2: told when its tier changes
+        viewer.create_session()
+        h = viewer.attach(PKG)
+        viewer.message(h, {"request": "watch", "id": "cam2"})
         p.send(json.dumps({"v": 1, "type": "status", "budget": budget, "usage": usage}).encode())
         srv.wait(lambda d: (d.get("budget") or {}).get("tier") == "bitrate", 3, "the tier",
                  dev="cam2")
+
+        def result(e):
+            return ((e.get("plugindata") or {}).get("data") or {}).get("result") or {}
+        ev = result(viewer.wait_event(lambda e: result(e).get("status") == "budget", 3, "budget event"))
+        assert ev["tier"] == "bitrate" and ev["reason"] == budget["reason"], ev
+        assert ev["id"] == "cam2" and ev["used_bytes"] == budget["used_bytes"], ev
+        viewer.destroy()
         p.send(json.dumps({"v": 1, "type": "status",
                            "budget": dict(budget, tier="stopped", reason="x" * 5000)}).encode())
         p.send(json.dumps({"v": 1, "type": "status", "budget": dict(budget, tier="bogus")}).encode())
