@@ -9,7 +9,7 @@
  * uses, because Janus's janus_config keeps no line numbers. As in Janus's
  * own configs, a number or a boolean may also be written as a string
  * ("7710", "true"). */
-#include "outpost.h"
+#include "config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,6 +19,8 @@
 #include <zmq.h>
 
 #include <janus/debug.h>
+
+op_config_t op_conf;
 
 typedef enum { K_STRING, K_INT, K_BOOL, K_KEY, K_ENUM } key_kind_t;
 
@@ -56,6 +58,7 @@ static const cfg_key_t s_general[] = {
     {"gop_cache_ms", K_INT, GEN(gop_cache_ms), 1000, 600000, NULL},
     {"control_max_pending", K_INT, GEN(control_max_pending), 1, 10000, NULL},
     {"srtp_profile", K_ENUM, GEN(srtp_profile), 0, 0, s_profiles},
+    {"usage_file", K_STRING, GEN(usage_file), 2, 1024, NULL},
     {NULL, 0, 0, 0, 0, NULL}};
 
 static const cfg_key_t s_device[] = {{"public_key", K_KEY, DEV(public_key), 40, 40, NULL},
@@ -228,6 +231,7 @@ void op_config_clear(op_config_t *conf) {
   op_secret_free(conf->operator_secret);
   g_free(conf->recordings);
   g_free(conf->ingest_ip);
+  g_free(conf->usage_file);
   g_list_free_full(conf->devices, (GDestroyNotify)op_device_def_free);
   memset(conf, 0, sizeof *conf);
 }
@@ -292,6 +296,10 @@ int op_config_load(const char *file, op_config_t *conf, char **error) {
   if (!c.error && conf->ingest_ip && inet_pton(AF_INET, conf->ingest_ip, &ip) != 1)
     s_fail(&c, config_lookup(&cfg, "general.ingest_ip"), "general", "ingest_ip",
            "is not an IPv4 address");
+  if (!c.error && conf->usage_file &&
+      (conf->usage_file[0] != '/' || g_str_has_suffix(conf->usage_file, "/")))
+    s_fail(&c, config_lookup(&cfg, "general.usage_file"), "general", "usage_file",
+           "must be an absolute path to a file (got \"%s\")", conf->usage_file);
   if (!c.error && conf->control_endpoint && strncmp(conf->control_endpoint, "tcp://", 6))
     s_fail(&c, config_lookup(&cfg, "general.control"), "general", "control",
            "must be tcp://ADDRESS:PORT");

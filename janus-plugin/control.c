@@ -15,9 +15,13 @@
  * same way, through the same queue as commands (op_control_media): the
  * feedback may take at most half of the queue, so that commands always find
  * room, and what does not fit is dropped and counted. */
-#include "outpost.h"
+#include "op_control.h"
 
 #include "../protocol/control.h"
+#include "config.h"
+#include "devices.h"
+#include "ingest.h"
+#include "media_srtp.h"
 
 #include <errno.h>
 #include <string.h>
@@ -252,7 +256,7 @@ static void s_hello(op_device_t *d, const unsigned char *route, size_t route_len
   s_send(route, route_len, session);
   JANUS_LOG(LOG_INFO, "outpost: device %s online (%s, ssrc %u)\n", d->id, codec, ssrc);
   if (!was)
-    op_push_status(d, "online");
+    op_device_status(d, "online", NULL);
 }
 
 static void s_on_router(void) {
@@ -285,6 +289,12 @@ static void s_on_router(void) {
     }
     const char *user = ok ? zmq_msg_gets(&body, "User-Id") : NULL;
     op_device_t *d = user ? op_device_get(user) : NULL;
+    if (d) { /* the socket its connection's bytes are counted from (s_count_tcp) */
+      int fd = zmq_msg_get(&body, ZMQ_SRCFD);
+      janus_mutex_lock(&d->mutex);
+      d->control_fd = fd;
+      janus_mutex_unlock(&d->mutex);
+    }
     ctl_type_t type;
     const char *why = "no device";
     /* A media frame of an authenticated device: to the ingest path. */
@@ -323,6 +333,7 @@ static void s_on_router(void) {
         d->status = json_object();
       s_merge_status(d->status, msg);
       janus_mutex_unlock(&d->mutex);
+      op_device_status_parts(d, msg); /* its usage and budget parts */
     } else if (type == CTL_ACK) {
       janus_mutex_lock(&d->mutex);
       d->last_control_us = janus_get_monotonic_time();
@@ -371,22 +382,54 @@ static void s_flush_queue(void) {
   }
 }
 
-/* A device that stopped reporting is offline (its connection may linger). */
-static void s_check_liveness(gint64 now) {
+/* fn(d, arg) for every device, each held by a reference, none locked. */
+static void s_each_device(void (*fn)(op_device_t *d, void *arg), void *arg) {
   GList *all = op_devices_all();
   for (GList *l = all; l; l = l->next) {
-    op_device_t *d = l->data;
-    janus_mutex_lock(&d->mutex);
-    gint64 k = d->keepalive_s > 0 ? d->keepalive_s : KEEPALIVE_DEFAULT_S;
-    gboolean stale = d->online && now - d->last_control_us > (2 * k + MIN(k, 10)) * G_USEC_PER_SEC;
-    janus_mutex_unlock(&d->mutex);
-    if (stale) {
-      JANUS_LOG(LOG_WARN, "outpost: device %s silent: offline\n", d->id);
-      op_device_offline(d);
-    }
-    op_device_unref(d);
+    fn(l->data, arg);
+    op_device_unref(l->data);
   }
   g_list_free(all);
+}
+
+/* A device that stopped reporting is offline (its connection may linger). */
+static void s_check_liveness(op_device_t *d, void *arg) {
+  gint64 now = *(const gint64 *)arg;
+  janus_mutex_lock(&d->mutex);
+  gint64 k = d->keepalive_s > 0 ? d->keepalive_s : KEEPALIVE_DEFAULT_S;
+  gboolean stale = d->online && now - d->last_control_us > (2 * k + MIN(k, 10)) * G_USEC_PER_SEC;
+  janus_mutex_unlock(&d->mutex);
+  if (stale) {
+    JANUS_LOG(LOG_WARN, "outpost: device %s silent: offline\n", d->id);
+    op_device_offline(d);
+  }
+}
+
+/* The control connection's TCP bytes (usage.h), from the kernel's counters of
+ * the device's socket: libzmq owns the sockets, ZMQ_SRCFD names the one its
+ * last message came on (deprecated in libzmq, present in 4.3). Every tick:
+ * what a connection carries after its last sample is lost when libzmq closes
+ * it (at most a tick, 250 ms, and the FIN exchange). */
+static void s_count_tcp(op_device_t *d, void *arg) {
+  (void)arg;
+  uint64_t up, down;
+  janus_mutex_lock(&d->mutex);
+  if (d->control_fd >= 0 && op_usage_tcp_sample(&d->tcp, d->control_fd, &up, &down) == 0) {
+    if (up)
+      op_device_count(d, OP_USAGE_UP, up);
+    if (down)
+      op_device_count(d, OP_USAGE_DOWN, down);
+  }
+  janus_mutex_unlock(&d->mutex);
+}
+
+/* Connection *arg closed: no device's bytes are read from that fd any more
+ * (the number may soon be another connection's). */
+static void s_forget_fd(op_device_t *d, void *arg) {
+  janus_mutex_lock(&d->mutex);
+  if (d->control_fd == *(const int *)arg)
+    d->control_fd = -1;
+  janus_mutex_unlock(&d->mutex);
 }
 
 /* Connection events from the ROUTER's monitor: the open connections are
@@ -419,6 +462,7 @@ static void s_on_monitor(void) {
         g_array_append_val(fresh, fd);
       } else if (event == ZMQ_EVENT_DISCONNECTED || event == ZMQ_EVENT_CLOSED) {
         g_hash_table_remove(s_open_fds, GINT_TO_POINTER(fd + 1));
+        s_each_device(s_forget_fd, &fd);
         for (guint i = 0; i < fresh->len; i++)
           if (g_array_index(fresh, int, i) == fd)
             g_array_index(fresh, int, i) = -1;
@@ -464,8 +508,10 @@ static void *s_control_thread(void *data) {
       s_flush_queue();
     gint64 now = janus_get_monotonic_time();
     if (now >= next_tick) {
-      s_check_liveness(now);
+      s_each_device(s_check_liveness, &now);
       op_devices_tick(now);
+      s_each_device(s_count_tcp, NULL);
+      op_devices_usage_tick(now); /* hourly events, the file once a minute */
       next_tick = now + TICK_US;
     }
   }
@@ -534,7 +580,8 @@ int op_control_start(int devices) {
     return -1;
   }
   g_atomic_int_set(&s_running, 1);
-  op_ingest_control_sender(op_control_media); /* our feedback to devices whose UDP is blocked */
+  op_ingest_control_sender(op_control_media);    /* our feedback to devices whose UDP is blocked */
+  op_devices_command_sender(op_control_command); /* on-demand starts and stops */
   GError *err = NULL;
   s_thread = g_thread_try_new("outpost control", s_control_thread, NULL, &err);
   if (!s_thread) {
@@ -549,6 +596,7 @@ int op_control_start(int devices) {
 /* Stops whatever op_control_start got as far as starting (safe to call twice). */
 void op_control_stop(void) {
   op_ingest_control_sender(NULL);
+  op_devices_command_sender(NULL);
   g_atomic_int_set(&s_running, 0);
   if (s_thread)
     g_thread_join(s_thread);

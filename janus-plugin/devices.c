@@ -8,17 +8,48 @@
  * the paid link: at most one start and one stop per linger). Start and stop
  * commands are queued under the device's mutex, so they reach the device in
  * the order the decisions were made, whichever threads race. */
-#include "outpost.h"
+#include "devices.h"
+
+#include "config.h"
+#include "gateway.h"
+#include "ingest.h"
+#include "media_srtp.h"
+#include "record.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <janus/debug.h>
 #include <janus/utils.h>
 
 static GHashTable *s_devices; /* id -> op_device_t* (table's reference) */
-static GHashTable *s_by_ssrc; /* ssrc -> op_device_t* (borrowed, under s_devices_mutex) */
 static janus_mutex s_devices_mutex = JANUS_MUTEX_INITIALIZER;
+/* Registered by the layers above at start (devices.h); NULL: nobody told. */
+static op_command_fn *volatile s_command;
+static op_status_fn *volatile s_status;
+
+void op_devices_command_sender(op_command_fn *send) {
+  g_atomic_pointer_set(&s_command, send);
+}
+
+void op_devices_status_listener(op_status_fn *fn) {
+  g_atomic_pointer_set(&s_status, fn);
+}
+
+void op_device_status(op_device_t *d, const char *status, json_t *extra) {
+  op_status_fn *fn = g_atomic_pointer_get(&s_status);
+  if (fn)
+    fn(d, status, extra);
+}
+
+/* A start or stop for the device, queued by the control channel. */
+static void s_send(op_device_t *d, const char *command) {
+  op_command_fn *send = g_atomic_pointer_get(&s_command);
+  if (send)
+    send(d, command, NULL);
+}
 
 static void s_device_free(const janus_refcount *ref) {
   op_device_t *d = janus_refcount_containerof(ref, op_device_t, ref);
@@ -36,13 +67,8 @@ static void s_device_free(const janus_refcount *ref) {
   g_free(d);
 }
 
-void op_device_unref(op_device_t *d) {
-  janus_refcount_decrease(&d->ref);
-}
-
 int op_devices_load(GList *defs) {
   s_devices = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, NULL);
-  s_by_ssrc = g_hash_table_new(NULL, NULL);
   for (GList *l = defs; l; l = l->next) {
     const op_device_def_t *def = l->data;
     op_device_t *d = g_malloc0(sizeof *d);
@@ -58,6 +84,9 @@ int op_devices_load(GList *defs) {
       if (!d->gop)
         JANUS_LOG(LOG_WARN, "outpost: device %s: no GOP cache (out of memory)\n", def->id);
     }
+    op_usage_init(&d->usage);
+    op_usage_tcp_reset(&d->tcp);
+    d->control_fd = -1;
     janus_mutex_init(&d->mutex);
     janus_refcount_init(&d->ref, s_device_free);
     g_hash_table_insert(s_devices, d->id, d);
@@ -73,6 +102,7 @@ void op_devices_free(void) {
     janus_mutex_unlock(&s_devices_mutex);
     return;
   }
+  op_ingest_forget_all(); /* the SSRC table borrows the devices */
   GHashTableIter it;
   gpointer v;
   g_hash_table_iter_init(&it, s_devices);
@@ -83,23 +113,13 @@ void op_devices_free(void) {
     op_device_unref(d);
   }
   g_hash_table_destroy(s_devices);
-  g_hash_table_destroy(s_by_ssrc);
-  s_devices = s_by_ssrc = NULL;
+  s_devices = NULL;
   janus_mutex_unlock(&s_devices_mutex);
 }
 
 op_device_t *op_device_get(const char *id) {
   janus_mutex_lock(&s_devices_mutex);
   op_device_t *d = id && s_devices ? g_hash_table_lookup(s_devices, id) : NULL;
-  if (d)
-    janus_refcount_increase(&d->ref);
-  janus_mutex_unlock(&s_devices_mutex);
-  return d;
-}
-
-op_device_t *op_device_by_ssrc(uint32_t ssrc) {
-  janus_mutex_lock(&s_devices_mutex);
-  op_device_t *d = s_by_ssrc ? g_hash_table_lookup(s_by_ssrc, GUINT_TO_POINTER(ssrc)) : NULL;
   if (d)
     janus_refcount_increase(&d->ref);
   janus_mutex_unlock(&s_devices_mutex);
@@ -131,8 +151,9 @@ static GList *s_all(void) {
   janus_mutex_lock(&s_devices_mutex);
   GHashTableIter it;
   gpointer v;
-  g_hash_table_iter_init(&it, s_devices);
-  while (g_hash_table_iter_next(&it, NULL, &v)) {
+  if (s_devices)
+    g_hash_table_iter_init(&it, s_devices);
+  while (s_devices && g_hash_table_iter_next(&it, NULL, &v)) {
     janus_refcount_increase(&((op_device_t *)v)->ref);
     all = g_list_prepend(all, v);
   }
@@ -143,14 +164,8 @@ static GList *s_all(void) {
 /* A new media session for a device that said hello: a fresh SSRC (never 1,
  * our own RTCP sender SSRC), the latch reset. */
 uint32_t op_device_new_session(op_device_t *d, const char *codec) {
-  janus_mutex_lock(&s_devices_mutex);
-  uint32_t ssrc;
-  do
-    ssrc = janus_random_uint32();
-  while (ssrc <= 1 || g_hash_table_contains(s_by_ssrc, GUINT_TO_POINTER(ssrc)));
   janus_mutex_lock(&d->mutex);
-  if (d->ssrc)
-    g_hash_table_remove(s_by_ssrc, GUINT_TO_POINTER(d->ssrc));
+  uint32_t ssrc = op_ingest_new_ssrc(d); /* the old one forgotten */
   d->ssrc = ssrc;
   d->pt = !strcmp(codec, "h265") ? 97 : 96;
   op_device_record_session_locked(d, codec); /* before the codec changes */
@@ -164,8 +179,6 @@ uint32_t op_device_new_session(op_device_t *d, const char *codec) {
   d->streaming = d->mode == MODE_ALWAYS || (d->mode == MODE_ON_DEMAND && d->viewers);
   d->idle_since_us = 0;
   janus_mutex_unlock(&d->mutex);
-  g_hash_table_insert(s_by_ssrc, GUINT_TO_POINTER(ssrc), d);
-  janus_mutex_unlock(&s_devices_mutex);
   return ssrc;
 }
 
@@ -177,20 +190,17 @@ static void s_gop_forget(op_device_t *d) {
 }
 
 void op_device_offline(op_device_t *d) {
-  janus_mutex_lock(&s_devices_mutex);
   janus_mutex_lock(&d->mutex);
   gboolean was = d->online;
   d->online = FALSE;
-  if (d->ssrc && s_by_ssrc)
-    g_hash_table_remove(s_by_ssrc, GUINT_TO_POINTER(d->ssrc));
+  op_ingest_forget_ssrc(d);
   d->ssrc = 0;
   d->latched = FALSE;
   op_srtp_clear(d); /* nothing from the old session authenticates any more */
   s_gop_forget(d);
   janus_mutex_unlock(&d->mutex);
-  janus_mutex_unlock(&s_devices_mutex);
   if (was)
-    op_push_status(d, "offline");
+    op_device_status(d, "offline", NULL);
 }
 
 /* ---- Viewers ------------------------------------------------------------------------ */
@@ -201,7 +211,7 @@ static void s_viewer_added(op_device_t *d) {
   if (d->mode == MODE_ON_DEMAND && !d->streaming) {
     d->streaming = TRUE;
     d->starts++;
-    op_control_command(d, "start", NULL);
+    s_send(d, "start");
   }
 }
 
@@ -215,7 +225,7 @@ static void s_viewer_removed(op_device_t *d) {
     d->streaming = FALSE;
     d->stops++;
     s_gop_forget(d);
-    op_control_command(d, "stop", NULL);
+    s_send(d, "stop");
   }
 }
 
@@ -286,7 +296,7 @@ void op_devices_tick(gint64 now) {
       d->idle_since_us = 0;
       d->stops++;
       s_gop_forget(d);
-      op_control_command(d, "stop", NULL);
+      s_send(d, "stop");
     }
     if (d->gop)
       op_gop_expire(d->gop, now); /* a device gone quiet: its GOP ages out */
@@ -332,7 +342,30 @@ static json_int_t s_restarts(const json_t *status) {
   return n;
 }
 
-json_t *op_device_summary(op_device_t *d, gboolean full) {
+/* The device's own figure of its period's bytes, from its last usage part
+ * (-1: none yet). d's mutex held. */
+static json_int_t s_device_period(const op_device_t *d) {
+  json_t *v = json_object_get(json_object_get(d->status, "usage"), "period_bytes");
+  return json_is_integer(v) && json_integer_value(v) >= 0 ? json_integer_value(v) : -1;
+}
+
+/* The server's count of the period's bytes, up + down. d's mutex held. */
+static uint64_t s_server_period(const op_device_t *d) {
+  uint64_t p[2];
+  op_usage_period(&d->usage, g_get_real_time() / G_USEC_PER_SEC, p);
+  return p[0] + p[1] < p[0] ? UINT64_MAX : p[0] + p[1];
+}
+
+/* The budget part as viewers may see it (its tier and reason), or NULL.
+ * d's mutex held. */
+static json_t *s_budget_public(const op_device_t *d) {
+  if (!d->budget_tier[0])
+    return NULL;
+  return json_pack("{s:s, s:s}", "tier", d->budget_tier, "reason", d->budget_reason);
+}
+
+json_t *op_device_summary(op_device_t *d, op_summary_t detail) {
+  gboolean full = detail == OP_SUMMARY_FULL;
   gint64 now = janus_get_monotonic_time();
   janus_mutex_lock(&d->mutex);
   json_t *j = json_pack(
@@ -366,6 +399,18 @@ json_t *op_device_summary(op_device_t *d, gboolean full) {
   json_object_set_new(j, "keepalive_s", json_integer(d->keepalive_s));
   json_object_set_new(j, "last_control_age_ms",
                       json_integer(d->last_control_us ? (now - d->last_control_us) / 1000 : -1));
+  /* The data budget's tier and why (the page says it over the picture). */
+  json_t *budget = s_budget_public(d);
+  if (budget)
+    json_object_set_new(j, "budget", budget);
+  if (detail != OP_SUMMARY_PUBLIC) {
+    json_int_t dev = s_device_period(d);
+    json_object_set_new(j, "usage",
+                        json_pack("{s:I, s:o}", "server_period_bytes",
+                                  (json_int_t)MIN(s_server_period(d), (uint64_t)INT64_MAX),
+                                  "device_period_bytes",
+                                  dev >= 0 ? json_integer(dev) : json_null()));
+  }
   if (full) {
     json_object_set_new(
         j, "control_media",
@@ -437,13 +482,13 @@ json_t *op_device_summary(op_device_t *d, gboolean full) {
   return j;
 }
 
-json_t *op_devices_list(gboolean full, gboolean with_private) {
+json_t *op_devices_list(op_summary_t detail, gboolean with_private) {
   json_t *list = json_array();
   GList *all = s_all();
   for (GList *l = all; l; l = l->next) {
     op_device_t *d = l->data;
     if (with_private || !d->is_private)
-      json_array_append_new(list, op_device_summary(d, full));
+      json_array_append_new(list, op_device_summary(d, detail));
     op_device_unref(d);
   }
   g_list_free(all);
@@ -452,4 +497,199 @@ json_t *op_devices_list(gboolean full, gboolean with_private) {
 
 GList *op_devices_all(void) {
   return s_all();
+}
+
+/* ---- Usage: the server's count of the bytes on each device's link ------------------- */
+
+#define USAGE_SAVE_US (60 * G_USEC_PER_SEC) /* at most once a minute while counting */
+
+static gint64 s_saved_us;     /* monotonic; the control thread's */
+static int s_save_errno = -1; /* the last failed save's errno, said once */
+
+static void s_usage_loaded(const char *id, const op_usage_t *u, void *arg) {
+  op_device_t *d = op_device_get(id);
+  if (!d) { /* no longer configured: its count is dropped, the file stays bounded */
+    (*(int *)arg)++;
+    return;
+  }
+  janus_mutex_lock(&d->mutex);
+  d->usage = *u;
+  janus_mutex_unlock(&d->mutex);
+  op_device_unref(d);
+}
+
+void op_devices_usage_load(void) {
+  const char *path = op_conf.usage_file;
+  s_saved_us = janus_get_monotonic_time();
+  if (!path) {
+    JANUS_LOG(LOG_INFO, "outpost: no usage_file: the devices' byte counts are kept in memory "
+                        "only (lost when Janus stops)\n");
+    return;
+  }
+  char *buf = NULL, why[256] = "";
+  size_t len = 0;
+  int dropped = 0;
+  int rc = op_usage_file_read(path, &buf, &len, why, sizeof why);
+  if (rc == 0)
+    rc = op_usage_parse(buf, len, s_usage_loaded, &dropped, why, sizeof why);
+  g_free(buf);
+  if (rc > 0) {
+    JANUS_LOG(LOG_INFO, "outpost: usage_file %s: none yet, counting from zero\n", path);
+  } else if (rc < 0) {
+    char *bad = g_strdup_printf("%s.bad", path);
+    gboolean kept = rename(path, bad) == 0;
+    JANUS_LOG(LOG_ERR, "outpost: usage_file %s: refused (%s); %s%s; counting from zero\n", path,
+              why, kept ? "kept as " : "could not keep it as ", bad);
+    g_free(bad);
+  } else {
+    JANUS_LOG(LOG_INFO, "outpost: usage_file %s: loaded%s\n", path,
+              dropped ? " (devices no longer configured dropped)" : "");
+  }
+}
+
+/* Writes every device's count when one changed (or force): the control
+ * thread, or destroy once it stopped. A failure is logged once per errno. */
+static void s_usage_save(gboolean force) {
+  if (!op_conf.usage_file)
+    return;
+  json_t *devices = json_object();
+  gboolean changed = FALSE;
+  GList *all = s_all();
+  for (GList *l = all; l; l = l->next) {
+    op_device_t *d = l->data;
+    janus_mutex_lock(&d->mutex);
+    changed |= d->usage_dirty;
+    d->usage_dirty = FALSE;
+    json_object_set_new(devices, d->id, op_usage_to_json(&d->usage));
+    janus_mutex_unlock(&d->mutex);
+    op_device_unref(d);
+  }
+  g_list_free(all);
+  if (changed || force) {
+    json_t *root = json_pack("{s:i, s:o}", "version", OP_USAGE_VERSION, "devices", devices);
+    char *text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    int rc = text ? op_usage_file_write(op_conf.usage_file, text, strlen(text)) : -1;
+    int err = errno;
+    free(text);
+    if (rc && err != s_save_errno)
+      JANUS_LOG(LOG_ERR, "outpost: usage_file %s: cannot save: %s\n", op_conf.usage_file,
+                strerror(err));
+    s_save_errno = rc ? err : -1;
+  } else {
+    json_decref(devices);
+  }
+}
+
+void op_devices_usage_save(void) {
+  s_usage_save(FALSE);
+}
+
+/* The hour that ended, to event handlers: one event per device that used
+ * its link in it (a device offline all hour says nothing). */
+static void s_usage_hour(op_device_t *d, int64_t now_s) {
+  int64_t hour = now_s - now_s % 3600 - 3600;
+  janus_mutex_lock(&d->mutex);
+  if (d->usage.hour_reported >= hour) {
+    janus_mutex_unlock(&d->mutex);
+    return;
+  }
+  d->usage.hour_reported = hour;
+  d->usage_dirty = TRUE;
+  uint64_t b[2];
+  op_usage_hour(&d->usage, hour, b);
+  json_int_t dev = s_device_period(d);
+  uint64_t server = s_server_period(d);
+  janus_mutex_unlock(&d->mutex);
+  if ((!b[0] && !b[1]) || !op_gateway->events_is_enabled())
+    return;
+  char when[32];
+  op_usage_iso(hour, when, sizeof when);
+  op_gateway->notify_event(
+      op_self, NULL,
+      json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:o}", "device", d->id, "usage", "hour", "hour",
+                when, "up", (json_int_t)MIN(b[0], (uint64_t)INT64_MAX), "down",
+                (json_int_t)MIN(b[1], (uint64_t)INT64_MAX), "server_period_bytes",
+                (json_int_t)MIN(server, (uint64_t)INT64_MAX), "device_period_bytes",
+                dev >= 0 ? json_integer(dev) : json_null()));
+}
+
+void op_devices_usage_tick(gint64 now) {
+  int64_t now_s = g_get_real_time() / G_USEC_PER_SEC;
+  GList *all = s_all();
+  for (GList *l = all; l; l = l->next) {
+    s_usage_hour(l->data, now_s);
+    op_device_unref(l->data);
+  }
+  g_list_free(all);
+  if (now - s_saved_us >= USAGE_SAVE_US) {
+    s_saved_us = now;
+    s_usage_save(FALSE);
+  }
+}
+
+json_t *op_device_usage(op_device_t *d) {
+  int64_t now_s = g_get_real_time() / G_USEC_PER_SEC;
+  janus_mutex_lock(&d->mutex);
+  json_t *server = op_usage_json(&d->usage, now_s);
+  json_t *part = json_object_get(d->status, "usage");
+  json_int_t dev = s_device_period(d);
+  uint64_t ours = s_server_period(d);
+  json_t *device = json_null();
+  if (part && dev >= 0) {
+    char when[32];
+    op_usage_iso(d->usage_part_at, when, sizeof when);
+    device = json_pack("{s:I, s:O?, s:O?, s:s}", "period_bytes", dev, "period_start",
+                       json_object_get(part, "period_start"), "reset_day",
+                       json_object_get(part, "reset_day"), "received", when);
+  }
+  /* How far the server's count is from the device's (the authority):
+   * positive when the server saw more. The device's figure is rounded down
+   * (to 1 MiB, or 1/64 of its power of two: meter.h), so a small period reads
+   * a few percent high here; `outpostctl usage` has the exact one. */
+  json_t *diff =
+      dev > 0 ? json_real(((double)ours - (double)dev) * 100.0 / (double)dev) : json_null();
+  janus_mutex_unlock(&d->mutex);
+  return json_pack("{s:s, s:o, s:o, s:o}", "id", d->id, "server", server, "device", device,
+                   "difference_pct", diff);
+}
+
+static gboolean s_known_tier(const char *tier) {
+  static const char *const tiers[] = {"full", "bitrate", "fps", "resolution", "stopped"};
+  for (size_t i = 0; tier && i < sizeof tiers / sizeof tiers[0]; i++)
+    if (!strcmp(tier, tiers[i]))
+      return TRUE;
+  return FALSE;
+}
+
+void op_device_status_parts(op_device_t *d, const json_t *msg) {
+  json_t *usage = json_object_get(msg, "usage"), *budget = json_object_get(msg, "budget");
+  json_t *told = NULL;
+  janus_mutex_lock(&d->mutex);
+  if (usage) {
+    d->usage_part_at = g_get_real_time() / G_USEC_PER_SEC;
+    json_t *rd = json_object_get(usage, "reset_day");
+    if (json_is_integer(rd) && json_integer_value(rd) >= 1 && json_integer_value(rd) <= 28)
+      op_usage_set_reset_day(&d->usage, (int)json_integer_value(rd));
+  }
+  const char *tier = json_string_value(json_object_get(budget, "tier"));
+  const char *reason = json_string_value(json_object_get(budget, "reason"));
+  if (s_known_tier(tier)) /* the reason may change within a tier (more used) */
+    g_strlcpy(d->budget_reason, reason && strlen(reason) <= OP_BUDGET_REASON_MAX ? reason : "",
+              sizeof d->budget_reason);
+  if (s_known_tier(tier) && strcmp(tier, d->budget_tier)) {
+    g_strlcpy(d->budget_tier, tier, sizeof d->budget_tier);
+    json_t *used = json_object_get(budget, "used_bytes"),
+           *cap = json_object_get(budget, "budget_bytes");
+    told = json_pack("{s:s, s:s, s:O?, s:O?}", "tier", tier, "reason", d->budget_reason,
+                     "used_bytes", json_is_integer(used) ? used : NULL, "budget_bytes",
+                     json_is_integer(cap) ? cap : NULL);
+  }
+  janus_mutex_unlock(&d->mutex);
+  if (told) {
+    JANUS_LOG(LOG_INFO, "outpost: device %s: data budget tier %s (%s)\n", d->id, tier,
+              json_string_value(json_object_get(told, "reason")));
+    op_device_status(d, "budget", told);
+    json_decref(told);
+  }
 }

@@ -44,7 +44,13 @@
  * come, the report of the second has mostly just gone: few extra reports.
  * Before any packet of the session it has no report block (RFC 3550 6.4.2
  * allows that). */
-#include "outpost.h"
+#include "ingest.h"
+
+#include "config.h"
+#include "gateway.h"
+#include "media_srtp.h"
+#include "record.h"
+#include "session.h"
 
 #include "../protocol/rtp.h" /* ours, not Janus's rtp.h */
 #include "../protocol/rtp_av1.h"
@@ -87,6 +93,11 @@ static volatile gint s_sender_reports; /* the devices' SRs read, for our receive
  * only ~10 % of the SRs' arrivals. */
 #define OP_SR_ANSWER_US 900000
 
+/* The IP bytes of a datagram of len payload bytes to or from a (usage.h). */
+static uint64_t s_udp_wire(const struct sockaddr_storage *a, size_t len) {
+  return (uint64_t)len + (a->ss_family == AF_INET6 ? OP_USAGE_UDP6 : OP_USAGE_UDP4);
+}
+
 /* Which way our RTCP goes: the feedback path (the media's), or a given one. */
 typedef enum { PATH_FEEDBACK, PATH_UDP, PATH_CONTROL } s_path_t;
 
@@ -96,6 +107,52 @@ typedef struct {
   const struct sockaddr_storage *from;
   socklen_t fromlen;
 } s_src_t;
+
+/* SSRC -> op_device_t* (borrowed: the registry forgets every SSRC before it
+ * frees its devices), under s_ssrc_mutex, taken after a device's mutex and
+ * never with anything else under it. */
+static GHashTable *s_by_ssrc;
+static janus_mutex s_ssrc_mutex = JANUS_MUTEX_INITIALIZER;
+
+uint32_t op_ingest_new_ssrc(op_device_t *d) {
+  janus_mutex_lock(&s_ssrc_mutex);
+  if (!s_by_ssrc)
+    s_by_ssrc = g_hash_table_new(NULL, NULL);
+  uint32_t ssrc;
+  do
+    ssrc = janus_random_uint32();
+  while (ssrc <= 1 || g_hash_table_contains(s_by_ssrc, GUINT_TO_POINTER(ssrc)));
+  if (d->ssrc)
+    g_hash_table_remove(s_by_ssrc, GUINT_TO_POINTER(d->ssrc));
+  g_hash_table_insert(s_by_ssrc, GUINT_TO_POINTER(ssrc), d);
+  janus_mutex_unlock(&s_ssrc_mutex);
+  return ssrc;
+}
+
+void op_ingest_forget_ssrc(op_device_t *d) {
+  janus_mutex_lock(&s_ssrc_mutex);
+  if (d->ssrc && s_by_ssrc)
+    g_hash_table_remove(s_by_ssrc, GUINT_TO_POINTER(d->ssrc));
+  janus_mutex_unlock(&s_ssrc_mutex);
+}
+
+void op_ingest_forget_all(void) {
+  janus_mutex_lock(&s_ssrc_mutex);
+  if (s_by_ssrc)
+    g_hash_table_destroy(s_by_ssrc);
+  s_by_ssrc = NULL;
+  janus_mutex_unlock(&s_ssrc_mutex);
+}
+
+/* The device whose session has ssrc: a reference, or NULL. */
+static op_device_t *s_by_ssrc_ref(uint32_t ssrc) {
+  janus_mutex_lock(&s_ssrc_mutex);
+  op_device_t *d = s_by_ssrc ? g_hash_table_lookup(s_by_ssrc, GUINT_TO_POINTER(ssrc)) : NULL;
+  if (d)
+    janus_refcount_increase(&d->ref);
+  janus_mutex_unlock(&s_ssrc_mutex);
+  return d;
+}
 
 /* control.c's op_control_media, once it runs (op_ingest_control_sender). */
 static op_media_send_fn *volatile s_control_send;
@@ -129,6 +186,7 @@ static void s_send_rtcp(op_device_t *d, uint8_t *pkt, int len, uint64_t *bytes, 
   } else if (d->latched && sendto(s_fd, pkt, (size_t)len, 0, (struct sockaddr *)&d->source,
                                   d->source_len) == len) {
     *bytes += (uint64_t)len;
+    op_device_count(d, OP_USAGE_DOWN, s_udp_wire(&d->source, (size_t)len));
   }
 }
 
@@ -258,7 +316,7 @@ double op_device_kbps(const op_device_t *d, gint64 now) {
   return span_us > 0 ? (double)bytes * 8.0 / 1000.0 * 1e6 / span_us : 0.0;
 }
 
-void op_device_counters(json_t *into) {
+void op_ingest_counters(json_t *into) {
   json_object_set_new(into, "ingest_malformed", json_integer(g_atomic_int_get(&s_malformed)));
   json_object_set_new(into, "ingest_unknown_ssrc", json_integer(g_atomic_int_get(&s_unknown_ssrc)));
   json_object_set_new(into, "ingest_wrong_pt", json_integer(g_atomic_int_get(&s_wrong_pt)));
@@ -283,6 +341,17 @@ static int s_same_addr(const struct sockaddr_storage *a, const struct sockaddr_s
   }
   const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
   return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, 16);
+}
+
+/* A datagram of wire bytes from d's latched address counts on its link
+ * before anything else is known of it, authenticated or not: the carrier
+ * billed it (d's mutex held). TRUE when it was counted; one from another
+ * address is counted once it authenticates and moves the latch. */
+static gboolean s_count_in(op_device_t *d, const s_src_t *src, int wire) {
+  if (src->dev || !d->latched || !s_same_addr(&d->source, src->from))
+    return FALSE;
+  op_device_count(d, OP_USAGE_UP, s_udp_wire(src->from, (size_t)wire));
+  return TRUE;
 }
 
 /* Every viewer gets the packet with its own SSRC/sequence/timestamp, then the
@@ -374,7 +443,7 @@ static gboolean s_sender_report(op_device_t *d, const char *buf, int len, gint64
 /* The device whose session has ssrc (a reference), or NULL (counted). Over a
  * control connection only the stream of the device it authenticated as. */
 static op_device_t *s_device(uint32_t ssrc, const s_src_t *src) {
-  op_device_t *d = op_device_by_ssrc(ssrc);
+  op_device_t *d = s_by_ssrc_ref(ssrc);
   if (d && src->dev && d != src->dev) {
     op_device_unref(d);
     d = NULL;
@@ -395,8 +464,12 @@ static void s_rtcp(char *buf, int len, const s_src_t *src) {
   if (!d)
     return;
   janus_mutex_lock(&d->mutex);
+  int wire = len;
+  gboolean counted = s_count_in(d, src, wire);
   if (s_authenticate(d, buf, &len, TRUE) == 0 &&
       (src->dev || s_follow_source(d, src->from, src->fromlen) == 0)) {
+    if (!counted && !src->dev) /* it latched or moved the source */
+      op_device_count(d, OP_USAGE_UP, s_udp_wire(src->from, (size_t)wire));
     g_atomic_int_inc(&s_rtcp_in);
     gint64 now = janus_get_monotonic_time();
     if (src->dev)
@@ -425,6 +498,8 @@ static void s_packet(char *buf, int len, const s_src_t *src) {
   if (!d)
     return;
   janus_mutex_lock(&d->mutex);
+  int wire = len;
+  gboolean counted = s_count_in(d, src, wire);
   rtp_header_t rh;
   const uint8_t *payload;
   size_t plen;
@@ -450,6 +525,8 @@ static void s_packet(char *buf, int len, const s_src_t *src) {
     op_device_unref(d);
     return;
   }
+  if (!counted && !src->dev) /* it latched or moved the source */
+    op_device_count(d, OP_USAGE_UP, s_udp_wire(src->from, (size_t)wire));
   gint64 now = janus_get_monotonic_time();
   if (src->dev)
     d->last_control_us = now; /* the connection carries: it is alive */

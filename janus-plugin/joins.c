@@ -30,7 +30,10 @@
  * the device (rate-limited, ingest.c).
  *
  * The pacer is a thread of its own that sleeps while nobody catches up. */
-#include "outpost.h"
+#include "joins.h"
+
+#include "gateway.h"
+#include "ingest.h"
 
 #include <arpa/inet.h>
 #include <string.h>
@@ -51,6 +54,7 @@ static volatile gint s_running;
 static volatile gint s_joins; /* bumped by every join: the pacer has work */
 static GMutex s_wake_mutex;
 static GCond s_wake;
+static op_devices_all_fn *s_all; /* the registry's op_devices_all */
 
 gboolean op_join(op_device_t *d, op_session_t *s, gboolean asked) {
   gint64 now = janus_get_monotonic_time();
@@ -164,7 +168,7 @@ static void *s_pacer(void *data) {
       continue;
     }
     gboolean busy = FALSE;
-    GList *all = op_devices_all();
+    GList *all = s_all();
     for (GList *l = all; l; l = l->next) {
       op_device_t *d = l->data;
       gboolean lost = FALSE;
@@ -190,7 +194,8 @@ static void *s_pacer(void *data) {
   return NULL;
 }
 
-int op_joins_start(void) {
+int op_joins_start(op_devices_all_fn *all) {
+  s_all = all;
   g_atomic_int_set(&s_running, 1);
   GError *err = NULL;
   s_thread = g_thread_try_new("outpost joins", s_pacer, NULL, &err);

@@ -15,7 +15,9 @@
  *
  * libsrtp itself is initialised by Janus before any plugin loads (its own
  * DTLS-SRTP needs it); a second srtp_init() here would answer bad_param. */
-#include "outpost.h"
+#include "media_srtp.h"
+
+#include "config.h"
 
 #include "../protocol/srtp_policy.h"
 

@@ -45,11 +45,20 @@ static const p_param_t s_op_configure[] = {P_ID(1),
                                            {"height", P_INT, 0, 16, 8192},
                                            P_END};
 static const p_param_t s_op_record[] = {P_ID(1), {"action", P_STRING, 1, 4, 5}, P_END};
+/* Extra allowance for this period, in MB (the device's budget command). */
+static const p_param_t s_op_budget[] = {P_ID(1), {"extra_mb", P_INT, 1, 1, 1000000}, P_END};
 
-static const p_request_t s_operator[] = {
-    {"list", s_none},        {"status", s_op_status}, {"start", s_id},
-    {"stop", s_id},          {"keyframe", s_id},      {"configure", s_op_configure},
-    {"record", s_op_record}, {"refresh", s_id},       {NULL, NULL}};
+static const p_request_t s_operator[] = {{"list", s_none},
+                                         {"status", s_op_status},
+                                         {"start", s_id},
+                                         {"stop", s_id},
+                                         {"keyframe", s_id},
+                                         {"configure", s_op_configure},
+                                         {"record", s_op_record},
+                                         {"refresh", s_id},
+                                         {"usage", s_op_status},
+                                         {"budget", s_op_budget},
+                                         {NULL, NULL}};
 
 static int s_ok(const json_t *v, const p_param_t *p) {
   switch (p->kind) {

@@ -1,7 +1,39 @@
 /* janus.plugin.outpost: Janus glue. Sessions (viewer handles), the
- * asynchronous request thread, media callbacks, lifecycle. The devices, the
- * media path and the control channel live in devices.c and control.c. */
-#include "outpost.h"
+ * asynchronous request thread, media callbacks, lifecycle.
+ *
+ * The layers of the plugin, top to bottom. A file includes only headers of
+ * layers below its own (and its own header); a lower part that must reach a
+ * higher one gets a callback registered by the higher one at start
+ * (tests/server/test_layers.py checks the includes, `ctest -R server.layers`):
+ *
+ *   9  plugin.c                 Janus callbacks, sessions, the request thread
+ *   8  requests.c/.h            viewer and operator requests
+ *   7  control.c, op_control.h  the devices' ZeroMQ control channel
+ *   6  devices.c/.h             the registry, viewers, on-demand streaming;
+ *                               op_devices_command_sender (control.c),
+ *                               op_devices_status_listener (plugin.c)
+ *   5  joins.c/.h               viewers joining from the GOP cache; the
+ *                               registry's device list handed in at start
+ *   4  ingest.c/.h              UDP ingest, SSRC table, forwarding, RTCP;
+ *                               op_ingest_control_sender (control.c)
+ *   3  session.h                a viewer's session (the struct)
+ *      media_srtp.c/.h          SRTP on the ingest leg
+ *      record.c/.h              recordings
+ *   2  device.h                 a device (the struct every part shares)
+ *   1  config.c/.h              the jcfg, op_conf
+ *      gateway.c/.h             Janus's callbacks and our descriptor (set here at init)
+ *      usage.c/.h               the byte counts per device: buckets, file, TCP sampling
+ *      nack.c/.h, gopcache.c/.h, params.c/.h   pure: no Janus, no device
+ *   0  ../protocol/             what crosses a boundary, shared with the device
+ */
+#include "config.h"
+#include "devices.h"
+#include "gateway.h"
+#include "ingest.h"
+#include "joins.h"
+#include "media_srtp.h"
+#include "op_control.h"
+#include "requests.h"
 
 #include <string.h>
 
@@ -12,8 +44,9 @@
 #define OP_VERSION 1
 #define OP_VERSION_STRING "0.1.0"
 
-janus_callbacks *op_gateway;
-op_config_t op_conf;
+#define OUTPOST_PLUGIN_PACKAGE "janus.plugin.outpost"
+
+static janus_plugin s_plugin; /* defined at the end: Janus's descriptor of us */
 
 static volatile gint s_initialized, s_stopping;
 static GHashTable *s_sessions; /* janus_plugin_session* -> op_session_t* */
@@ -34,10 +67,6 @@ static void s_session_free(const janus_refcount *ref) {
   op_session_t *s = janus_refcount_containerof(ref, op_session_t, ref);
   janus_refcount_decrease(&s->handle->ref);
   g_free(s);
-}
-
-void op_session_unref(op_session_t *s) {
-  janus_refcount_decrease(&s->ref);
 }
 
 static op_session_t *s_lookup(janus_plugin_session *handle) {
@@ -77,20 +106,28 @@ static void *s_handler_thread(void *data) {
   return NULL;
 }
 
-void op_push_status(op_device_t *d, const char *status) {
+/* A device's status changed (devices.c's listener): to its viewers, in the
+ * Streaming plugin's event shape, and to the event handlers; extra's fields
+ * (borrowed, or NULL) go into both. */
+static void s_push_status(op_device_t *d, const char *status, json_t *extra) {
   json_t *ev = json_pack("{s:s, s:{s:s, s:s}}", "streaming", "event", "result", "status", status,
                          "id", d->id);
+  if (extra)
+    json_object_update(json_object_get(ev, "result"), extra);
   janus_mutex_lock(&d->mutex);
   for (GList *l = d->viewers; l; l = l->next) {
     op_session_t *s = l->data;
     if (!g_atomic_int_get(&s->destroyed))
-      op_gateway->push_event(s->handle, &op_plugin, NULL, ev, NULL);
+      op_gateway->push_event(s->handle, &s_plugin, NULL, ev, NULL);
   }
   janus_mutex_unlock(&d->mutex);
   json_decref(ev);
-  if (op_gateway->events_is_enabled())
-    op_gateway->notify_event(&op_plugin, NULL,
-                             json_pack("{s:s, s:s}", "device", d->id, "status", status));
+  if (op_gateway->events_is_enabled()) {
+    json_t *info = json_pack("{s:s, s:s}", "device", d->id, "status", status);
+    if (extra)
+      json_object_update(info, extra);
+    op_gateway->notify_event(&s_plugin, NULL, info);
+  }
 }
 
 /* Stops whatever s_init started, in reverse order; safe after a partial start. */
@@ -104,6 +141,7 @@ static void s_teardown(void) {
   op_control_stop();
   op_ingest_stop();
   op_joins_stop();
+  op_devices_usage_save(); /* nothing counts any more */
   janus_mutex_lock(&s_sessions_mutex);
   if (s_sessions)
     g_hash_table_destroy(s_sessions);
@@ -113,6 +151,7 @@ static void s_teardown(void) {
     g_async_queue_unref(s_messages);
   s_messages = NULL;
   op_devices_free();
+  op_devices_status_listener(NULL);
   op_config_clear(&op_conf);
   g_atomic_int_set(&s_initialized, 0);
 }
@@ -139,12 +178,14 @@ static int s_init(janus_callbacks *callback, const char *config_path) {
   if (strlen(op_conf.operator_secret) < 12)
     JANUS_LOG(LOG_WARN, "outpost: %s: general.operator_secret is short (%zu characters)\n", file,
               strlen(op_conf.operator_secret));
-  op_gateway = callback;
+  op_gateway_set(callback, &s_plugin);
+  op_devices_status_listener(s_push_status);
   op_devices_load(op_conf.devices);
+  op_devices_usage_load(); /* a bad file is set aside: never a reason not to start */
   s_sessions = g_hash_table_new_full(NULL, NULL, NULL, NULL);
   s_messages = g_async_queue_new_full((GDestroyNotify)s_message_free);
   g_atomic_int_set(&s_initialized, 1);
-  if (op_joins_start() || op_ingest_start() ||
+  if (op_joins_start(op_devices_all) || op_ingest_start() ||
       op_control_start((int)g_list_length(op_conf.devices))) {
     s_teardown();
     g_atomic_int_set(&s_stopping, 0);
@@ -293,7 +334,7 @@ static void s_setup_media(janus_plugin_session *handle) {
   s->started = TRUE;
   janus_mutex_unlock(&s->mutex);
   json_t *ev = json_pack("{s:s, s:{s:s}}", "streaming", "event", "result", "status", "started");
-  op_gateway->push_event(handle, &op_plugin, NULL, ev, NULL);
+  op_gateway->push_event(handle, &s_plugin, NULL, ev, NULL);
   json_decref(ev);
   if (d) {
     if (!op_join(d, s, FALSE)) /* the GOP cache, or else a keyframe from the device */
@@ -342,13 +383,13 @@ static void s_hangup_media(janus_plugin_session *handle) {
   if (g_atomic_int_compare_and_exchange(&s->hangingup, 0, 1)) {
     op_device_detach(s);
     json_t *ev = json_pack("{s:s, s:{s:s}}", "streaming", "event", "result", "status", "stopped");
-    op_gateway->push_event(handle, &op_plugin, NULL, ev, NULL);
+    op_gateway->push_event(handle, &s_plugin, NULL, ev, NULL);
     json_decref(ev);
   }
   op_session_unref(s);
 }
 
-janus_plugin op_plugin =
+static janus_plugin s_plugin =
     JANUS_PLUGIN_INIT(.init = s_init, .destroy = s_destroy, .get_api_compatibility = s_api,
                       .get_version = s_version, .get_version_string = s_version_string,
                       .get_description = s_description, .get_name = s_name, .get_author = s_author,
@@ -360,5 +401,5 @@ janus_plugin op_plugin =
                       .query_session = s_query_session, );
 
 janus_plugin *create(void) {
-  return &op_plugin;
+  return &s_plugin;
 }

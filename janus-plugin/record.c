@@ -16,7 +16,9 @@
  * one continuous stream, its gap where the outage was. After a new session
  * it resumes on that session's first keyframe; a new session in another
  * codec ends it (an MP4 holds one). */
-#include "outpost.h"
+#include "record.h"
+
+#include "config.h"
 
 #include <janus/debug.h>
 #include <janus/rtp.h>
@@ -74,8 +76,6 @@ int op_device_record(op_device_t *d, gboolean start, char *err, size_t errlen) {
     d->record_stop_at_us = janus_get_monotonic_time();
   }
   janus_mutex_unlock(&d->mutex);
-  if (rc == 0 && start)
-    op_device_request_keyframe(d, "recording starts"); /* a recording must open on one */
   return rc;
 }
 

@@ -3,7 +3,8 @@
  * Viewers speak the Streaming plugin's API (list, info, watch, start, pause,
  * configure, switch, stop) with its event shapes, so janus.js habits carry
  * over; device ids are strings. A message carrying "secret" is an operator
- * request instead (status, start, stop, configure, keyframe, record, refresh), and so
+ * request instead (status, start, stop, configure, keyframe, record, refresh,
+ * usage: the byte counts, budget: more data allowance this period), and so
  * is every request through the Admin API: the operator secret is checked in
  * both places; without it, nothing changes.
  *
@@ -12,8 +13,16 @@
  * private device is left out of viewers' lists. Secrets and pins are compared
  * in constant time (over their SHA-256, so not even the length shows), and a
  * session that guesses wrong is locked out for a while, doubling. */
-#include "outpost.h"
+#include "requests.h"
+
+#include "config.h"
+#include "devices.h"
+#include "gateway.h"
+#include "ingest.h"
+#include "joins.h"
+#include "op_control.h"
 #include "params.h"
+#include "record.h"
 
 #include <string.h>
 
@@ -116,7 +125,7 @@ static char *s_offer(op_device_t *d) {
 }
 
 static void s_event(op_session_t *s, const char *transaction, json_t *ev, json_t *jsep) {
-  op_gateway->push_event(s->handle, &op_plugin, transaction, ev, jsep);
+  op_gateway->push_event(s->handle, op_self, transaction, ev, jsep);
   json_decref(ev);
   json_decref(jsep);
 }
@@ -226,13 +235,40 @@ void op_request_async(op_session_t *s, const char *transaction, json_t *message,
   }
 }
 
+/* The usage answer: the server's byte counts beside the device's own, for
+ * device id or (NULL) every device. */
+static json_t *s_usage(const char *id) {
+  json_t *list = json_array();
+  if (id) {
+    op_device_t *d = op_device_get(id);
+    if (!d) {
+      json_decref(list);
+      return s_error("outpost", E_NO_SUCH_DEVICE, "No such device");
+    }
+    json_array_append_new(list, op_device_usage(d));
+    op_device_unref(d);
+  } else {
+    GList *all = op_devices_all();
+    for (GList *l = all; l; l = l->next) {
+      json_array_append_new(list, op_device_usage(l->data));
+      op_device_unref(l->data);
+    }
+    g_list_free(all);
+  }
+  return json_pack("{s:s, s:o}", "outpost", "usage", "devices", list);
+}
+
 /* Operator requests: the secret first, then the device. */
 static json_t *s_operator(op_session_t *s, json_t *message) {
   const char *req = json_string_value(json_object_get(message, "request")); /* checked */
   const char *secret = json_string_value(json_object_get(message, "secret"));
-  if (!strcmp(req, "list")) /* what any viewer may see anyway */
-    return json_pack("{s:s, s:o}", "outpost", "list", "list", op_devices_list(FALSE, FALSE));
   gboolean may = s_may_try(s), ok = may && s_secret_equal(secret, op_conf.operator_secret);
+  if (!strcmp(req, "list")) { /* what any viewer may see; an operator sees the bytes too */
+    if (may && secret)
+      s_auth_result(s, ok);
+    return json_pack("{s:s, s:o}", "outpost", "list", "list",
+                     op_devices_list(ok ? OP_SUMMARY_OPERATOR : OP_SUMMARY_PUBLIC, FALSE));
+  }
   if (may)
     s_auth_result(s, ok);
   if (!ok) {
@@ -249,18 +285,20 @@ static json_t *s_operator(op_session_t *s, json_t *message) {
         json_decref(r);
         return s_error("outpost", E_NO_SUCH_DEVICE, "No such device");
       }
-      json_object_set_new(r, "device", op_device_summary(d, TRUE));
+      json_object_set_new(r, "device", op_device_summary(d, OP_SUMMARY_FULL));
       op_device_unref(d);
     } else {
-      json_object_set_new(r, "devices", op_devices_list(TRUE, TRUE));
+      json_object_set_new(r, "devices", op_devices_list(OP_SUMMARY_FULL, TRUE));
     }
     json_t *counters = json_object();
-    op_device_counters(counters);
+    op_ingest_counters(counters);
     op_control_counters(counters);
     op_request_counters(counters);
     json_object_set_new(r, "counters", counters);
     return r;
   }
+  if (!strcmp(req, "usage")) /* one device, or all of them */
+    return s_usage(json_string_value(json_object_get(message, "id")));
   op_device_t *d = op_device_get(json_string_value(json_object_get(message, "id")));
   if (!d)
     return s_error("outpost", E_NO_SUCH_DEVICE, "No such device");
@@ -271,7 +309,7 @@ static json_t *s_operator(op_session_t *s, json_t *message) {
     d->streaming = !strcmp(req, "start");
     janus_mutex_unlock(&d->mutex);
     json_array_append_new(sent, json_integer(op_control_command(d, req, NULL)));
-    op_push_status(d, !strcmp(req, "start") ? "streaming" : "stopped");
+    op_device_status(d, !strcmp(req, "start") ? "streaming" : "stopped", NULL);
   } else if (!strcmp(req, "keyframe")) {
     json_array_append_new(sent, json_integer(op_control_command(d, "keyframe", NULL)));
   } else if (!strcmp(req, "refresh")) {
@@ -302,6 +340,16 @@ static json_t *s_operator(op_session_t *s, json_t *message) {
             sent, json_integer(op_control_command(
                       d, "resolution", json_pack("{s:O, s:O}", "width", w, "height", h))));
     }
+  } else if (!strcmp(req, "budget")) {
+    /* More allowance this period: the device decides (its budget is the
+     * authority, it answers with the new figures in its ack, last_ack). */
+    json_int_t mb = json_integer_value(json_object_get(message, "extra_mb")); /* checked */
+    int id = op_control_command(d, "budget", json_pack("{s:I}", "extra_mb", mb));
+    JANUS_LOG(LOG_INFO,
+              "outpost: device %s: %" JSON_INTEGER_FORMAT
+              " MB more data budget asked by an operator (command %d)\n",
+              d->id, mb, id);
+    json_array_append_new(sent, json_integer(id));
   } else if (!strcmp(req, "record")) {
     const char *action = json_string_value(json_object_get(message, "action"));
     char err[256] = "";
@@ -310,6 +358,8 @@ static json_t *s_operator(op_session_t *s, json_t *message) {
     else if (op_device_record(d, !strcmp(action, "start"), err, sizeof err))
       r = s_error("outpost", E_STATE, err);
     else {
+      if (!strcmp(action, "start")) /* a recording must open on a keyframe */
+        op_device_request_keyframe(d, "recording starts");
       /* A stop returns at once; the file is closed by the control thread once
        * the packets still asked for are in (status: recording null,
        * last_recording {file, units}). */
@@ -343,12 +393,14 @@ json_t *op_request(op_session_t *s, json_t *message, json_t *jsep, gboolean admi
   if (op)
     return s_operator(admin ? NULL : s, message);
   if (!strcmp(req, "list"))
-    return json_pack("{s:s, s:o}", "streaming", "list", "list", op_devices_list(FALSE, FALSE));
+    return json_pack("{s:s, s:o}", "streaming", "list", "list",
+                     op_devices_list(OP_SUMMARY_PUBLIC, FALSE));
   if (!strcmp(req, "info")) {
     op_device_t *d = op_device_get(json_string_value(json_object_get(message, "id")));
     if (!d)
       return s_error("streaming", E_NO_SUCH_DEVICE, "No such device");
-    json_t *r = json_pack("{s:s, s:o}", "streaming", "info", "info", op_device_summary(d, FALSE));
+    json_t *r = json_pack("{s:s, s:o}", "streaming", "info", "info",
+                          op_device_summary(d, OP_SUMMARY_PUBLIC));
     op_device_unref(d);
     return r;
   }

@@ -18,6 +18,7 @@ const app = {
   control: null, // the handle used for list and operator requests
   connected: false,
   devices: [], // the last list
+  usage: new Map(), // device id -> the server's day buckets [[ISO day, up, down], ...] (operators)
   tiles: new Map(), // id -> Tile
   wanted: new Set((params.get('watch') || '').split(',').filter(Boolean)),
   pins: new Map(), // device id -> the pin the viewer gave (this tab only, never stored)
@@ -100,7 +101,10 @@ function refresh() {
         setOperator(false, 'wrong secret');
         return;
       }
-      if (app.secret && r && r.devices) setOperator(true);
+      if (app.secret && r && r.devices) {
+        if (!document.body.classList.contains('operator')) setTimeout(refreshUsage, 0);
+        setOperator(true);
+      }
       renderDevices(r && (r.devices || r.list));
     },
     error: (e) => lost(e),
@@ -143,18 +147,89 @@ function renderDevices(list) {
     // Operators see what keyframes cost the device's link, and what the GOP cache saved.
     tr.querySelector('.keys').textContent = typeof d.keyframes !== 'number' ? '–'
       : `${d.keyframes}` + (d.gop_cache ? ` · ${d.gop_cache.joins + d.gop_cache.replays}` : '');
+    renderMonth(tr.querySelector('.month'), d);
     tr.querySelector('.watch').textContent =
       app.tiles.has(d.id) ? 'Close' : d.pin_required ? 'Watch (PIN)' : 'Watch';
   }
   for (const tr of rows.values()) tr.remove();
 }
 
+// ---- Bytes on the paid link (operators) -------------------------------------------------
+
+const USAGE_EVERY_MS = 30000; // the day chart: the days change slowly, the request is larger
+const CHART_DAYS = 14;
+
+function bytesText(n) {
+  if (typeof n !== 'number') return '–';
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
+  return `${i && n < 10 ? n.toFixed(1) : Math.round(n)} ${units[i]}`;
+}
+
+// This period's bytes: the device's count (the bill's) against its budget, the
+// server's beside it; a bar of the budget used; the last days as bars.
+function renderMonth(td, d) {
+  const u = d.usage;
+  if (!u) return void td.replaceChildren();
+  const budget = d.device_status && d.device_status.budget;
+  const shown = typeof u.device_period_bytes === 'number' ? u.device_period_bytes : u.server_period_bytes;
+  const of = budget && budget.budget_bytes > 0 ? budget.budget_bytes + (budget.override_bytes || 0) : 0;
+  const text = document.createElement('span');
+  text.className = 'month-text';
+  text.textContent = `${bytesText(shown)}${of ? ` of ${bytesText(of)}` : ''}` +
+    ` (device ${bytesText(u.device_period_bytes)}, server ${bytesText(u.server_period_bytes)})`;
+  const parts = [text];
+  if (of) {
+    const pct = Math.min(100, (100 * shown) / of);
+    const bar = document.createElement('span');
+    bar.className = 'bar';
+    bar.innerHTML = `<span class="${pct >= 100 ? 'full' : pct >= 60 ? 'high' : ''}" style="width:${pct.toFixed(1)}%"></span>`;
+    parts.push(bar);
+  }
+  const days = app.usage.get(d.id);
+  if (days && days.length) parts.push(dayChart(days));
+  td.replaceChildren(...parts);
+}
+
+// The last CHART_DAYS days (up + down, the server's count) as an inline SVG.
+function dayChart(rows) {
+  const last = rows.slice(-CHART_DAYS).map((r) => ({ day: r[0].slice(0, 10), bytes: r[1] + r[2] }));
+  const max = Math.max(1, ...last.map((r) => r.bytes));
+  const w = 8, h = 24, ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('width', CHART_DAYS * w);
+  svg.setAttribute('height', h);
+  last.forEach((r, i) => {
+    const rect = document.createElementNS(ns, 'rect');
+    const bh = Math.max(1, Math.round((h * r.bytes) / max));
+    rect.setAttribute('x', (CHART_DAYS - last.length + i) * w);
+    rect.setAttribute('y', h - bh);
+    rect.setAttribute('width', w - 2);
+    rect.setAttribute('height', bh);
+    const title = document.createElementNS(ns, 'title');
+    title.textContent = `${r.day}: ${bytesText(r.bytes)}`;
+    rect.appendChild(title);
+    svg.appendChild(rect);
+  });
+  return svg;
+}
+
+function refreshUsage() {
+  if (!app.secret || !document.body.classList.contains('operator')) return;
+  operator('usage').then((r) => {
+    for (const u of r.devices || []) app.usage.set(u.id, (u.server && u.server.days) || []);
+  }, () => {});
+}
+setInterval(refreshUsage, USAGE_EVERY_MS);
+
 function newRow(id) {
   const tr = document.createElement('tr');
   tr.dataset.device = id;
   tr.innerHTML = '<td class="id"></td><td class="state"></td><td class="codec"></td>' +
     '<td class="viewers num"></td><td class="kbps num"></td><td class="age num"></td>' +
-    '<td class="restarts num"></td><td class="keys num op"></td><td><button class="watch"></button></td>' +
+    '<td class="restarts num"></td><td class="keys num op"></td><td class="month op"></td>' +
+    '<td><button class="watch"></button></td>' +
     '<td class="op"></td>';
   tr.querySelector('.id').textContent = id;
   tr.querySelector('.watch').onclick = () => (app.tiles.has(id) ? unwatch(id) : watch(id));

@@ -44,6 +44,7 @@ export class Tile {
     this.node = node;
     this.video = node.querySelector('video');
     this.overlay = node.querySelector('.overlay');
+    this.budget = node.querySelector('.budget');
     this.notice = node.querySelector('.notice');
     this.stateLabel = node.querySelector('.tile-state');
     node.querySelector('.tile-name').textContent = id;
@@ -145,7 +146,8 @@ export class Tile {
       return;
     }
     const status = msg.result && msg.result.status;
-    if (status) this.onStatus(status);
+    if (status === 'budget') this.showBudget(msg.result); // the device's data budget changed tier
+    else if (status) this.onStatus(status);
     if (jsep) {
       this.handle.createAnswer({
         jsep,
@@ -171,6 +173,14 @@ export class Tile {
     else if (status === 'online' || status === 'streaming' || status === 'started') {
       if (this.state !== 'playing') this.setState('waiting', 'Waiting for video…');
     }
+  }
+
+  // The device's data budget (its tier and why): said over the picture unless
+  // full quality; the picture itself may be reduced or stopped by the device.
+  showBudget(b) {
+    const reduced = b && b.tier && b.tier !== 'full';
+    this.budget.hidden = !reduced;
+    this.budget.textContent = reduced ? b.reason || `data budget: ${b.tier}` : '';
   }
 
   onTrack(track, on) {
@@ -221,6 +231,7 @@ export class Tile {
   followList() {
     const dev = this.app.devices.find((d) => d.id === this.id);
     if (!dev || this.retrying) return;
+    this.showBudget(dev.budget); // the list backs up the budget events too
     // (not "stopped" from the list: an on-demand device is not streaming until
     // this very tile's watch starts it, and the list may be a second old)
     if (!dev.online && this.state !== 'offline') this.onStatus('offline');

@@ -155,6 +155,11 @@ describe('one device', { timeout: 180000 }, () => {
     await waitFor(async () => ({ ok: await page.evaluate(() => document.body.classList.contains('operator')) }),
       5000, 'operator mode');
     const row = page.locator('#devices tr[data-device=cam1]');
+    // The operator sees this period's bytes on the device's link (the server's count at least).
+    await waitFor(async () => {
+      const t = (await row.locator('.month-text').allTextContents()).join('');
+      return { ok: /server [\d.]+ [KMG]?B\)/.test(t) && !/server 0 B/.test(t), seen: t };
+    }, 3000, "the month's bytes in the device list");
     await row.locator('[data-field=bitrate]').fill('250');
     const t0 = Date.now();
     await row.locator('button[data-op=configure]').click();

@@ -261,6 +261,8 @@ BAD_CONFIGS = [
     ("same key twice", lambda t: t + f'cam9: {{\n  public_key = "{CAM1[0]}"\n}}\n',
      r"cam9\.public_key: the same key as device cam1"),
     ("not libconfig", lambda t: t + "oops {\n", r"jcfg:\d+: syntax error"),
+    ("relative usage_file", lambda t: t.replace("  ingest_ip", '  usage_file = "u.json"\n  ingest_ip'),
+     r"jcfg:3: general\.usage_file: must be an absolute path"),
 ]
 
 
@@ -525,6 +527,36 @@ def test_oversize_and_absurd_status():
         c = srv.counters()
         assert c["ingest_oversize"] >= 20, c
         assert cam2["restarts"] == 2 ** 31 - 1, cam2["restarts"]
+        # A budget part: its tier and reason shown (bounded); an unknown tier,
+        # or a reason too long to show, changes nothing shown.
+        budget = {"budget_bytes": 3 * 10 ** 9, "used_bytes": 2 * 10 ** 9, "tier": "bitrate",
+                  "reason": "data budget: reduced quality (66 % used)", "reset_day": 15}
+        usage = {"period_bytes": 2 * 10 ** 9, "period_start": "2024-03-15T00:00:00Z",
+                 "reset_day": 15}
+        viewer = srv.janus.client()  # a viewer of cam2: told when its tier changes
+        viewer.create_session()
+        h = viewer.attach(PKG)
+        viewer.message(h, {"request": "watch", "id": "cam2"})
+        p.send(json.dumps({"v": 1, "type": "status", "budget": budget, "usage": usage}).encode())
+        srv.wait(lambda d: (d.get("budget") or {}).get("tier") == "bitrate", 3, "the tier",
+                 dev="cam2")
+
+        def result(e):
+            return ((e.get("plugindata") or {}).get("data") or {}).get("result") or {}
+        ev = result(viewer.wait_event(lambda e: result(e).get("status") == "budget", 3, "budget event"))
+        assert ev["tier"] == "bitrate" and ev["reason"] == budget["reason"], ev
+        assert ev["id"] == "cam2" and ev["used_bytes"] == budget["used_bytes"], ev
+        viewer.destroy()
+        p.send(json.dumps({"v": 1, "type": "status",
+                           "budget": dict(budget, tier="stopped", reason="x" * 5000)}).encode())
+        p.send(json.dumps({"v": 1, "type": "status", "budget": dict(budget, tier="bogus")}).encode())
+        time.sleep(0.5)
+        cam2 = srv.device("cam2")
+        assert cam2["budget"] == {"tier": "stopped", "reason": ""}, cam2["budget"]
+        assert cam2["usage"]["device_period_bytes"] == 2 * 10 ** 9, cam2["usage"]
+        u = srv.admin({"request": "usage", "secret": SECRET, "id": "cam2"})["devices"][0]
+        assert u["server"]["period"]["reset_day"] == 15 and u["device"]["reset_day"] == 15, u
+        assert u["server"]["period"]["start"][8:10] == "15", u
         srv.wait(flowing, 3, "cam1 still streaming")
         p.close()
         print(f"     20 datagrams of 2012 bytes dropped ({c['ingest_oversize']} counted); "

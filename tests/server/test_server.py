@@ -24,6 +24,7 @@ import random
 import shutil
 import socket
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
@@ -99,23 +100,60 @@ def flowing(d):
     return d["online"] and 0 <= d["last_packet_age_ms"] < 500 and d["packets"] > 0
 
 
+def _device_meter(k):
+    """The uplink's byte meter to this moment: `outpostctl usage --json`."""
+    r = subprocess.run([os.path.join(BUILD, "bin", "outpostctl"), "-c", k.config, "usage",
+                        "--json"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
 def test_device_online():
-    srv = Server()
+    """Online and listed; then, after ~20 s of streaming, the server's own
+    byte count (Admin API `usage`) within 2 % of the device's meter, and kept
+    in usage_file when Janus stops."""
+    usage_file = os.path.join(WORK, "server-usage.json")
+    with open(usage_file, "w") as f:  # a broken file: set aside, never a reason not to start
+        f.write('{"version": 1, "devices": {"cam1": ')
+    srv = Server(usage_file=usage_file)
     srv.janus.start()
     k = device_kernel(srv).start()
     try:
         d, took = srv.wait(flowing, 10, "cam1 online with fresh packets")
+        assert os.path.exists(usage_file + ".bad") and "kept as" in srv.janus.log()
         listed = srv.admin({"request": "list"})["list"]
         row = next(r for r in listed if r["id"] == "cam1")
         assert row["online"] and 0 <= row["last_packet_age_ms"] < 500, row
         assert row["codec"] == "av1", row
+        assert "usage" not in row, row  # the bytes are for operators
         print(f"     online and streaming {took:.2f} s after the kernel started; "
               f"last packet {row['last_packet_age_ms']} ms ago, {row['bitrate_kbps']:.0f} kbit/s")
+        time.sleep(20)
+
+        def server():
+            u = srv.admin({"request": "usage", "secret": SECRET, "id": "cam1"})["devices"][0]
+            return u["server"]["total"]
+        s0 = server()
+        dev = _device_meter(k)["total"]
+        s1 = server()  # the device read between two readings of the server's count
+        ours = {d: (s0[d] + s1[d]) / 2 for d in ("up", "down")}
+        theirs = {d: dev[d] for d in ("up", "down")}
+        both_s, both_d = sum(ours.values()), sum(theirs.values())
+        print(f"     after 20 s: server counted {ours['up']:.0f} B up, {ours['down']:.0f} B down; "
+              f"the device's meter {theirs['up']} up, {theirs['down']} down "
+              f"({(both_s - both_d) * 100 / both_d:+.2f} %)")
+        assert both_d > 500_000 and abs(both_s - both_d) <= 0.02 * both_d, (ours, theirs)
+        row = next(r for r in srv.admin({"request": "list", "secret": SECRET})["list"]
+                   if r["id"] == "cam1")
+        assert row["usage"]["server_period_bytes"] > 500_000, row
     finally:
         k.stop()
         k.check_clean_log()
         k.cleanup()
         srv.cleanup()
+    with open(usage_file) as f:  # saved when the plugin was destroyed
+        kept = json.load(f)["devices"]["cam1"]
+    assert sum(kept["total"]) >= both_s, kept
 
 
 def _record(srv, seconds):
@@ -241,6 +279,19 @@ def test_operator_configure():
         d, _ = srv.wait(lambda d: (d.get("last_ack") or {}).get("ok") is True, 3, "the ack")
         print(f"     bitrate 250 reached the encoder {took * 1000:.0f} ms after the Admin "
               f"request; wrong and missing secrets refused (456)")
+        # More data budget: the amount checked, relayed as the command "budget",
+        # logged; whatever the device answers (an uplink without budgets: ok false)
+        # comes back as the ack of that command.
+        for bad in (0, 1000001, "5"):
+            try:
+                srv.admin({"request": "budget", "secret": SECRET, "id": "cam1", "extra_mb": bad})
+                raise AssertionError(f"budget with extra_mb {bad!r} was accepted")
+            except JanusError as e:
+                assert e.code == 454, e
+        r = srv.admin({"request": "budget", "secret": SECRET, "id": "cam1", "extra_mb": 100})
+        assert r["outpost"] == "budget" and r["sent"][0] > 0, r
+        srv.wait(lambda d: (d.get("last_ack") or {}).get("id") == r["sent"][0], 3, "its ack")
+        assert "cam1: 100 MB more data budget asked by an operator" in srv.janus.log()
     finally:
         k.stop()
         k.cleanup()
