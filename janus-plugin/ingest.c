@@ -211,7 +211,10 @@ static void s_send_feedback(op_device_t *d, uint8_t *pkt, int pt, size_t fci_wor
 void op_device_request_keyframe(op_device_t *d, const char *why) {
   gint64 now = janus_get_monotonic_time();
   janus_mutex_lock(&d->mutex);
-  if ((!d->latched && !op_device_media_over_control(d)) || !d->ssrc ||
+  /* A device whose data budget stopped its media sends no keyframe, and the
+   * request would cost its paid link ~70 bytes each time a viewer asks. */
+  gboolean budget_stopped = !strcmp(d->budget_tier, "stopped") || !strcmp(d->budget_tier, "dark");
+  if ((!d->latched && !op_device_media_over_control(d)) || !d->ssrc || budget_stopped ||
       now - d->last_pli_us < (gint64)op_conf.keyframe_interval_ms * 1000) {
     janus_mutex_unlock(&d->mutex);
     return;

@@ -14,7 +14,9 @@ always on. The bill is read every ~0.2 s with the uplink's status:
   rate halved, the test pattern 320x240;
 - at the stop line media stops (no RTP at the plugin), `start` is refused,
   and the bill never passes the budget, then or in the 5 s after;
-- an operator's override (the local `budget` command, 1 MB) lifts the stop:
+- the server shows the tier and reason, and its own byte count is within
+  2 % of the bill;
+- an operator's override (the Admin API's `budget`, 1 MB) lifts the stop:
   media flows again, at the ladder's rung for the new share; a second one
   is refused (budget_override_max_mb); the override survives a kill -9 of
   the uplink (kept in the meter's file).
@@ -27,7 +29,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from fixture import flowing, lab_spine  # noqa: E402
+from fixture import SECRET, flowing, lab_spine  # noqa: E402
 from harness import run_cases  # noqa: E402
 from lab import bill_bytes, bill_diff  # noqa: E402
 
@@ -79,7 +81,7 @@ def test_budget_steps_then_stops():
         d0 = srv.device()
         r = k.send("uplink", "start")
         assert r.returncode != 0 and "data budget" in r.stdout + r.stderr, r
-        time.sleep(2)  # what was in flight, and the status saying "stopped"
+        time.sleep(3)  # what was in flight, and the status saying "stopped" (2 s gap)
         b0, t0 = lab.bill(), time.monotonic()
         while time.monotonic() < t0 + STOPPED_S:
             bill = bill_bytes(lab.bill())
@@ -95,16 +97,24 @@ def test_budget_steps_then_stops():
               f"the bill {bill} B of the budget's {BUDGET} B "
               f"({(BUDGET - bill) / 1000:.1f} kB left: the reserve and the landing)")
         assert d1["packets"] == d0["packets"], (d0, d1)
-        # An operator's override: media again, at the rung for the new share.
-        r = k.send("uplink", "budget", {"extra_mb": 1})
-        assert r.returncode == 0, r
+        # The server shows it (its device row, the viewers' reason), and its
+        # own count of the link's bytes is within 2 % of the bill.
+        assert d1["budget"] == {"tier": "stopped", "reason": "data budget reached"}, d1
+        u = srv.admin({"request": "usage", "secret": SECRET, "id": "cam1"})["devices"][0]
+        ours = sum(u["server"]["total"][d] for d in ("up", "down"))
+        print(f"     the server's own count: {ours} B against the bill's {bill} B "
+              f"({(ours - bill) * 100 / bill:+.2f} %)")
+        assert abs(ours - bill) <= 0.02 * bill, (u, bill)
+        # An operator's override through the Admin API (the plugin relays it):
+        # media again, at the rung for the new share.
+        srv.admin({"request": "budget", "secret": SECRET, "id": "cam1", "extra_mb": 1})
         srv.wait(flowing, 15, "media flowing after the override")
         # The kernel's copy of the uplink's status follows within a heartbeat.
         st, _ = k.wait(lambda st: k.mod("uplink", st)["module"]["budget"]["override_bytes"] > 0,
                        5, "the override in the status")
         b = k.mod("uplink", st)["module"]["budget"]
         assert b["override_bytes"] == 1_000_000 and b["tier"] == "bitrate", b  # ~2.95 of 4 MB
-        r = k.send("uplink", "budget", {"extra_mb": 1})
+        r = k.send("uplink", "budget", {"extra_mb": 1})  # locally, as a person on site would
         assert r.returncode != 0, r  # the cap: budget_override_max_mb
         # The override is kept in the meter's file: a kill -9 of the uplink
         # does not undo it (the restarted one streams on, no second grant).
