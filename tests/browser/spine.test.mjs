@@ -65,7 +65,7 @@ describe('one device', { timeout: 180000 }, () => {
     const { page } = browser;
     const a = await inbound(page, 'cam1');
     const sentA = await unitsSent(spine, 'cam1');
-    await sleep(5000);
+    await sleep(3500);
     const b = await inbound(page, 'cam1');
     const sentB = await unitsSent(spine, 'cam1');
     const decoded = b.framesDecoded - a.framesDecoded;

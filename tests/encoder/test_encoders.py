@@ -256,9 +256,9 @@ def live(enc):
 
     out = run([module("capture", "capture-testsrc", width=w, height=h, fps=fps),
                module("encoder", enc, bitrate=rate(500), fps=fps),
-               module("sink", "test-sink", pattern=False, dump=dump, dump_frames=1000)], 9,
-              [(5, ask_key)])
-    reply = out[5]
+               module("sink", "test-sink", pattern=False, dump=dump, dump_frames=1000)], 7,
+              [(4, ask_key)])
+    reply = out[4]
     units = read_units(dump)
     gap = flowing(units, out["t0"], out["t_end"], f"{enc} live")
     numbers = [m["number"] for m, _ in units]

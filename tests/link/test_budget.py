@@ -2,7 +2,7 @@
 link lab: the lab's nft counters are the carrier's bill.
 
 A tiny budget (3 MB; the control link's reserve set to 50 kB, since the
-default, a month of idle keepalives, is ~9.7 MB) and a stream of 2000 kbit/s,
+default, a month of idle keepalives, is ~9.7 MB) and a stream of 3000 kbit/s,
 always on. The bill is read every ~0.2 s with the uplink's status:
 
 - each step of the ladder happens at its threshold (60/80/90 % of the
@@ -35,8 +35,8 @@ from lab import bill_bytes, bill_diff  # noqa: E402
 
 BUDGET = 3_000_000
 STEPS = {"bitrate": 60, "fps": 80, "resolution": 90}
-KBPS = 2000
-STOPPED_S = 8
+KBPS = 3000
+STOPPED_S = 5
 
 
 def _budget(k):

@@ -109,7 +109,7 @@ def _device_meter(k):
 
 
 def test_device_online():
-    """Online and listed; then, after ~8 s of streaming, the server's own
+    """Online and listed; then, after ~5 s of streaming, the server's own
     byte count (Admin API `usage`) within 2 % of the device's meter, and kept
     in usage_file when Janus stops."""
     usage_file = os.path.join(WORK, "server-usage.json")
@@ -128,7 +128,7 @@ def test_device_online():
         assert "usage" not in row, row  # the bytes are for operators
         print(f"     online and streaming {took:.2f} s after the kernel started; "
               f"last packet {row['last_packet_age_ms']} ms ago, {row['bitrate_kbps']:.0f} kbit/s")
-        time.sleep(8)  # link.budget compares over 3 MB, with the lab's bill
+        time.sleep(5)  # link.budget compares over 3 MB, with the lab's bill
 
         def server():
             u = srv.admin({"request": "usage", "secret": SECRET, "id": "cam1"})["devices"][0]
@@ -139,13 +139,13 @@ def test_device_online():
         ours = {d: (s0[d] + s1[d]) / 2 for d in ("up", "down")}
         theirs = {d: dev[d] for d in ("up", "down")}
         both_s, both_d = sum(ours.values()), sum(theirs.values())
-        print(f"     after 8 s: server counted {ours['up']:.0f} B up, {ours['down']:.0f} B down; "
+        print(f"     after 5 s: server counted {ours['up']:.0f} B up, {ours['down']:.0f} B down; "
               f"the device's meter {theirs['up']} up, {theirs['down']} down "
               f"({(both_s - both_d) * 100 / both_d:+.2f} %)")
-        assert both_d > 150_000 and abs(both_s - both_d) <= 0.02 * both_d, (ours, theirs)
+        assert both_d > 100_000 and abs(both_s - both_d) <= 0.02 * both_d, (ours, theirs)
         row = next(r for r in srv.admin({"request": "list", "secret": SECRET})["list"]
                    if r["id"] == "cam1")
-        assert row["usage"]["server_period_bytes"] > 150_000, row
+        assert row["usage"]["server_period_bytes"] > 100_000, row
     finally:
         k.stop()
         k.check_clean_log()
@@ -525,7 +525,7 @@ def test_rtt_aware_recovery():
     k = device_kernel(srv).start()
     try:
         srv.wait(flowing, 10, "media through the slow, lossy relay")
-        time.sleep(8)
+        time.sleep(6)
         relay.loss = 0.0  # no new losses: whatever is missing now must come back
         d, _ = srv.wait(lambda d: d["ingest_loss"]["pending"] == 0, 3, "the last losses recovered")
         loss, rtt, fb = d["ingest_loss"], d["ingest_rtt"], d["feedback"]
