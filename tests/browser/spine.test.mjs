@@ -26,6 +26,9 @@ import {
   OUT, cReadBands, inbound, launchBrowser, median, savePng, sleep, startSpine, tileState, waitFor,
 } from './lib.mjs';
 
+// Frames in flight between the device's count and the browser's (~270 ms at 30 fps).
+const PIPELINE_LAG = 8;
+
 const W = 640;
 
 // Coded frames the device's uplink has sent so far (its own count).
@@ -76,7 +79,10 @@ describe('one device', { timeout: 180000 }, () => {
     // Behaviour, not this machine's speed: what the device sent is decoded (the two
     // windows are read a few ms apart, hence the margin), and something was sent.
     assert.ok(sent >= 25, `the device sent only ${sent} frames in 5 s`);
-    assert.ok(decoded >= 0.9 * sent, `${decoded} frames decoded of ${sent} sent`);
+    // PIPELINE_LAG: the frames sent at the end of the window are still on their
+    // way (network, jitter buffer, decoder): two decoders at once on a loaded
+    // 2-core machine had 143 of 159 decoded in 4 s, every frame decoded later.
+    assert.ok(decoded >= 0.9 * sent - PIPELINE_LAG, `${decoded} frames decoded of ${sent} sent`);
     assert.equal(b.frameWidth, W);
 
     console.log(`  screenshot: ${savePng('spine-one-device.png', await page.screenshot())}`);
@@ -308,7 +314,8 @@ describe('two devices in the grid', { timeout: 120000 }, () => {
     console.log(`  decoded of sent in 4 s: cam1 ${decoded[0]} of ${sent[0]}, cam2 ${decoded[1]} of ${sent[1]}`);
     for (const i of [0, 1]) {
       assert.ok(sent[i] >= 10, `cam${i + 1} sent only ${sent[i]} frames`);
-      assert.ok(decoded[i] >= 0.9 * sent[i], `cam${i + 1}: ${decoded[i]} decoded of ${sent[i]}`);
+      assert.ok(decoded[i] >= 0.9 * sent[i] - PIPELINE_LAG,
+        `cam${i + 1}: ${decoded[i]} decoded of ${sent[i]}`);
     }
     const [t1, t2] = [await tileState(browser.page, 'cam1'), await tileState(browser.page, 'cam2')];
     for (const t of [t1, t2]) {
