@@ -412,9 +412,9 @@ static void s_check_liveness(op_device_t *d, void *arg) {
  * it (at most a tick, 250 ms, and the FIN exchange). */
 static void s_count_tcp(op_device_t *d, void *arg) {
   (void)arg;
-  uint64_t up, down;
+  uint64_t up, down; /* the device's up is what our socket received */
   janus_mutex_lock(&d->mutex);
-  if (d->control_fd >= 0 && op_usage_tcp_sample(&d->tcp, d->control_fd, &up, &down) == 0) {
+  if (d->control_fd >= 0 && wire_tcp_sample(&d->tcp, d->control_fd, &down, &up) == 0) {
     if (up)
       op_device_count(d, OP_USAGE_UP, up);
     if (down)

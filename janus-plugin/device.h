@@ -97,7 +97,7 @@ typedef struct op_device {
    * the socket its last message came on (ZMQ_SRCFD; -1: none). */
   op_usage_t usage;
   gboolean usage_dirty; /* counted since the last save */
-  op_usage_tcp_t tcp;
+  wire_tcp_t tcp;
   int control_fd;
   gint64 usage_part_at; /* real time (Unix s) of its last usage part; 0: none */
   /* Its last budget part with a known tier: the tier ("": none yet) and the

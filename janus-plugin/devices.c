@@ -85,7 +85,7 @@ int op_devices_load(GList *defs) {
         JANUS_LOG(LOG_WARN, "outpost: device %s: no GOP cache (out of memory)\n", def->id);
     }
     op_usage_init(&d->usage);
-    op_usage_tcp_reset(&d->tcp);
+    wire_tcp_reset(&d->tcp);
     d->control_fd = -1;
     janus_mutex_init(&d->mutex);
     janus_refcount_init(&d->ref, s_device_free);

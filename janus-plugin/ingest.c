@@ -95,7 +95,8 @@ static volatile gint s_sender_reports; /* the devices' SRs read, for our receive
 
 /* The IP bytes of a datagram of len payload bytes to or from a (usage.h). */
 static uint64_t s_udp_wire(const struct sockaddr_storage *a, size_t len) {
-  return (uint64_t)len + (a->ss_family == AF_INET6 ? OP_USAGE_UDP6 : OP_USAGE_UDP4);
+  const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)a;
+  return wire_udp(len, a->ss_family == AF_INET6 && !IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr));
 }
 
 /* Which way our RTCP goes: the feedback path (the media's), or a given one. */

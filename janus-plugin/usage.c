@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
-#include <linux/tcp.h> /* struct tcp_info up to tcpi_bytes_sent: glibc's stops short of it */
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,8 +23,6 @@
 #define HOURS_WINDOW ((int64_t)OP_USAGE_HOURS * HOUR)
 #define DAYS_WINDOW ((int64_t)OP_USAGE_DAYS * DAY)
 #define MONTHS_WINDOW ((int64_t)14 * 31 * DAY)
-/* The tcp_info the kernel must fill for the counters read here. */
-#define TCP_INFO_NEEDED (offsetof(struct tcp_info, tcpi_bytes_sent) + sizeof(uint64_t))
 
 void op_usage_init(op_usage_t *u) {
   memset(u, 0, sizeof *u);
@@ -395,48 +392,4 @@ int op_usage_file_write(const char *path, const char *text, size_t len) {
   g_free(tmp);
   errno = saved;
   return rc;
-}
-
-/* ---- TCP ---------------------------------------------------------------------------- */
-
-void op_usage_tcp_reset(op_usage_tcp_t *t) {
-  memset(t, 0, sizeof *t);
-  t->fd = -1;
-}
-
-int op_usage_tcp_sample(op_usage_tcp_t *t, int fd, uint64_t *up, uint64_t *down) {
-  *up = *down = 0;
-  struct tcp_info ti;
-  memset(&ti, 0, sizeof ti);
-  socklen_t len = sizeof ti;
-  struct sockaddr_storage peer;
-  socklen_t plen = sizeof peer;
-  memset(&peer, 0, sizeof peer);
-  if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 || len < TCP_INFO_NEEDED ||
-      getpeername(fd, (struct sockaddr *)&peer, &plen) < 0 || plen > sizeof peer ||
-      (peer.ss_family != AF_INET && peer.ss_family != AF_INET6))
-    return -1;
-  gboolean ipv6 = peer.ss_family == AF_INET6 &&
-                  !IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)&peer)->sin6_addr);
-  /* Segment counts wrap at 2^32: a difference above 2^31 is a count going
-   * backwards, as is a byte count: another connection, counted from its start. */
-  uint32_t segs_out = ti.tcpi_segs_out - t->segs_out, segs_in = ti.tcpi_segs_in - t->segs_in;
-  if (fd != t->fd || plen != t->peer_len || memcmp(&peer, &t->peer, plen) ||
-      ti.tcpi_bytes_sent < t->sent || ti.tcpi_bytes_received < t->received ||
-      segs_out > INT32_MAX || segs_in > INT32_MAX) {
-    op_usage_tcp_reset(t);
-    segs_out = ti.tcpi_segs_out;
-    segs_in = ti.tcpi_segs_in;
-  }
-  uint64_t h = (ipv6 ? 40 : 20) + 20 + (ti.tcpi_options & TCPI_OPT_TIMESTAMPS ? 12 : 0);
-  *up = ti.tcpi_bytes_received - t->received + (uint64_t)segs_in * h;
-  *down = ti.tcpi_bytes_sent - t->sent + (uint64_t)segs_out * h;
-  t->fd = fd;
-  t->peer = peer;
-  t->peer_len = plen;
-  t->sent = ti.tcpi_bytes_sent;
-  t->received = ti.tcpi_bytes_received;
-  t->segs_out = ti.tcpi_segs_out;
-  t->segs_in = ti.tcpi_segs_in;
-  return 0;
 }

@@ -7,17 +7,18 @@
  *   - UDP: every datagram from the device's latched source on the ingest
  *     socket whose SSRC is its session's, authenticated or not (the carrier
  *     billed it), and every datagram we sent it: payload + UDP 8 + IPv4 20
- *     (OP_USAGE_UDP4) or IPv6 40 (OP_USAGE_UDP6). Not seen: datagrams from
+ *     or IPv6 40 (protocol/wire.h's wire_udp). Not seen: datagrams from
  *     its address that name no SSRC of its (garbage, or too short to name
  *     one), and anything before its first authenticated packet latched the
  *     address.
  *   - TCP: the control connection, from the kernel's counters of the
- *     server's socket (op_usage_tcp_sample): up (device -> server) =
- *     tcpi_bytes_received + tcpi_segs_in x H, down = tcpi_bytes_sent +
- *     tcpi_segs_out x H, H = IP (20 / 40) + TCP 20 + 12 with timestamps.
+ *     server's socket (protocol/wire.h's wire_tcp_sample, shared with the
+ *     device's meter): up (device -> server) = what the socket received,
+ *     down = what it sent, each payload + segments x (IP 20 / 40 + TCP 20
+ *     + 12 with timestamps).
  *     tcpi_bytes_sent rather than tcpi_bytes_acked: a retransmitted segment
  *     crosses the radio (and is billed) again. The same undercounts as the
- *     device's estimate (modules/uplink/usage_wire.h: SYN options, SACK
+ *     device's estimate (protocol/wire.h: SYN options, SACK
  *     blocks, payload received twice), plus the connection's traffic after
  *     our last sample (sampled every control tick, 250 ms) and its FIN.
  *
@@ -50,13 +51,13 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "../protocol/wire.h"
+
 #define OP_USAGE_VERSION 1
 #define OP_USAGE_HOURS 48
 #define OP_USAGE_DAYS 62
 #define OP_USAGE_MONTHS 13
 #define OP_USAGE_FILE_MAX (8 << 20) /* ~3.5 KB a device: room for 2000 */
-#define OP_USAGE_UDP4 28            /* IPv4 20 + UDP 8 */
-#define OP_USAGE_UDP6 48            /* IPv6 40 + UDP 8 */
 #define OP_USAGE_ID_MAX 64          /* a device id (config.c checks the same) */
 
 enum { OP_USAGE_UP = 0, OP_USAGE_DOWN = 1 };
@@ -107,22 +108,7 @@ int op_usage_file_read(const char *path, char **buf, size_t *len, char *why, siz
  * folder fsync'ed): 0, or -1 with errno set. */
 int op_usage_file_write(const char *path, const char *text, size_t len);
 
-/* The sampler's memory of one TCP connection (a zeroed struct after
- * op_usage_tcp_reset): the socket, its peer (a new connection on a reused fd
- * number has another one), and the counters at the last sample. */
-typedef struct op_usage_tcp {
-  int fd; /* -1: none */
-  struct sockaddr_storage peer;
-  socklen_t peer_len;
-  uint64_t sent, received;
-  uint32_t segs_out, segs_in; /* modulo 2^32, as the kernel keeps them */
-} op_usage_tcp_t;
-
-void op_usage_tcp_reset(op_usage_tcp_t *t);
-/* The wire bytes of the server's TCP socket fd since the last sample of the
- * same connection (the first one: since it opened), from the device's point
- * of view: *up it sent us, *down we sent it. 0, or -1 (not a TCP socket, or
- * closed: nothing counted, *t unchanged). One getsockopt and one getpeername. */
-int op_usage_tcp_sample(op_usage_tcp_t *t, int fd, uint64_t *up, uint64_t *down);
+/* The control connection's TCP bytes: protocol/wire.h's sampler, the same
+ * arithmetic as the device's meter. */
 
 #endif

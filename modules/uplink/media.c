@@ -7,7 +7,7 @@
 #include "rtp_av1.h"
 #include "rtp_h265.h"
 #include "srtp_policy.h"
-#include "usage_wire.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -322,7 +322,7 @@ static int s_send_on(media_t *self, media_path_t path, const uint8_t *buf, size_
     return -1;
   }
   self->st.bytes_sent += len;
-  self->st.udp_wire_sent += usage_udp_wire(len, self->wire_ipv6);
+  self->st.udp_wire_sent += wire_udp(len, self->wire_ipv6);
   return 0;
 }
 
@@ -587,7 +587,7 @@ void media_receive(media_t *self) {
     }
     self->st.rtcp_received++;
     size_t len = (size_t)n; /* the datagram's length, even when truncated (MSG_TRUNC) */
-    self->st.udp_wire_received += usage_udp_wire(len, self->wire_ipv6);
+    self->st.udp_wire_received += wire_udp(len, self->wire_ipv6);
     if (len > sizeof buf) { /* truncated: neither checkable nor parseable */
       self->st.rtcp_malformed++;
       continue;

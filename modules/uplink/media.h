@@ -79,7 +79,7 @@ typedef struct media_stats {
   uint64_t udp_probes;                     /* SRs over UDP while on it */
   /* The byte meter's (meter.h): the IP bytes of every datagram the socket sent
    * (RTP, resends, RTCP, probes) and received (whatever it was: the carrier
-   * billed it), usage_wire.h's usage_udp_wire. */
+   * billed it), wire.h's wire_udp. */
   uint64_t udp_wire_sent, udp_wire_received;
   /* From the last receiver report on our stream: */
   int64_t rtt_us; /* -1 until known */

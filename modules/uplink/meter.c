@@ -1,7 +1,7 @@
 #include "meter.h"
 
 #include "usage.h"
-#include "usage_wire.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -13,7 +13,7 @@ struct meter {
   usage_t *usage;
   char *path;
   uint64_t udp_sent, udp_received; /* the media counters at the last meter_count */
-  usage_tcp_t tcp;                 /* the control connection's socket at its last sample */
+  wire_tcp_t tcp;                  /* the control connection's socket at its last sample */
   int save_error;                  /* the last save's negative errno, 0 after a good one */
 };
 
@@ -51,7 +51,7 @@ meter_t *meter_open(const char *path, int reset_day, int save_s, char *err, size
     snprintf(err, errlen, "out of memory");
     return NULL;
   }
-  usage_tcp_reset(&m->tcp);
+  wire_tcp_reset(&m->tcp);
   int rc = s_mkdirs(path);
   char why[512] = "";
   m->usage = usage_open(path, why, sizeof why);
@@ -97,16 +97,16 @@ void meter_count(meter_t *m, uint64_t udp_sent, uint64_t udp_received, int tcp_f
   s_add(m, USAGE_UP, USAGE_MEDIA_UDP, s_growth(udp_sent, &m->udp_sent), now);
   s_add(m, USAGE_DOWN, USAGE_MEDIA_UDP, s_growth(udp_received, &m->udp_received), now);
   uint64_t up, down;
-  if (tcp_fd >= 0 && usage_tcp_sample(&m->tcp, tcp_fd, &up, &down) == 0) {
+  if (tcp_fd >= 0 && wire_tcp_sample(&m->tcp, tcp_fd, &up, &down) == 0) {
     s_add(m, USAGE_UP, USAGE_CONTROL, up, now);
     s_add(m, USAGE_DOWN, USAGE_CONTROL, down, now);
   }
 }
 
 void meter_tcp_opened(meter_t *m, int fd, time_t now) {
-  usage_tcp_reset(&m->tcp); /* the number may be the last connection's */
+  wire_tcp_reset(&m->tcp); /* the number may be the last connection's */
   uint64_t up, down;
-  if (usage_tcp_sample(&m->tcp, fd, &up, &down) == 0) {
+  if (wire_tcp_sample(&m->tcp, fd, &up, &down) == 0) {
     s_add(m, USAGE_UP, USAGE_CONTROL, up, now);
     s_add(m, USAGE_DOWN, USAGE_CONTROL, down, now);
   }
@@ -116,13 +116,13 @@ void meter_tcp_closed(meter_t *m, int fd, time_t now) {
   /* On a copy: when the number is another socket's by now (another local
    * port), its bytes are that connection's, counted from its own start once
    * it is reported. */
-  usage_tcp_t t = m->tcp;
+  wire_tcp_t t = m->tcp;
   uint64_t up, down;
-  if (fd >= 0 && fd == t.fd && usage_tcp_sample(&t, fd, &up, &down) == 0 && t.port == m->tcp.port) {
+  if (fd >= 0 && fd == t.fd && wire_tcp_sample(&t, fd, &up, &down) == 0 && t.port == m->tcp.port) {
     s_add(m, USAGE_UP, USAGE_CONTROL, up, now);
     s_add(m, USAGE_DOWN, USAGE_CONTROL, down, now);
   }
-  usage_tcp_reset(&m->tcp);
+  wire_tcp_reset(&m->tcp);
 }
 
 int meter_save(meter_t *m, time_t now) {

@@ -7,12 +7,12 @@
  *     what is then refused as unauthenticated: the carrier billed it). The
  *     meter adds what those counters grew by since its last call.
  *   - control: the TCP control connection, from the kernel's counters of its
- *     socket (usage_tcp_sample), which libzmq owns: ctlink reports its fd.
+ *     socket (wire_tcp_sample), which libzmq owns: ctlink reports its fd.
  *     Media riding the connection is inside those bytes, and only there.
  *
  * meter_count runs every tick (1 s) and before the meter is shown, so what
  * is shown is at most a tick old and the `usage` command is exact to the
- * moment. What is lost (usage_wire.h has the rest): the control
+ * moment. What is lost (wire.h has the rest): the control
  * connection's traffic after its last sample, because libzmq closes its
  * socket before it posts the disconnect (meter_tcp_closed tries anyway):
  * at most one tick of control traffic per connection, plus its FIN exchange

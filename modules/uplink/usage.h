@@ -3,7 +3,7 @@
  *
  * What it counts is what the caller adds (usage_add), in wire bytes: IP
  * packets, headers included, as the carrier's gateway counts them
- * (usage_wire.h computes them, and says what they leave out). Two directions
+ * (wire.h computes them, and says what they leave out). Two directions
  * (up: sent by the device, down: received) x classes: media_udp (RTP/RTCP over
  * UDP) and control (the TCP control connection, media riding it included).
  * Traffic that goes around the uplink is not counted at all: the system's DNS
@@ -70,7 +70,7 @@
 #ifndef OUTPOST_UPLINK_USAGE_H
 #define OUTPOST_UPLINK_USAGE_H
 
-#include "usage_wire.h"
+#include "wire.h"
 
 #include <jansson.h>
 #include <stddef.h>
@@ -115,7 +115,7 @@ usage_t *usage_open(const char *path, char *err, size_t errlen);
  * sets *self_p to NULL. NULL or *self_p NULL: nothing. */
 void usage_destroy(usage_t **self_p);
 
-/* Counts bytes (wire bytes: usage_wire.h) in the direction and class, at now
+/* Counts bytes (wire bytes: wire.h) in the direction and class, at now
  * (see Time above). A dir or cls out of range counts nothing. */
 void usage_add(usage_t *u, usage_dir_t dir, usage_class_t cls, uint64_t bytes, time_t now);
 

@@ -209,18 +209,18 @@ static void test_tcp_sample(void **state) {
   char buf[1000] = {0};
   assert_int_equal(write(c, buf, sizeof buf), sizeof buf);
   assert_int_equal(read(s, buf, sizeof buf), sizeof buf);
-  op_usage_tcp_t t;
-  op_usage_tcp_reset(&t);
+  wire_tcp_t t;
+  wire_tcp_reset(&t);
   uint64_t up, down;
-  assert_int_equal(op_usage_tcp_sample(&t, s, &up, &down), 0);
+  assert_int_equal(wire_tcp_sample(&t, s, &down, &up), 0);
   assert_true(up >= 1000 + 40); /* the payload and at least one header */
   assert_true(up < 1000 + 10 * 72);
   assert_int_equal(write(s, buf, 300), 300);
   assert_int_equal(read(c, buf, 300), 300);
-  assert_int_equal(op_usage_tcp_sample(&t, s, &up, &down), 0);
+  assert_int_equal(wire_tcp_sample(&t, s, &down, &up), 0);
   assert_true(down >= 300 + 40 && down < 300 + 5 * 72);
-  assert_int_equal(op_usage_tcp_sample(&t, l, &up, &down), -1); /* no peer */
-  assert_int_equal(op_usage_tcp_sample(&t, -1, &up, &down), -1);
+  assert_int_equal(wire_tcp_sample(&t, l, &down, &up), -1); /* no peer */
+  assert_int_equal(wire_tcp_sample(&t, -1, &down, &up), -1);
   close(c);
   close(s);
   close(l);

@@ -1,4 +1,4 @@
-/* The device's byte meter (modules/uplink/usage.c, usage_wire.c): buckets rolling
+/* The device's byte meter (modules/uplink/usage.c, protocol/wire.c): buckets rolling
  * over at UTC hour, day and month boundaries and dropping out of their rings, the
  * billing period from a reset day across month lengths, the clock going back or
  * not set yet, the file's round trip and atomic save, every kind of bad file
@@ -674,9 +674,9 @@ static void every_invalid_field_is_refused(void **state) {
 
 static void udp_wire_adds_udp_and_ip_headers(void **state) {
   (void)state;
-  assert_int_equal(usage_udp_wire(1200, 0), 1228);
-  assert_int_equal(usage_udp_wire(1200, 1), 1248);
-  assert_int_equal(usage_udp_wire(0, 0), 28);
+  assert_int_equal(wire_udp(1200, 0), 1228);
+  assert_int_equal(wire_udp(1200, 1), 1248);
+  assert_int_equal(wire_udp(0, 0), 28);
 }
 
 typedef struct {
@@ -745,9 +745,9 @@ static void s_tcp_case(int family, uint64_t ip_header) {
     print_message("no %s loopback here: skipped\n", family == AF_INET ? "IPv4" : "IPv6");
     return;
   }
-  usage_tcp_t t, srv;
-  usage_tcp_reset(&t);
-  usage_tcp_reset(&srv);
+  wire_tcp_t t, srv;
+  wire_tcp_reset(&t);
+  wire_tcp_reset(&srv);
   uint64_t up, down, up2, down2;
   const size_t n = 300000, m = 5000;
   s_transfer(&c, n);
@@ -755,7 +755,7 @@ static void s_tcp_case(int family, uint64_t ip_header) {
   uint64_t h = ip_header + 20 + (before.tcpi_options & TCPI_OPT_TIMESTAMPS ? 12 : 0);
   if (family == AF_INET && before.tcpi_options & TCPI_OPT_TIMESTAMPS)
     assert_int_equal(h, 52);
-  assert_int_equal(usage_tcp_sample(&t, c.client, &up, &down), 0);
+  assert_int_equal(wire_tcp_sample(&t, c.client, &up, &down), 0);
   struct tcp_info after = s_info(c.client);
   /* Everything since the SYN: the payload and every segment's headers. */
   assert_true(before.tcpi_segs_out >= 3); /* SYN, ACK, data */
@@ -765,23 +765,23 @@ static void s_tcp_case(int family, uint64_t ip_header) {
   assert_true(down >= before.tcpi_segs_in * h); /* the SYN-ACK and the ACKs */
   assert_true(down <= after.tcpi_bytes_received + after.tcpi_segs_in * h);
   /* The server side: the same payload, received. */
-  assert_int_equal(usage_tcp_sample(&srv, c.server, &up2, &down2), 0);
+  assert_int_equal(wire_tcp_sample(&srv, c.server, &up2, &down2), 0);
   assert_true(down2 >= n + 2 * h);
   /* The next sample: only what happened since. */
   s_transfer(&c, m);
   before = s_info(c.client);
-  assert_int_equal(usage_tcp_sample(&t, c.client, &up2, &down2), 0);
+  assert_int_equal(wire_tcp_sample(&t, c.client, &up2, &down2), 0);
   assert_true(up2 >= m + h);
   assert_true(up2 <= m + (before.tcpi_segs_out - after.tcpi_segs_out + 4) * h);
   assert_true(down2 < 100 * h);
-  assert_int_equal(usage_tcp_sample(&t, c.client, &up2, &down2), 0);
+  assert_int_equal(wire_tcp_sample(&t, c.client, &up2, &down2), 0);
   assert_true(up2 < 4 * h); /* nothing sent since: at most a stray ACK */
   /* Reset: from the connection's start again. */
-  usage_tcp_reset(&t);
-  assert_int_equal(usage_tcp_sample(&t, c.client, &up2, &down2), 0);
+  wire_tcp_reset(&t);
+  assert_int_equal(wire_tcp_sample(&t, c.client, &up2, &down2), 0);
   assert_true(up2 >= n + m + before.tcpi_segs_out * h);
   /* Another fd is another connection: from its start. */
-  assert_int_equal(usage_tcp_sample(&t, c.server, &up2, &down2), 0);
+  assert_int_equal(wire_tcp_sample(&t, c.server, &up2, &down2), 0);
   assert_true(down2 >= n + m);
   close(c.client);
   close(c.server);
@@ -795,21 +795,21 @@ static void tcp_sampler_on_loopback(void **state) {
 
 static void tcp_sampler_refuses_what_is_not_tcp(void **state) {
   (void)state;
-  usage_tcp_t t;
-  usage_tcp_reset(&t);
+  wire_tcp_t t;
+  wire_tcp_reset(&t);
   t.bytes_sent = 77; /* unchanged by a failed sample */
   uint64_t up = 1, down = 1;
   int udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   assert_true(udp >= 0);
-  assert_int_equal(usage_tcp_sample(&t, udp, &up, &down), -1);
+  assert_int_equal(wire_tcp_sample(&t, udp, &up, &down), -1);
   assert_int_equal(up + down, 0);
   assert_int_equal(t.bytes_sent, 77);
   assert_int_equal(t.fd, -1);
   close(udp);
-  assert_int_equal(usage_tcp_sample(&t, -1, &up, &down), -1);
+  assert_int_equal(wire_tcp_sample(&t, -1, &up, &down), -1);
   int fds[2];
   assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
-  assert_int_equal(usage_tcp_sample(&t, fds[0], &up, &down), -1);
+  assert_int_equal(wire_tcp_sample(&t, fds[0], &up, &down), -1);
   close(fds[0]);
   close(fds[1]);
 }
