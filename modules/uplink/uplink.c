@@ -751,11 +751,27 @@ static int s_arg_int(const json_t *args, const char *key, int lo, int hi, int *o
   return 0;
 }
 
+/* What the chain gets for what the operator asks (want: the wanted point with
+ * the operator's new value in it): the same at full quality; below it, the
+ * operator's value becomes the top of the ladder and the chain gets the
+ * rung's share. */
+static ladder_point_t s_operator_sets(uplink_t *u, ladder_point_t want) {
+  if (!u->have_wanted || u->rung == LADDER_FULL)
+    return want;
+  u->wanted = want;
+  ladder_point_t p = ladder_apply(want, u->rung);
+  u->api->log(u->h,
+              "data budget: the operator's %d kbit/s %d fps %dx%d, the chain's %d kbit/s %d "
+              "fps %dx%d (%s)",
+              want.kbps, want.fps, want.width, want.height, p.kbps, p.fps, p.width, p.height,
+              ladder_rung_name(u->rung));
+  return p;
+}
+
 /* One command, from the server or outpostctl: 0 done (*reply set), 1 relayed
  * (the answer comes later), -1 refused (*reply says why). */
 static int s_command(uplink_t *u, origin_t origin, json_int_t server_id, const char *cmd,
                      const json_t *args, json_t **reply) {
-  int a = 0, b = 0;
   if (!strcmp(cmd, "status")) { /* everything, in the next status (it may be large) */
     u->report_asked = 1;
     *reply = json_pack("{s:b}", "queued", 1);
@@ -779,32 +795,25 @@ static int s_command(uplink_t *u, origin_t origin, json_int_t server_id, const c
   }
   if (!strcmp(cmd, "keyframe"))
     return s_relay(u, origin, server_id, cmd, u->set.encoder, NULL, NULL, reply);
-  /* Below full quality the operator sets the top of the ladder, and the chain
-   * gets that rung's share of it. */
-  int reduced = u->have_wanted && u->rung != LADDER_FULL;
-  if (reduced && !strcmp(cmd, "bitrate") && !s_arg_int(args, "kbps", 10, 100000, &a))
-    u->wanted.kbps = a, a = ladder_apply(u->wanted, u->rung).kbps;
-  if (reduced && !strcmp(cmd, "fps") && !s_arg_int(args, "fps", 1, 240, &a))
-    u->wanted.fps = a, a = ladder_apply(u->wanted, u->rung).fps;
-  if (reduced && !strcmp(cmd, "resolution") && !s_arg_int(args, "width", 16, 8192, &a) &&
-      !s_arg_int(args, "height", 16, 8192, &b)) {
-    u->wanted.width = a, u->wanted.height = b;
-    ladder_point_t p = ladder_apply(u->wanted, u->rung);
-    a = p.width, b = p.height;
+  /* The operator's bitrate, fps and size are the top of the budget's ladder:
+   * below full quality the chain gets that rung's share of them. */
+  ladder_point_t want = u->wanted;
+  if (!strcmp(cmd, "bitrate") && !s_arg_int(args, "kbps", 10, 100000, &want.kbps)) {
+    int kbps = s_operator_sets(u, want).kbps;
+    return s_relay(u, origin, server_id, cmd, u->set.encoder, NULL,
+                   json_pack("{s:i}", "kbps", kbps), reply);
   }
-  if (reduced && (a || b))
-    u->api->log(u->h, "data budget: %s for the operator, %d%s%d for the chain (%s)", cmd, a,
-                b ? "x" : "", b, ladder_rung_name(u->rung));
-  if (!strcmp(cmd, "bitrate") && (a || !s_arg_int(args, "kbps", 10, 100000, &a)))
-    return s_relay(u, origin, server_id, cmd, u->set.encoder, NULL, json_pack("{s:i}", "kbps", a),
-                   reply);
-  if (!strcmp(cmd, "fps") && (a || !s_arg_int(args, "fps", 1, 240, &a)))
+  if (!strcmp(cmd, "fps") && !s_arg_int(args, "fps", 1, 240, &want.fps)) {
+    int fps = s_operator_sets(u, want).fps;
     return s_relay(u, origin, server_id, cmd, u->set.encoder, u->set.capture,
-                   json_pack("{s:i}", "fps", a), reply);
-  if (!strcmp(cmd, "resolution") && ((a && b) || (!s_arg_int(args, "width", 16, 8192, &a) &&
-                                                  !s_arg_int(args, "height", 16, 8192, &b))))
+                   json_pack("{s:i}", "fps", fps), reply);
+  }
+  if (!strcmp(cmd, "resolution") && !s_arg_int(args, "width", 16, 8192, &want.width) &&
+      !s_arg_int(args, "height", 16, 8192, &want.height)) {
+    ladder_point_t p = s_operator_sets(u, want);
     return s_relay(u, origin, server_id, cmd, u->set.capture, NULL,
-                   json_pack("{s:i, s:i}", "width", a, "height", b), reply);
+                   json_pack("{s:i, s:i}", "width", p.width, "height", p.height), reply);
+  }
   *reply = json_pack("{s:s}", "error",
                      "commands: start, stop, keyframe, bitrate {\"kbps\": 10..100000}, fps "
                      "{\"fps\": 1..240}, resolution {\"width\", \"height\": 16..8192}, budget "
@@ -973,8 +982,13 @@ static void s_budget_tick(uplink_t *u) {
 static int s_budget_allows(uplink_t *u, size_t size) {
   if (!budget_enabled(u->budget))
     return 1;
-  s_meter(u, 0);
+  /* The media socket's bytes to this moment; the control connection's as of
+   * the last tick (a second of keepalives at most, inside the landing),
+   * unless the media rides it: no TCP_INFO sample on every unit for nothing. */
+  const media_stats_t *m = media_stats(u->media);
   time_t now = time(NULL);
+  int tcp = media_path(u->media) == MEDIA_PATH_CONTROL ? ctlink_tcp_fd(u->ctl) : -1;
+  meter_count(u->meter, m->udp_wire_sent, m->udp_wire_received, tcp, now);
   uint64_t packets = size / (size_t)u->set.mtu + 1;
   uint64_t wire = size + packets * (RTP_HEADER_SIZE + 2 + 10 + 48);
   int ok = budget_allow(u->budget, meter_period_bytes(u->meter, now), wire,
