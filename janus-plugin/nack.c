@@ -17,7 +17,8 @@ static void s_add(op_nack_t *n, uint16_t seq, int64_t now_us) {
     s_remove(n, 0);
     n->given_up++;
   }
-  n->slot[n->n++] = (op_nack_slot_t){.seq = seq, .seen_us = now_us, .due_us = now_us};
+  n->slot[n->n++] =
+      (op_nack_slot_t){.seq = seq, .seen_us = now_us, .after_us = n->max_us, .due_us = now_us};
   n->missing++;
 }
 
@@ -64,6 +65,7 @@ int op_nack_packet(op_nack_t *n, uint16_t seq, int64_t now_us) {
   if (!n->started) {
     n->started = 1;
     n->max_seq = seq;
+    n->max_us = now_us;
     return 0;
   }
   int16_t ahead = (int16_t)(uint16_t)(seq - n->max_seq);
@@ -71,6 +73,7 @@ int op_nack_packet(op_nack_t *n, uint16_t seq, int64_t now_us) {
     n->given_up += n->n;
     n->n = 0;
     n->max_seq = seq;
+    n->max_us = now_us;
     return 0;
   }
   if (ahead > 0) {
@@ -85,6 +88,7 @@ int op_nack_packet(op_nack_t *n, uint16_t seq, int64_t now_us) {
     for (uint16_t s = first; s != seq; s++)
       s_add(n, s, now_us);
     n->max_seq = seq;
+    n->max_us = now_us;
     return 0;
   }
   for (unsigned i = 0; i < n->n; i++)
@@ -100,6 +104,13 @@ int op_nack_packet(op_nack_t *n, uint16_t seq, int64_t now_us) {
   return -1;
 }
 
+int op_nack_last_chance(const op_nack_t *n, const op_nack_slot_t *s, int64_t now_us) {
+  if (!n->rtt_samples || !s->tries)
+    return 0;
+  return now_us >= s->after_us + n->history_us - n->srtt_us - OP_NACK_LAST_MARGIN_US &&
+         now_us >= s->asked_us + n->srtt_us + OP_NACK_MIN_RETRY_US;
+}
+
 size_t op_nack_due(op_nack_t *n, int64_t now_us, uint8_t *fci, size_t max_entries) {
   size_t entries = 0;
   unsigned i = 0;
@@ -111,7 +122,7 @@ size_t op_nack_due(op_nack_t *n, int64_t now_us, uint8_t *fci, size_t max_entrie
   int64_t rtt = n->rtt_samples ? n->srtt_us : 0;
   while (i < n->n) {
     op_nack_slot_t *s = &n->slot[i];
-    if (s->due_us > now_us) {
+    if (s->due_us > now_us && !op_nack_last_chance(n, s, now_us)) {
       i++;
       continue;
     }

@@ -24,7 +24,10 @@
  *
  * It gives up on a packet once a NACK could no longer reach the device before
  * the packet leaves its history (history_us, measured from when the loss was
- * seen, less the round trip), or after OP_NACK_TRIES asks.
+ * seen, less the round trip), or after OP_NACK_TRIES asks. Before that, a
+ * packet asked already gets a last ask at the last moment one is still
+ * answered from the history, if its retry interval would pass it (see
+ * op_nack_last_chance).
  *
  * Fixed-size state embedded in the device: no allocation per packet. Not
  * thread-safe: the device's mutex guards it. Cost per packet: a scan of at most
@@ -46,6 +49,10 @@
 /* How long the device keeps what it sent, unless its status says otherwise
  * (the uplink's nack_history_ms, 1000 by default). */
 #define OP_NACK_HISTORY_US 1000000
+/* How early the last chance within the history comes: NACKs go out as
+ * packets arrive (every 33 ms at 30 fps, 100 ms at 10 packets a second), so
+ * the moment is seen late by up to that. */
+#define OP_NACK_LAST_MARGIN_US 100000
 /* This far behind is a new numbering, not a late packet. */
 #define OP_NACK_RESTART 1000
 /* The bound on asks for one packet, whatever the round trip: at 50 ms it would
@@ -60,6 +67,7 @@ typedef struct {
   uint16_t seq;
   uint8_t tries;
   int64_t seen_us;  /* when it was found missing */
+  int64_t after_us; /* the arrival of the packet before the gap: it left the device earlier */
   int64_t asked_us; /* the last NACK asking for it (0: not asked yet) */
   int64_t due_us;   /* when to ask (again) */
 } op_nack_slot_t;
@@ -67,6 +75,7 @@ typedef struct {
 typedef struct {
   int started;
   uint16_t max_seq; /* the highest sequence number seen (modulo 2^16) */
+  int64_t max_us;   /* when it arrived */
   unsigned n;       /* slots in use, oldest first */
   op_nack_slot_t slot[OP_NACK_SLOTS];
   int64_t history_us; /* the device's history (op_nack_reset: OP_NACK_HISTORY_US) */
@@ -87,6 +96,17 @@ void op_nack_reset(op_nack_t *n);
  * one nobody waits for (a duplicate or a late arrival after giving up). A
  * missing one asked for exactly once is a round-trip sample. */
 int op_nack_packet(op_nack_t *n, uint16_t seq, int64_t now_us);
+
+/* Whether s, asked already and its answer overdue by a round trip, is at the
+ * last moment a NACK still reaches the device before the packet leaves its
+ * history (counted from the arrival of the packet before the gap: the lost one
+ * left no earlier, while the one that showed the gap may follow it by a frame
+ * interval or more): then it is asked again even if its retry interval is longer (a
+ * first sample's RTTVAR is RTT/2, so at 300 ms the retry is 900 ms, past the
+ * 700 ms a NACK can still be answered in; backed off before the round trip
+ * was known, it can be 1 s). Without it a lost resend would be given up
+ * unasked, the one loss the history could still cover. */
+int op_nack_last_chance(const op_nack_t *n, const op_nack_slot_t *s, int64_t now_us);
 
 /* The FCI of a NACK for what is due at now_us: up to max_entries entries of 4
  * bytes (PID, BLP; network order) written to fci. Returns the entry count (0:

@@ -28,12 +28,13 @@
  * behind restarts the numbering. A NACK: at most the room given; the slots
  * asked are exactly the ones it names (PID and BLP bits), each asked once more
  * and due one retry later (a first ask backed off, a repeat not once the round
- * trip is measured); slots due that were asked OP_NACK_TRIES times, or
- * that a NACK could no longer reach within the device's history, are dropped
- * once due, the others kept in order; a slot due but not asked only when the
- * room ran out. A receiver report: its header, its report block consistent
- * with the statistics (extended highest sequence number, 24-bit cumulative
- * loss, jitter, LSR). */
+ * trip is measured); a slot asked before is due earlier at the last moment a
+ * NACK still reaches the device within its history, once its last ask has
+ * had a round trip; slots due that were
+ * asked OP_NACK_TRIES times, or that a NACK could no longer reach within the device's history, are
+ * dropped once due, the others kept in order; a slot due but not asked only when the room ran out.
+ * A receiver report: its header, its report block consistent with the statistics (extended highest
+ * sequence number, 24-bit cumulative loss, jitter, LSR). */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -78,11 +79,12 @@ static int s_packet(op_nack_t *n, uint16_t seq, int64_t now) {
     for (unsigned i = 0; i < m; i++) {
       const op_nack_slot_t *s = &n->slot[n->n - m + i];
       FUZZ_CHECK(s->seq == (uint16_t)(seq - m + i) && s->tries == 0 && s->due_us == now &&
-                 s->seen_us == now);
+                 s->seen_us == now && s->after_us == before.max_us && s->after_us <= now);
     }
+    FUZZ_CHECK(n->max_us == now);
     FUZZ_CHECK(n->rtt_samples == before.rtt_samples);
   } else if (ahead <= -OP_NACK_RESTART) {
-    FUZZ_CHECK(r == 0 && n->max_seq == seq && n->n == 0);
+    FUZZ_CHECK(r == 0 && n->max_seq == seq && n->n == 0 && n->max_us == now);
     FUZZ_CHECK(n->given_up == before.given_up + before.n);
   } else {
     int waited = 0, once = 0;
@@ -95,7 +97,7 @@ static int s_packet(op_nack_t *n, uint16_t seq, int64_t now) {
     FUZZ_CHECK(n->rtt_samples == before.rtt_samples + (uint64_t)once);
     if (once)
       FUZZ_CHECK(n->backoff == 0);
-    FUZZ_CHECK(n->max_seq == before.max_seq);
+    FUZZ_CHECK(n->max_seq == before.max_seq && n->max_us == before.max_us);
     if (r < 0) {
       FUZZ_CHECK(!memcmp(n, &before, sizeof before)); /* a stale packet changes nothing */
     } else {
@@ -137,7 +139,13 @@ static void s_due(op_nack_t *n, int64_t now, size_t room) {
   unsigned j = 0, dropped = 0, asked = 0, left_due = 0, repeats = 0;
   for (unsigned i = 0; i < before.n; i++) {
     const op_nack_slot_t *b = &before.slot[i];
-    int due = b->due_us <= now;
+    /* Due, or at the last moment a NACK still reaches the device within its
+     * history once the last ask's answer has had its round trip. */
+    int64_t last = b->after_us + before.history_us - rtt - OP_NACK_LAST_MARGIN_US;
+    int chance = before.rtt_samples && b->tries && now >= last &&
+                 now >= b->asked_us + rtt + OP_NACK_MIN_RETRY_US;
+    FUZZ_CHECK(chance == op_nack_last_chance(&before, b, now));
+    int due = b->due_us <= now || chance;
     if (due && (b->tries >= OP_NACK_TRIES || now - b->seen_us + rtt >= before.history_us)) {
       dropped++;
       continue;

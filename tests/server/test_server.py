@@ -542,7 +542,7 @@ def test_rtt_aware_recovery():
               f"{up['retransmit_bytes']} bytes resent of {up['media_bytes']} "
               f"({100 * up['retransmit_bytes'] / up['media_bytes']:.1f} %, budget "
               f"{up['retransmit_budget_pct']} %), {up['retransmit_suppressed']} suppressed, "
-              f"{up['retransmit_over_budget']} over budget; feedback to the device: "
+              f"{up['retransmit_over_budget']} over budget, {up['retransmit_missed']} past the history; feedback to the device: "
               f"{fb['rr_sent']} RRs ({fb['rr_bytes']} bytes), {fb['nack_bytes']} NACK bytes")
         assert loss["missing"] >= 10, loss
         # The relay's loss takes resends too: one given up now and then is the

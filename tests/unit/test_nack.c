@@ -232,6 +232,33 @@ static void history_bounds_the_asking(void **state) {
   assert_int_equal(n.given_up, 1);
 }
 
+/* A first sample's RTTVAR (RTT/2) puts the retry past the history at a 300
+ * ms round trip (900 ms > the 700 ms a NACK can still be answered in): the
+ * repeat comes at the last moment it can, not never. */
+static void last_chance_within_the_history(void **state) {
+  (void)state;
+  op_nack_t n;
+  uint8_t fci[4 * 8];
+  op_nack_reset(&n);
+  uint16_t seq = 100;
+  op_nack_packet(&n, seq, 0);
+  int64_t t = s_one_sample(&n, &seq, 5000, 300000);
+  assert_int_equal(op_nack_retry_us(&n), 900000);
+  seq = (uint16_t)(seq + 1);
+  op_nack_packet(&n, seq, t); /* the last before the gap */
+  op_nack_packet(&n, (uint16_t)(seq + 2), t + 33000); /* seq + 1 lost, its resend too */
+  assert_int_equal(op_nack_due(&n, t + 33000, fci, 8), 1);
+  /* Counted from seq's arrival (t), not from the one that showed the gap. */
+  int64_t last = t + OP_NACK_HISTORY_US - 300000 - OP_NACK_LAST_MARGIN_US;
+  assert_int_equal(n.slot[0].due_us, t + 33000 + 900000);
+  assert_int_equal(op_nack_due(&n, last - 1, fci, 8), 0);
+  assert_int_equal(op_nack_due(&n, last, fci, 8), 1);
+  assert_int_equal(s_pid(fci), (uint16_t)(seq + 1));
+  assert_int_equal(op_nack_packet(&n, (uint16_t)(seq + 1), last + 290000), 1);
+  assert_int_equal(n.recovered, 2);
+  assert_int_equal(n.given_up, 0);
+}
+
 static void arrival_stops_the_asking(void **state) {
   (void)state;
   op_nack_t n;
@@ -416,6 +443,7 @@ int main(void) {
       cmocka_unit_test(karn_rule),
       cmocka_unit_test(repeats_keep_the_measured_interval),
       cmocka_unit_test(history_bounds_the_asking),
+      cmocka_unit_test(last_chance_within_the_history),
       cmocka_unit_test(arrival_stops_the_asking),
       cmocka_unit_test(wraps_around_16_bits),
       cmocka_unit_test(long_burst_follows_the_last_slots),
