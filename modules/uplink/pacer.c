@@ -1,0 +1,121 @@
+#include "pacer.h"
+
+#include <stdlib.h>
+
+typedef struct {
+  uint16_t seq;
+  uint8_t key;
+  uint32_t bytes;
+  int64_t queued_us;
+} item_t;
+
+struct pacer {
+  double bytes_per_us;
+  double credit; /* bytes; negative: owed */
+  int64_t credit_us;
+  int have_time;
+  item_t q[PACER_SLOTS];
+  size_t head, n, bytes;
+};
+
+static double s_burst(const pacer_t *self) {
+  double b = self->bytes_per_us * PACER_BURST_US;
+  return b < 1500 ? 1500 : b; /* at least a packet */
+}
+
+/* Credit brought up to now. */
+static void s_refill(pacer_t *self, int64_t now_us) {
+  if (!self->have_time) {
+    self->have_time = 1;
+    self->credit = s_burst(self);
+  } else if (now_us > self->credit_us) {
+    self->credit += (double)(now_us - self->credit_us) * self->bytes_per_us;
+    if (self->credit > s_burst(self))
+      self->credit = s_burst(self);
+  }
+  if (now_us > self->credit_us)
+    self->credit_us = now_us;
+}
+
+pacer_t *pacer_new(int kbps) {
+  pacer_t *self = calloc(1, sizeof *self);
+  if (self)
+    pacer_set_rate(self, kbps);
+  return self;
+}
+
+void pacer_destroy(pacer_t **self_p) {
+  if (!self_p || !*self_p)
+    return;
+  free(*self_p);
+  *self_p = NULL;
+}
+
+void pacer_set_rate(pacer_t *self, int kbps) {
+  self->bytes_per_us = (kbps < 1 ? 1 : kbps) / 8000.0; /* kbit/s = 1000/8 B per 10^6 µs */
+}
+
+int pacer_rate_kbps(const pacer_t *self) {
+  return (int)(self->bytes_per_us * 8000.0 + 0.5);
+}
+
+int pacer_push(pacer_t *self, uint16_t seq, size_t bytes, int key, int64_t now_us) {
+  if (self->n == PACER_SLOTS)
+    return -1;
+  self->q[(self->head + self->n) % PACER_SLOTS] =
+      (item_t){seq, (uint8_t)(key != 0), bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes, now_us};
+  self->n++;
+  self->bytes += bytes;
+  return 0;
+}
+
+int pacer_pop(pacer_t *self, int64_t now_us, uint16_t *seq, size_t *bytes, int64_t *next_us) {
+  *next_us = 0;
+  if (!self->n)
+    return 0;
+  s_refill(self, now_us);
+  if (self->credit < 0) {
+    *next_us = now_us + (int64_t)(-self->credit / self->bytes_per_us) + 1;
+    return 0;
+  }
+  item_t *it = &self->q[self->head];
+  *seq = it->seq;
+  *bytes = it->bytes;
+  self->credit -= it->bytes;
+  self->head = (self->head + 1) % PACER_SLOTS;
+  self->n--;
+  self->bytes -= it->bytes;
+  return 1;
+}
+
+void pacer_charge(pacer_t *self, size_t bytes, int64_t now_us) {
+  s_refill(self, now_us);
+  self->credit -= (double)bytes;
+}
+
+int64_t pacer_drain_us(const pacer_t *self) {
+  return (int64_t)((double)self->bytes / self->bytes_per_us);
+}
+
+int pacer_head_is_key(const pacer_t *self) {
+  return self->n && self->q[self->head].key;
+}
+
+size_t pacer_packets(const pacer_t *self) {
+  return self->n;
+}
+
+size_t pacer_bytes(const pacer_t *self) {
+  return self->bytes;
+}
+
+size_t pacer_flush(pacer_t *self, void (*drop)(void *ctx, uint16_t seq), void *ctx) {
+  size_t n = self->n;
+  for (size_t i = 0; i < n; i++)
+    if (drop)
+      drop(ctx, self->q[(self->head + i) % PACER_SLOTS].seq);
+  self->head = 0;
+  self->n = 0;
+  self->bytes = 0;
+  return n;
+}

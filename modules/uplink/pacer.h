@@ -1,0 +1,59 @@
+/* The pacer: the packets of a unit leave at a rate, not in a burst. A
+ * keyframe of 40 KB sent at once onto a 300 kbit/s link fills the modem's
+ * queue for a second: everything behind it waits (or drops), and the
+ * controller reads the burst as congestion. Paced at a little above the
+ * target (PACER_FACTOR), a unit leaves within about a frame interval when it
+ * is of the target's size, and a keyframe spreads over a few.
+ *
+ * A token bucket on wire bytes: credit grows at the pacing rate up to a burst
+ * of PACER_BURST_US (or one packet), a packet goes when the credit is not
+ * negative and takes its bytes from it. What waits is the queue: sequence
+ * numbers (the packets themselves stay in the media path's history), their
+ * sizes, whether they belong to a keyframe and since when they wait. Pure
+ * logic: times come in, nothing is sent here. Bounded: PACER_SLOTS packets;
+ * a push beyond that is refused and the caller drops the packet. */
+#ifndef OUTPOST_UPLINK_PACER_H
+#define OUTPOST_UPLINK_PACER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PACER_SLOTS 2048
+#define PACER_FACTOR 1.5    /* pacing rate / target: room for frames above the average */
+#define PACER_BURST_US 5000 /* credit kept while idle: a few packets, never a frame */
+
+typedef struct pacer pacer_t;
+
+/* A pacer sending at kbps (>= 1). NULL on allocation failure. Owned by the caller. */
+pacer_t *pacer_new(int kbps);
+/* Frees *self_p (may be NULL) and sets it to NULL. */
+void pacer_destroy(pacer_t **self_p);
+
+/* The pacing rate from now on, kbit/s on the wire (>= 1). */
+void pacer_set_rate(pacer_t *self, int kbps);
+int pacer_rate_kbps(const pacer_t *self);
+
+/* Queues packet seq of bytes on the wire (key: part of a keyframe) at now_us.
+ * 0, or -1 when the queue is full (not queued). */
+int pacer_push(pacer_t *self, uint16_t seq, size_t bytes, int key, int64_t now_us);
+
+/* The next packet that may leave now: 1 with *seq and *bytes (it is taken
+ * off the queue and charged), 0 when none may (then *next_us says when one
+ * may, or 0 when the queue is empty). */
+int pacer_pop(pacer_t *self, int64_t now_us, uint16_t *seq, size_t *bytes, int64_t *next_us);
+
+/* Bytes sent around the pacer (retransmissions) at now_us: taken from the credit. */
+void pacer_charge(pacer_t *self, size_t bytes, int64_t now_us);
+
+/* How long the queue takes to leave at the pacing rate (0: empty). */
+int64_t pacer_drain_us(const pacer_t *self);
+/* Whether the oldest queued packet belongs to a keyframe. */
+int pacer_head_is_key(const pacer_t *self);
+size_t pacer_packets(const pacer_t *self);
+size_t pacer_bytes(const pacer_t *self);
+
+/* Empties the queue: the sequence numbers dropped go to drop(ctx, seq) oldest
+ * first. Returns how many. */
+size_t pacer_flush(pacer_t *self, void (*drop)(void *ctx, uint16_t seq), void *ctx);
+
+#endif

@@ -1,0 +1,250 @@
+/* The uplink's congestion controller and pacer (modules/uplink/cc.c,
+ * pacer.c), pure logic, against a simulated link: a FIFO of capacity C kbit/s
+ * behind a buffer of 200 ms (tbf's, as in the link lab), a base one-way delay,
+ * random loss, and the server's clock offset from ours. The sender sends at
+ * the target in 1200-byte packets; feedback every 100 ms covers what arrived
+ * (or was dropped) since the last. What the link lab proves with real
+ * packets (tests/link/test_cc.py), here in a second and exactly. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "cc.h"
+#include "pacer.h"
+
+#define PKT 1200
+#define FB_US 100000
+#define OFFSET_US 1234567890123LL /* the server's clock, far from ours */
+
+typedef struct {
+  double capacity_kbps;
+  int64_t base_us, buffer_us;
+  int loss_per_mille;
+  int64_t busy_until; /* the link's queue drains then */
+  /* packets sent and not yet reported */
+  struct {
+    uint16_t seq;
+    int64_t arrival; /* -1 dropped */
+  } q[4096];
+  int n;
+  uint16_t seq;
+  unsigned rnd;
+} link_t;
+
+static unsigned s_rand(link_t *l) {
+  l->rnd = l->rnd * 1103515245u + 12345u;
+  return (l->rnd >> 16) % 1000;
+}
+
+static void s_send(link_t *l, cc_t *cc, int64_t now) {
+  cc_sent(cc, l->seq, PKT, now);
+  int64_t start = now > l->busy_until ? now : l->busy_until;
+  int64_t arrival = -1;
+  if (start - now <= l->buffer_us && (int)s_rand(l) >= l->loss_per_mille) {
+    l->busy_until = start + (int64_t)(PKT * 8 * 1000 / l->capacity_kbps);
+    arrival = l->busy_until + l->base_us;
+  }
+  assert_true(l->n < 4096);
+  l->q[l->n].seq = l->seq++;
+  l->q[l->n++].arrival = arrival;
+}
+
+/* Feedback at now: what arrived (or was dropped) by then, timed on the
+ * server's clock as the report's timestamp says it (1/65536 s). */
+static void s_feedback(link_t *l, cc_t *cc, int64_t now) {
+  uint32_t ts = (uint32_t)((uint64_t)(now + OFFSET_US) * 65536 / 1000000);
+  int64_t report_us = (int64_t)(((uint64_t)(now + OFFSET_US) * 65536 / 1000000) * 1000000 / 65536);
+  int k = 0;
+  while (k < l->n && (l->q[k].arrival < 0 || l->q[k].arrival <= now))
+    k++;
+  if (!k)
+    return;
+  cc_feedback_begin(cc, ts);
+  for (int i = 0; i < k; i++) {
+    int got = l->q[i].arrival >= 0;
+    int64_t before = report_us - (l->q[i].arrival + OFFSET_US);
+    cc_report(cc, l->q[i].seq, got, got && before > 0 ? (uint16_t)(before * 1024 / 1000000) : 0);
+  }
+  cc_feedback_end(cc, now, 2 * l->base_us);
+  for (int i = k; i < l->n; i++)
+    l->q[i - k] = l->q[i];
+  l->n -= k;
+}
+
+/* Runs the sender at the target for us µs from *now: the mean target over the
+ * last second, and the worst queue delay the link held then. */
+static double s_run(link_t *l, cc_t *cc, int64_t *now, int64_t us, int64_t *worst_queue) {
+  int64_t end = *now + us, next_fb = *now + FB_US;
+  double credit = 0, sum = 0;
+  int samples = 0;
+  *worst_queue = 0;
+  while (*now < end) {
+    *now += 1000;
+    credit += cc_target_kbps(cc) * 1000.0 / 8 / 1000; /* bytes per ms */
+    while (credit >= PKT) {
+      credit -= PKT;
+      s_send(l, cc, *now);
+    }
+    if (*now >= next_fb) {
+      s_feedback(l, cc, *now);
+      next_fb += FB_US;
+    }
+    if (end - *now < 1000000) {
+      sum += cc_target_kbps(cc);
+      samples++;
+      int64_t q = l->busy_until - *now;
+      if (q > *worst_queue)
+        *worst_queue = q;
+    }
+  }
+  return sum / samples;
+}
+
+/* Issue 14's lab cases 1 and 2 on a simulated link: a 300 kbit/s cap from
+ * 1500 -> under the cap within 5 s with a short queue; the cap lifted to 3
+ * Mbit/s -> >= 80 % of the maximum within 20 s. */
+static void follows_a_cap_down_and_up(void **state) {
+  (void)state;
+  link_t l = {.capacity_kbps = 300, .base_us = 25000, .buffer_us = 200000, .rnd = 1};
+  cc_t *cc = cc_new(50, 1500, 1500);
+  int64_t now = 0, queue;
+  double mean = s_run(&l, cc, &now, 5000000, &queue);
+  print_message("cap 300: target %.0f kbit/s over the 5th second, queue up to %lld ms\n", mean,
+                (long long)queue / 1000);
+  assert_true(mean <= 300 && mean >= 150);
+  mean = s_run(&l, cc, &now, 10000000, &queue);
+  print_message("cap 300, 10 s on: %.0f kbit/s, queue up to %lld ms, estimate %d\n", mean,
+                (long long)queue / 1000, cc_stats(cc)->estimate_kbps);
+  assert_true(mean <= 300 && mean >= 180);
+  assert_true(queue <= 150000);
+  assert_true(cc_stats(cc)->decreases > 0);
+  l.capacity_kbps = 3000;
+  mean = s_run(&l, cc, &now, 20000000, &queue);
+  print_message("cap 3000: %.0f kbit/s over the 20th second\n", mean);
+  assert_true(mean >= 0.8 * 1500);
+  assert_int_equal(cc_stats(cc)->reason, CC_INCREASE);
+  cc_destroy(&cc);
+  assert_null(cc);
+}
+
+/* 3 % random loss without a queue is not congestion: the rate grows still. */
+static void random_loss_is_not_congestion(void **state) {
+  (void)state;
+  link_t l = {
+      .capacity_kbps = 5000, .base_us = 40000, .buffer_us = 200000, .loss_per_mille = 30, .rnd = 7};
+  cc_t *cc = cc_new(50, 2000, 500);
+  int64_t now = 0, queue;
+  double mean = s_run(&l, cc, &now, 15000000, &queue);
+  print_message("3 %% loss: %.0f kbit/s after 15 s (loss seen %d %%)\n", mean,
+                cc_stats(cc)->loss_pct);
+  assert_true(mean > 1000);
+  assert_int_equal(cc_stats(cc)->decreases, 0);
+  /* Heavy loss (30 %) cuts, delay or not. */
+  l.loss_per_mille = 300;
+  mean = s_run(&l, cc, &now, 3000000, &queue);
+  assert_true(cc_stats(cc)->decreases > 0);
+  assert_int_equal(cc_stats(cc)->reason, CC_LOSS);
+  cc_destroy(&cc);
+}
+
+/* Bounds clamp the target at once; feedback on packets never sent is counted
+ * and ignored; sequence numbers wrap. */
+static void bounds_and_unknown_packets(void **state) {
+  (void)state;
+  cc_t *cc = cc_new(100, 1000, 5000);
+  assert_int_equal(cc_target_kbps(cc), 1000);
+  cc_set_bounds(cc, 100, 400);
+  assert_int_equal(cc_target_kbps(cc), 400);
+  assert_int_equal(cc_stats(cc)->reason, CC_BOUNDS);
+  cc_set_bounds(cc, 500, 200); /* max below min: max wins */
+  assert_int_equal(cc_target_kbps(cc), 200);
+  cc_feedback_begin(cc, 1000);
+  cc_report(cc, 65535, 1, 10);
+  cc_report(cc, 0, 0, 0);
+  assert_int_equal(cc_feedback_end(cc, 1000, -1), 0);
+  assert_int_equal(cc_stats(cc)->unknown, 2);
+  cc_sent(cc, 65535, 1200, 0);
+  cc_sent(cc, 0, 1200, 1000);
+  cc_feedback_begin(cc, 2000);
+  cc_report(cc, 65535, 1, 10);
+  cc_report(cc, 0, 1, 0x1FFF); /* time unknown: counted for the rate only */
+  cc_feedback_end(cc, 2000, -1);
+  assert_int_equal(cc_stats(cc)->unknown, 2);
+  assert_int_equal(cc_stats(cc)->reported, 4);
+  assert_string_equal(cc_reason_name(CC_DELAY), "delay");
+  assert_string_equal(cc_reason_name((cc_reason_t)99), "?");
+  cc_destroy(&cc);
+  cc_destroy(&cc); /* NULL: nothing */
+}
+
+/* The pacer: a 40 KB keyframe at 450 kbit/s leaves over ~0.7 s, not at once;
+ * credit is kept for a burst of 5 ms at most; flush hands back every queued
+ * sequence number. */
+static void s_drop(void *ctx, uint16_t seq) {
+  int *n = ctx;
+  (void)seq;
+  (*n)++;
+}
+
+static void pacer_spreads_a_keyframe(void **state) {
+  (void)state;
+  pacer_t *p = pacer_new(450);
+  assert_int_equal(pacer_rate_kbps(p), 450);
+  for (int i = 0; i < 34; i++) /* 34 x 1200 = 40.8 KB */
+    assert_int_equal(pacer_push(p, (uint16_t)i, 1200, 1, 0), 0);
+  assert_true(pacer_head_is_key(p));
+  assert_int_equal(pacer_bytes(p), 34 * 1200);
+  assert_in_range(pacer_drain_us(p), 700000, 750000);
+  int64_t now = 0, last = 0;
+  int sent = 0;
+  uint16_t seq;
+  size_t bytes;
+  int64_t next;
+  while (sent < 34) {
+    while (pacer_pop(p, now, &seq, &bytes, &next)) {
+      assert_int_equal(seq, sent);
+      sent++;
+      last = now;
+    }
+    if (sent < 34) {
+      assert_true(next > now);
+      now = next;
+    }
+  }
+  assert_in_range(last, 650000, 750000);
+  assert_false(pacer_pop(p, now, &seq, &bytes, &next));
+  assert_int_equal(next, 0);
+  /* Idle for a second: the credit is a burst's, not a second's. */
+  now += 1000000;
+  for (int i = 0; i < 10; i++)
+    pacer_push(p, (uint16_t)(100 + i), 1200, 0, now);
+  int at_once = 0;
+  while (pacer_pop(p, now, &seq, &bytes, &next))
+    at_once++;
+  assert_in_range(at_once, 1, 2);
+  pacer_charge(p, 12000, now); /* a resend around it */
+  assert_false(pacer_pop(p, now, &seq, &bytes, &next));
+  int dropped = 0;
+  assert_int_equal(pacer_flush(p, s_drop, &dropped), (size_t)(10 - at_once));
+  assert_int_equal(dropped, 10 - at_once);
+  assert_int_equal(pacer_packets(p), 0);
+  for (int i = 0; i < PACER_SLOTS; i++)
+    assert_int_equal(pacer_push(p, (uint16_t)i, 100, 0, now), 0);
+  assert_int_equal(pacer_push(p, 1, 100, 0, now), -1);
+  pacer_destroy(&p);
+  assert_null(p);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(follows_a_cap_down_and_up),
+      cmocka_unit_test(random_loss_is_not_congestion),
+      cmocka_unit_test(bounds_and_unknown_packets),
+      cmocka_unit_test(pacer_spreads_a_keyframe),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
