@@ -15,6 +15,7 @@
 #ifndef OUTPOST_PLUGIN_DEVICE_H
 #define OUTPOST_PLUGIN_DEVICE_H
 
+#include "ccfb_rx.h"
 #include "config.h"
 #include "gopcache.h"
 #include "nack.h"
@@ -78,11 +79,14 @@ typedef struct op_device {
   gint64 rate_slot[OP_RATE_SLOTS];
   gint64 last_pli_us; /* keyframe requests to the device: at most one a second */
   uint64_t plis_sent;
-  op_nack_t nack; /* loss on the ingest leg, asked back from the device's history */
-  op_rx_t rx;     /* receiver statistics for our receiver reports (this session's stream) */
+  op_nack_t nack;    /* loss on the ingest leg, asked back from the device's history */
+  op_rx_t rx;        /* receiver statistics for our receiver reports (this session's stream) */
+  op_ccfb_rx_t ccfb; /* congestion control feedback (RFC 8888) on this session's stream */
   /* Our RTCP to the device over its paid link, in UDP payload bytes (SRTCP
    * trailer included), since the plugin started: */
   uint64_t rr_sent, rr_bytes, nack_bytes, pli_bytes;
+  uint64_t ccfb_sent, ccfb_bytes;
+  uint64_t ccfb_skipped; /* sequence numbers never reported, of the streams before ccfb's */
   /* Media over the control connection (UDP blocked; ingest.c). The path our
    * feedback takes is the one the last new packet of the session path_ssrc
    * came by (op_device_media_over_control); a new session starts on UDP. */

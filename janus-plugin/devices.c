@@ -449,13 +449,17 @@ json_t *op_device_summary(op_device_t *d, op_summary_t detail) {
         json_pack("{s:f, s:i, s:f, s:b}", "fraction_lost", d->rx.fraction_lost / 256.0,
                   "cumulative_lost", (int)d->rx.cumulative_lost, "jitter_ms",
                   (double)d->rx.jitter * 1000.0 / OP_RR_CLOCK_HZ, "sender_report", d->rx.lsr != 0));
-    /* Our RTCP to the device, in bytes on its paid link (SRTCP included). */
-    json_object_set_new(j, "feedback",
-                        json_pack("{s:I, s:I, s:I, s:I, s:I}", "bytes",
-                                  (json_int_t)(d->rr_bytes + d->nack_bytes + d->pli_bytes),
-                                  "rr_sent", (json_int_t)d->rr_sent, "rr_bytes",
-                                  (json_int_t)d->rr_bytes, "nack_bytes", (json_int_t)d->nack_bytes,
-                                  "pli_bytes", (json_int_t)d->pli_bytes));
+    /* Our RTCP to the device, in bytes on its paid link (SRTCP included);
+     * ccfb: congestion control feedback (RFC 8888) and what its recorder
+     * dropped unreported (ccfb_rx.h). */
+    json_object_set_new(
+        j, "feedback",
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "bytes",
+                  (json_int_t)(d->rr_bytes + d->nack_bytes + d->pli_bytes + d->ccfb_bytes),
+                  "rr_sent", (json_int_t)d->rr_sent, "rr_bytes", (json_int_t)d->rr_bytes,
+                  "nack_bytes", (json_int_t)d->nack_bytes, "pli_bytes", (json_int_t)d->pli_bytes,
+                  "ccfb_sent", (json_int_t)d->ccfb_sent, "ccfb_bytes", (json_int_t)d->ccfb_bytes,
+                  "ccfb_skipped", (json_int_t)(d->ccfb_skipped + d->ccfb.skipped)));
     json_object_set_new(j, "mode",
                         json_string(d->mode == MODE_ALWAYS   ? "always"
                                     : d->mode == MODE_MANUAL ? "manual"

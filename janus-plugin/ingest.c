@@ -1,6 +1,6 @@
 /* The media path: the UDP ingest thread and the forwarding of each RTP
  * packet to the device's viewers, with the RTCP that goes back to the device:
- * feedback (PLI, NACK) and receiver reports.
+ * feedback (PLI, NACK, congestion control feedback) and receiver reports.
  *
  * One UDP port for all devices, demultiplexed by the SSRC the plugin gave
  * each device's session. The source address is latched from the first packet
@@ -43,7 +43,14 @@
  * follow the packets would stop and UDP would look blocked). While packets
  * come, the report of the second has mostly just gone: few extra reports.
  * Before any packet of the session it has no report block (RFC 3550 6.4.2
- * allows that). */
+ * allows that).
+ *
+ * Congestion control feedback (RFC 8888, ccfb_rx.h): the arrival of each
+ * packet of the session, reported to the device every 50-200 ms (its cost
+ * kept near 1 % of the media's bytes) for its uplink's congestion controller,
+ * sent as the packet that makes a report due is handled. Only while the media
+ * comes over UDP: over the control connection, TCP does the congestion
+ * control, and the recorder starts afresh when UDP carries the media again. */
 #include "ingest.h"
 
 #include "config.h"
@@ -235,6 +242,29 @@ static void s_send_nacks(op_device_t *d, gint64 now) {
   size_t entries = op_nack_due(&d->nack, now, pkt + 12, 32);
   if (entries) /* RTPFB, generic NACK: one word per entry */
     s_send_feedback(d, pkt, 205, entries, &d->nack_bytes);
+}
+
+/* Congestion control feedback (ccfb_rx.h) for a packet seq of the session
+ * that came now, and a report over UDP when one is due; over the control
+ * connection none (TCP's congestion control rules there), and the recorder
+ * starts afresh. Called with the device's mutex held. */
+static void s_ccfb(op_device_t *d, uint16_t seq, gint64 now) {
+  if (d->ccfb.ssrc != d->ssrc || (d->ccfb.started && op_device_media_over_control(d))) {
+    d->ccfb_skipped += d->ccfb.skipped;
+    op_ccfb_reset(&d->ccfb, d->ssrc);
+  }
+  if (op_device_media_over_control(d))
+    return;
+  op_ccfb_packet(&d->ccfb, seq, now);
+  if (!op_ccfb_due(&d->ccfb, now, op_device_kbps(d, now) * 1000.0))
+    return;
+  _Alignas(8) uint8_t pkt[OP_CCFB_MAX_SIZE + FEEDBACK_TRAILER]; /* libsrtp works on words */
+  size_t len = op_ccfb_write(&d->ccfb, now, 1, op_ccfb_compact_ntp(g_get_real_time()), pkt,
+                             OP_CCFB_MAX_SIZE); /* sender SSRC 1: us, as in our other RTCP */
+  if (!len)
+    return;
+  d->ccfb_sent++;
+  s_send_rtcp(d, pkt, (int)len, &d->ccfb_bytes, PATH_UDP);
 }
 
 /* How long the device keeps what it sent, from its last status (the uplink's
@@ -544,6 +574,7 @@ static void s_packet(char *buf, int len, const s_src_t *src) {
    * a late one (a straggler from the other path after a switch) does not. */
   if (resent == 0)
     s_media_path(d, src->dev != NULL);
+  s_ccfb(d, rh.seq, now);
   if (resent < 0) {
     s_send_report(d, now);
     janus_mutex_unlock(&d->mutex); /* a duplicate, or too late to be of use */

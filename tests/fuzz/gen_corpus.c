@@ -1,6 +1,6 @@
 /* Writes the checked-in seed corpus (tests/fuzz/corpus/<target>/): a few small,
  * meaningful inputs per target, made wherever possible by the project's own
- * writers (rtp_header_write, the AV1 and H.265 packetizers, rtcp_write_sr,
+ * writers (rtp_header_write, the AV1 and H.265 packetizers, rtcp_write_sr, ccfb_write,
  * ctl_new/ctl_dump, stamp_draw), laid out as each fuzz_<target>.c reads its
  * input. Deterministic: re-running it rewrites the same bytes.
  *
@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "av1_obu.h"
+#include "ccfb.h"
 #include "control.h"
 #include "fuzz.h"
 #include "rtcp.h"
@@ -422,6 +423,48 @@ static void s_nack(void) {
   s_save("nack", "burst_restart_wrap", b.b, b.n);
 }
 
+/* ---- ccfb ------------------------------------------------------------------------- */
+
+static void s_ccfb(void) {
+  static buf_t b;
+  static int64_t arrival[300];
+  const int64_t now = 50000000;
+  /* Parse: what the plugin sends (odd and even counts, gaps, an old arrival). */
+  size_t counts[3] = {1, 6, 300};
+  const char *names[3] = {"parse_one", "parse_six_gaps", "parse_300_overrange"};
+  for (int k = 0; k < 3; k++) {
+    for (size_t i = 0; i < counts[k]; i++)
+      arrival[i] = i % 4 == 3 ? -1 : now - (int64_t)(counts[k] - i) * 3000 - 9000000 * (i == 0);
+    b.n = 0;
+    s_u8(&b, 0);
+    int len = ccfb_write(b.b + 1, sizeof b.b - 1, 1, 0x11223344, (uint16_t)(65530 + k), counts[k],
+                         arrival, now, 0x7e801234);
+    b.n += (size_t)len;
+    s_save("ccfb", names[k], b.b, b.n);
+  }
+  /* Parse: three blocks by hand, one of them empty, ECN bits and an
+   * unavailable ATO set. */
+  b.n = 0;
+  s_u8(&b, 0);
+  s_u8(&b, 0x80 | CCFB_FMT), s_u8(&b, 205), s_u16(&b, (4 + 12 + 8 + 12 + 4) / 4 - 1);
+  s_u32(&b, 1);
+  s_u32(&b, 0xa), s_u16(&b, 7), s_u16(&b, 3);
+  s_u16(&b, 0x8000 | 5), s_u16(&b, 0xe000 | CCFB_ATO_UNAVAILABLE), s_u16(&b, 0), s_u16(&b, 0);
+  s_u32(&b, 0xb), s_u16(&b, 9), s_u16(&b, 0);
+  s_u32(&b, 0xc), s_u16(&b, 65535), s_u16(&b, 4);
+  s_u16(&b, 0xa000 | 1), s_u16(&b, 0x8000 | CCFB_ATO_OVERRANGE), s_u16(&b, 0x7fff), s_u16(&b, 0);
+  s_u32(&b, 0x12345678);
+  s_save("ccfb", "parse_three_blocks", b.b, b.n);
+  /* Write: 5 reports into exactly their size, and into 4 bytes too few. */
+  for (int slack = 0; slack >= -4; slack -= 4) {
+    b.n = 0;
+    s_u8(&b, 1);
+    s_u32(&b, 10000000), s_u16(&b, 5), s_u8(&b, (uint8_t)slack);
+    s_u16(&b, 0), s_u16(&b, 1), s_u16(&b, 400), s_u16(&b, 2), s_u16(&b, 40000);
+    s_save("ccfb", slack ? "write_too_small" : "write_five", b.b, b.n);
+  }
+}
+
 /* ---- control ---------------------------------------------------------------------- */
 
 static void s_ctl(const char *name, json_t *msg) {
@@ -538,6 +581,7 @@ int main(int argc, char **argv) {
   s_h265();
   s_rtcp();
   s_nack();
+  s_ccfb();
   s_control();
   s_stamp();
   fuzz_pkts_free(&s_pkts);

@@ -111,7 +111,8 @@ def _device_meter(k):
 def test_device_online():
     """Online and listed; then, after ~5 s of streaming, the server's own
     byte count (Admin API `usage`) within 2 % of the device's meter, and kept
-    in usage_file when Janus stops."""
+    in usage_file when Janus stops. Congestion control feedback (RFC 8888)
+    went back to the device, its bytes at most 3 % of the media's."""
     usage_file = os.path.join(WORK, "server-usage.json")
     with open(usage_file, "w") as f:  # a broken file: set aside, never a reason not to start
         f.write('{"version": 1, "devices": {"cam1": ')
@@ -146,6 +147,13 @@ def test_device_online():
         row = next(r for r in srv.admin({"request": "list", "secret": SECRET})["list"]
                    if r["id"] == "cam1")
         assert row["usage"]["server_period_bytes"] > 100_000, row
+        d = srv.device()
+        fb, media = d["feedback"], d["bytes"]
+        print(f"     congestion control feedback: {fb['ccfb_sent']} reports, {fb['ccfb_bytes']} B "
+              f"(SRTCP) for {media} B of media ({fb['ccfb_bytes'] * 100 / media:.2f} %), "
+              f"{fb['ccfb_skipped']} sequence numbers skipped; {fb['rr_bytes']} B of RRs, "
+              f"{fb['nack_bytes']} B of NACKs")
+        assert fb["ccfb_sent"] > 0 and 0 < fb["ccfb_bytes"] <= 0.03 * media, d
     finally:
         k.stop()
         k.check_clean_log()
