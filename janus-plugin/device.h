@@ -73,6 +73,7 @@ typedef struct op_device {
   uint64_t auth_failed, replayed, rebinds;
   gint64 last_packet_us;
   uint64_t packets, bytes, keyframes;
+  uint16_t key_seq; /* the first packet of the last keyframe (when keyframes > 0) */
   /* The bitrate over the last second, read at read time (op_device_kbps): the
    * bytes of each 100 ms slot of monotonic time, and which slot each holds. */
   uint64_t rate_bytes[OP_RATE_SLOTS];

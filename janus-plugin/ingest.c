@@ -586,8 +586,11 @@ static void s_packet(char *buf, int len, const s_src_t *src) {
   s_send_nacks(d, now);
   /* A packet given up breaks its frame and every frame that refers to it
    * until the next keyframe: viewers' decoders ask for one themselves (PLI),
-   * a recording cannot. */
-  gboolean broken = d->recorder && !d->record_wait_key && d->nack.given_up != given_up;
+   * a recording cannot. Not one sent before the last keyframe: that one
+   * repaired it already (on a link that stepped down, the losses of the
+   * step are given up a second later, after the keyframe that followed). */
+  gboolean broken = d->recorder && !d->record_wait_key && d->nack.given_up != given_up &&
+                    (!d->keyframes || (int16_t)(uint16_t)(d->nack.given_up_seq - d->key_seq) > 0);
   s_send_report(d, now);
   d->last_packet_us = now;
   d->packets++;
@@ -599,8 +602,11 @@ static void s_packet(char *buf, int len, const s_src_t *src) {
   s_rate_add(d, now, (size_t)len);
   int key = !strcmp(d->codec, "h265") ? rtp_h265_is_keyframe(payload, plen)
                                       : rtp_av1_is_keyframe(payload, plen);
-  if (key == 1)
+  if (key == 1) {
+    if (!d->keyframes || (int16_t)(uint16_t)(rh.seq - d->key_seq) > 0)
+      d->key_seq = rh.seq; /* the newest (a resend of an older one may come late) */
     d->keyframes++;
+  }
   op_device_record_packet_locked(d, buf, len, rh.seq, rh.marker, key, resent);
   if (d->gop)
     op_gop_push(d->gop, (const uint8_t *)buf, (size_t)len, rh.timestamp, rh.marker, key == 1, now);

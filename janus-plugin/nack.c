@@ -14,6 +14,7 @@ static void s_remove(op_nack_t *n, unsigned i) {
 
 static void s_add(op_nack_t *n, uint16_t seq, int64_t now_us) {
   if (n->n == OP_NACK_SLOTS) { /* a burst longer than we follow: the oldest goes */
+    n->given_up_seq = n->slot[0].seq;
     s_remove(n, 0);
     n->given_up++;
   }
@@ -70,6 +71,8 @@ int op_nack_packet(op_nack_t *n, uint16_t seq, int64_t now_us) {
   }
   int16_t ahead = (int16_t)(uint16_t)(seq - n->max_seq);
   if (ahead <= -OP_NACK_RESTART) { /* the sender started counting again: follow it */
+    if (n->n)
+      n->given_up_seq = n->slot[n->n - 1].seq;
     n->given_up += n->n;
     n->n = 0;
     n->max_seq = seq;
@@ -84,6 +87,7 @@ int op_nack_packet(op_nack_t *n, uint16_t seq, int64_t now_us) {
       n->missing += (uint64_t)(ahead - 1 - OP_NACK_SLOTS);
       n->given_up += (uint64_t)(ahead - 1 - OP_NACK_SLOTS);
       first = (uint16_t)(seq - OP_NACK_SLOTS);
+      n->given_up_seq = (uint16_t)(first - 1);
     }
     for (uint16_t s = first; s != seq; s++)
       s_add(n, s, now_us);
@@ -127,6 +131,7 @@ size_t op_nack_due(op_nack_t *n, int64_t now_us, uint8_t *fci, size_t max_entrie
       continue;
     }
     if (s->tries >= OP_NACK_TRIES || now_us - s->seen_us + rtt >= n->history_us) {
+      n->given_up_seq = s->seq;
       s_remove(n, i);
       n->given_up++;
       continue;

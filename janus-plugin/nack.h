@@ -83,11 +83,12 @@ typedef struct {
   int64_t srtt_us, rttvar_us;
   unsigned backoff; /* retry interval doublings since the last sample */
   uint64_t rtt_samples;
-  uint64_t missing;   /* sequence numbers found missing */
-  uint64_t recovered; /* of those, arrived later (retransmitted or reordered) */
-  uint64_t given_up;  /* of those, no longer asked for */
-  uint64_t nacks;     /* NACK packets built */
-  uint64_t asked;     /* sequence numbers asked for, every repeat counted */
+  uint64_t missing;      /* sequence numbers found missing */
+  uint64_t recovered;    /* of those, arrived later (retransmitted or reordered) */
+  uint64_t given_up;     /* of those, no longer asked for */
+  uint16_t given_up_seq; /* the last one given up */
+  uint64_t nacks;        /* NACK packets built */
+  uint64_t asked;        /* sequence numbers asked for, every repeat counted */
 } op_nack_t;
 
 void op_nack_reset(op_nack_t *n);

@@ -138,7 +138,15 @@ function renderDevices(list) {
       `<span class="dot ${!d.online ? 'offline' : d.streaming ? 'online' : 'idle'}"></span>${state}`;
     tr.querySelector('.codec').textContent = d.codec || '–';
     tr.querySelector('.viewers').textContent = d.viewers;
-    tr.querySelector('.kbps').textContent = d.online ? Math.round(d.bitrate_kbps) : '–';
+    // What the link carries (the plugin's receive rate: congestion control's
+    // estimate), the encoder's target beside it, and why the target last moved.
+    const st = d.device_status || {};
+    const target = st.encoder && st.encoder.target_kbps;
+    const why = st.uplink && st.uplink.cc_reason;
+    tr.querySelector('.kbps').textContent = !d.online ? '–'
+      : `${Math.round(d.bitrate_kbps)}` + (target ? ` / ${target}` : '')
+        + (why && why !== 'start' ? ` · ${why}` : '');
+    tr.querySelector('.kbps').title = 'kbit/s received / the encoder\'s target · why it last changed';
     tr.querySelector('.age').textContent =
       d.last_packet_age_ms < 0 ? '–' : d.last_packet_age_ms < 1000 ? `${d.last_packet_age_ms} ms`
         : `${(d.last_packet_age_ms / 1000).toFixed(0)} s`;

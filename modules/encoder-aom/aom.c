@@ -8,7 +8,8 @@
  * - kf_min_dist = kf_max_dist = keyframe_interval: no keyframes but the first,
  *   the ones asked for (AOM_EFLAG_FORCE_KF) and one every keyframe_interval;
  * - error resilient off (it costs bits and a lost unit is recovered with a
- *   keyframe anyway).
+ *   keyframe anyway);
+ * - keyframes capped at MAX_INTRA_PCT of an average frame.
  * libaom emits each temporal unit with its temporal delimiter (the core strips
  * it) and the sequence header in front of every keyframe.
  * A bitrate or fps change goes through aom_codec_enc_config_set(): in place,
@@ -30,6 +31,12 @@
  * timestamps, follows it. */
 #define TICKS 90000
 #define TAGS 64
+/* A keyframe at most this many percent of an average frame at the target: a
+ * keyframe is what a paid, slow link carries worst (40 KB at 300 kbit/s is a
+ * second of link time, queued in the modem, often lost there and asked for
+ * again). Four frames' worth leaves within ~130 ms at 1.5x the target (the
+ * uplink's pacer); the frames after it sharpen the picture. */
+#define MAX_INTRA_PCT 400
 
 typedef struct {
   aom_codec_ctx_t ctx; /* owned */
@@ -111,7 +118,9 @@ static int s_open(const enc_config_t *cfg, void **self, char *err, size_t errlen
       s_control(&a->ctx, AV1E_SET_TILE_COLUMNS, tiles_log2, "tile-columns", err, errlen) ||
       /* cyclic refresh: the real-time AQ; it spreads intra refresh over frames */
       s_control(&a->ctx, AV1E_SET_AQ_MODE, 3, "aq-mode", err, errlen) ||
-      s_control(&a->ctx, AV1E_SET_ENABLE_CDEF, 1, "cdef", err, errlen)) {
+      s_control(&a->ctx, AV1E_SET_ENABLE_CDEF, 1, "cdef", err, errlen) ||
+      s_control(&a->ctx, AOME_SET_MAX_INTRA_BITRATE_PCT, MAX_INTRA_PCT, "max-intra-rate", err,
+                errlen)) {
     aom_codec_destroy(&a->ctx);
     free(a);
     return -1;

@@ -39,6 +39,7 @@
 
 #define CC_QDELAY_HIGH_US 60000 /* SCReAM's default queue delay target */
 #define CC_QDELAY_LOW_US 25000
+#define CC_QDELAY_TREND_US 15000   /* growth over two feedbacks that says "building" */
 #define CC_BASE_WINDOW_US 60000000 /* the base delay is the least over 1-2 min */
 #define CC_RATE_WINDOW_US 500000
 #define CC_SENT_RING 2048 /* packets remembered for their feedback (~8 s at 250/s) */

@@ -36,6 +36,7 @@
 #ifndef OUTPOST_UPLINK_MEDIA_H
 #define OUTPOST_UPLINK_MEDIA_H
 
+#include "cc.h"
 #include "srtp_keys.h"
 
 #include <stddef.h>
@@ -81,6 +82,13 @@ typedef struct media_stats {
    * (RTP, resends, RTCP, probes) and received (whatever it was: the carrier
    * billed it), wire.h's wire_udp. */
   uint64_t udp_wire_sent, udp_wire_received;
+  /* Congestion control (media_set_cc) */
+  uint64_t ccfb_received;        /* RFC 8888 feedback packets (acted on only with cc on) */
+  uint64_t retransmit_link_full; /* asked for while the controller said the link is full */
+  uint64_t pacer_refused;        /* packets the full pacer queue could not take */
+  uint64_t pacer_flushes;        /* queues dropped for being too long (MEDIA_QUEUE_MAX_US) */
+  uint64_t pacer_dropped;        /* packets dropped with them */
+  uint64_t pacer_queue_bytes;    /* waiting in the pacer as of the last media_pace */
   /* From the last receiver report on our stream: */
   int64_t rtt_us; /* -1 until known */
   uint8_t fraction_lost;
@@ -101,7 +109,7 @@ media_t *media_new(size_t mtu, size_t history_bytes, int64_t history_us, media_k
 /* Frees *self_p (may be NULL) and sets it to NULL. */
 void media_destroy(media_t **self_p);
 
-/* The retransmission budget: over the last 4 s (MEDIA_BUDGET_WINDOW_US),
+/* The retransmission budget: over the last 5 s (MEDIA_BUDGET_WINDOW_US),
  * the bytes resent stay within pct percent (0..100) of the media bytes sent
  * first-hand in the same time; a resend that would go over is not sent and
  * is counted (retransmit_over_budget). 0: nothing is resent. The default,
@@ -109,9 +117,9 @@ void media_destroy(media_t **self_p);
  * enough to absorb a burst: over 1 s, at 300 kbit/s a quarter is ~8 packets,
  * and a burst of 5 plus random loss and a lost resend went over it
  * (tests/link, 200 ms RTT, 3 % + bursts of 5: a packet given up, the
- * recording broken until the next keyframe). */
-#define MEDIA_RETRANSMIT_BUDGET_PCT 25
-#define MEDIA_BUDGET_WINDOW_US 4000000
+ * recording broken until the next keyframe); 10 % of 5 s is ~15 packets. */
+#define MEDIA_RETRANSMIT_BUDGET_PCT 10
+#define MEDIA_BUDGET_WINDOW_US 5000000
 void media_set_retransmit_budget(media_t *self, int pct);
 
 /* The UDP socket to watch for RTCP, or -1 while there is none. */
@@ -269,6 +277,39 @@ void media_receive_control(media_t *self, const uint8_t *buf, size_t len);
 uint32_t media_rtp_ts(const media_t *self, int64_t unix_us);
 
 const media_stats_t *media_stats(const media_t *self);
+
+/* ---- Congestion control and pacing (cc.h, pacer.h) ------------------------------------ *
+ *
+ * With it on, the packets of a unit wait in the pacer and leave at
+ * PACER_FACTOR x the controller's target (media_pace sends them); the
+ * server's RFC 8888 feedback drives the controller; resends are held while
+ * it says the link is full. Off (the default): every packet leaves at once,
+ * as before. */
+
+/* The controller's target changed (kbit/s): the encoder should follow. */
+typedef void(media_rate_fn)(void *ctx, int kbps);
+/* The pacer dropped its queue (MEDIA_QUEUE_MAX_US, or a cut of the target to
+ * under half): a keyframe should follow, and units until it be held back. */
+typedef void(media_flush_fn)(void *ctx);
+
+/* The longest the pacer's queue may take to leave before it is dropped; and
+ * not again within MEDIA_FLUSH_HOLD_US: the keyframe that follows a drop and
+ * the frames behind it queue too while the encoder comes down, and a second
+ * drop would cost a second keyframe for the same step. */
+#define MEDIA_QUEUE_MAX_US 400000
+#define MEDIA_FLUSH_HOLD_US 3000000
+
+/* On (with bounds and a start, kbit/s: a controller that exists keeps its
+ * target, clamped) or off. 0, or -1 on allocation failure (then off). */
+int media_set_cc(media_t *self, int on, int min_kbps, int max_kbps, int start_kbps);
+/* New bounds for the controller (the operator, the budget). */
+void media_set_cc_bounds(media_t *self, int min_kbps, int max_kbps);
+void media_set_rate_callbacks(media_t *self, media_rate_fn *on_rate, media_flush_fn *on_flush,
+                              void *ctx);
+/* The controller's figures; NULL while off. */
+const cc_stats_t *media_cc(const media_t *self);
+/* Sends what the pacer lets go now. When to call again (0: nothing waits). */
+int64_t media_pace(media_t *self, int64_t now);
 
 /* The next sequence number to be sent (for status and tests). */
 uint16_t media_next_seq(const media_t *self);

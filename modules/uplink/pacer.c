@@ -4,7 +4,7 @@
 
 typedef struct {
   uint16_t seq;
-  uint8_t key;
+  uint8_t flags;
   uint32_t bytes;
   int64_t queued_us;
 } item_t;
@@ -59,11 +59,12 @@ int pacer_rate_kbps(const pacer_t *self) {
   return (int)(self->bytes_per_us * 8000.0 + 0.5);
 }
 
-int pacer_push(pacer_t *self, uint16_t seq, size_t bytes, int key, int64_t now_us) {
+int pacer_push(pacer_t *self, uint16_t seq, size_t bytes, int flags, int64_t now_us) {
   if (self->n == PACER_SLOTS)
     return -1;
   self->q[(self->head + self->n) % PACER_SLOTS] =
-      (item_t){seq, (uint8_t)(key != 0), bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes, now_us};
+      (item_t){seq, (uint8_t)(flags & (PACER_KEY | PACER_START)),
+               bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes, now_us};
   self->n++;
   self->bytes += bytes;
   return 0;
@@ -98,7 +99,7 @@ int64_t pacer_drain_us(const pacer_t *self) {
 }
 
 int pacer_head_is_key(const pacer_t *self) {
-  return self->n && self->q[self->head].key;
+  return self->n && (self->q[self->head].flags & PACER_KEY);
 }
 
 size_t pacer_packets(const pacer_t *self) {
@@ -110,12 +111,16 @@ size_t pacer_bytes(const pacer_t *self) {
 }
 
 size_t pacer_flush(pacer_t *self, void (*drop)(void *ctx, uint16_t seq), void *ctx) {
-  size_t n = self->n;
-  for (size_t i = 0; i < n; i++)
+  size_t keep = 0; /* the rest of the unit at the head, if it started leaving */
+  while (keep < self->n && !(self->q[(self->head + keep) % PACER_SLOTS].flags & PACER_START))
+    keep++;
+  size_t dropped = self->n - keep;
+  for (size_t i = keep; i < self->n; i++) {
+    const item_t *it = &self->q[(self->head + i) % PACER_SLOTS];
+    self->bytes -= it->bytes;
     if (drop)
-      drop(ctx, self->q[(self->head + i) % PACER_SLOTS].seq);
-  self->head = 0;
-  self->n = 0;
-  self->bytes = 0;
-  return n;
+      drop(ctx, it->seq);
+  }
+  self->n = keep;
+  return dropped;
 }

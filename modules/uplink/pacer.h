@@ -33,9 +33,13 @@ void pacer_destroy(pacer_t **self_p);
 void pacer_set_rate(pacer_t *self, int kbps);
 int pacer_rate_kbps(const pacer_t *self);
 
-/* Queues packet seq of bytes on the wire (key: part of a keyframe) at now_us.
- * 0, or -1 when the queue is full (not queued). */
-int pacer_push(pacer_t *self, uint16_t seq, size_t bytes, int key, int64_t now_us);
+/* What a queued packet is: part of a keyframe; the first packet of its unit. */
+#define PACER_KEY 1
+#define PACER_START 2
+
+/* Queues packet seq of bytes on the wire (flags: PACER_*) at now_us. 0, or -1
+ * when the queue is full (not queued). */
+int pacer_push(pacer_t *self, uint16_t seq, size_t bytes, int flags, int64_t now_us);
 
 /* The next packet that may leave now: 1 with *seq and *bytes (it is taken
  * off the queue and charged), 0 when none may (then *next_us says when one
@@ -52,8 +56,11 @@ int pacer_head_is_key(const pacer_t *self);
 size_t pacer_packets(const pacer_t *self);
 size_t pacer_bytes(const pacer_t *self);
 
-/* Empties the queue: the sequence numbers dropped go to drop(ctx, seq) oldest
- * first. Returns how many. */
+/* Empties the queue of whole units: the rest of a unit already partly sent
+ * stays (a unit cut short would reach the far end as a broken frame that
+ * decoders and recorders trip over; whole ones missing are plain loss). The
+ * sequence numbers dropped go to drop(ctx, seq) oldest first. Returns how
+ * many. */
 size_t pacer_flush(pacer_t *self, void (*drop)(void *ctx, uint16_t seq), void *ctx);
 
 #endif

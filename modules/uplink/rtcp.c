@@ -96,6 +96,12 @@ static int s_walk(const uint8_t *buf, size_t len, const rtcp_handler_t *h, void 
           return -1;
         if (h && h->nack)
           h->nack(ctx, s_be32(p + 8), p + FB_SIZE, fci / 4);
+      } else if (rc_fmt == RTCP_FMT_CCFB) {
+        ccfb_t fb;
+        if (ccfb_parse(p, plen, &fb))
+          return -1;
+        if (h && h->ccfb)
+          h->ccfb(ctx, &fb);
       }
       break;
     }

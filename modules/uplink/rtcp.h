@@ -1,6 +1,7 @@
 /* RTCP as the uplink speaks it: the sender report it sends (RFC 3550 SR +
  * SDES CNAME, one compound packet) and the feedback it reads from the server
- * (receiver reports, generic NACK of RFC 4585, PLI and FIR of RFC 4585/5104).
+ * (receiver reports, generic NACK of RFC 4585, PLI and FIR of RFC 4585/5104,
+ * congestion control feedback of RFC 8888).
  *
  * Reading trusts nothing: the whole datagram is checked (every packet's
  * version, length, padding and the sizes its type implies) before anything in
@@ -13,6 +14,8 @@
 #ifndef OUTPOST_UPLINK_RTCP_H
 #define OUTPOST_UPLINK_RTCP_H
 
+#include "ccfb.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +26,7 @@
 #define RTCP_RTPFB 205 /* transport-layer feedback: FMT 1 generic NACK */
 #define RTCP_PSFB 206  /* payload-specific feedback: FMT 1 PLI, FMT 4 FIR */
 #define RTCP_FMT_NACK 1
+#define RTCP_FMT_CCFB CCFB_FMT /* RFC 8888 congestion control feedback */
 #define RTCP_FMT_PLI 1
 #define RTCP_FMT_FIR 4
 
@@ -51,6 +55,9 @@ typedef struct rtcp_handler {
    * of the same number is the same request). */
   void (*fir)(void *ctx, uint32_t target_ssrc, uint8_t seq);
   void (*report)(void *ctx, const rtcp_report_t *report);
+  /* One RFC 8888 congestion control feedback packet, checked whole
+   * (protocol/ccfb.h); its blocks point into the datagram (borrowed). */
+  void (*ccfb)(void *ctx, const ccfb_t *fb);
 } rtcp_handler_t;
 
 /* Entry i of a NACK's FCI: packet *pid is lost, and *pid+b+1 for each bit b

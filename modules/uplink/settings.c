@@ -45,6 +45,9 @@ static const char *s_known[] = {"server",
                                 "budget_steps_pct",
                                 "budget_reserve_kb",
                                 "budget_override_max_mb",
+                                "congestion_control",
+                                "min_kbps",
+                                "max_kbps",
                                 NULL};
 
 /* A string setting: 0 with it copied into out (def when absent), -1 when it
@@ -201,6 +204,34 @@ static int s_budget(const json_t *st, uplink_settings_t *out, char *err, size_t 
   return 0;
 }
 
+/* Congestion control (cc.h): on by default; the bounds of its target. */
+static int s_cc(const json_t *st, uplink_settings_t *out, char *err, size_t errlen) {
+  json_t *v = json_object_get(st, "congestion_control");
+  if (v && !json_is_boolean(v)) {
+    snprintf(err, errlen,
+             "settings.congestion_control: must be true or false (the bitrate follows what the "
+             "link carries, between min_kbps and max_kbps; default true)");
+    return -1;
+  }
+  out->congestion_control = v ? json_is_true(v) : 1;
+  if (s_int(st, "min_kbps", 50, 10, 100000, &out->min_kbps, err, errlen)) {
+    snprintf(err, errlen,
+             "settings.min_kbps: must be an integer from 10 to 100000 (kbit/s: congestion "
+             "control never asks the encoder for less; default 50)");
+    return -1;
+  }
+  if (s_int(st, "max_kbps", 0, 0, 100000, &out->max_kbps, err, errlen) ||
+      (out->max_kbps && out->max_kbps < out->min_kbps)) {
+    snprintf(err, errlen,
+             "settings.max_kbps: must be 0 or an integer from min_kbps (%d) to 100000 (kbit/s: "
+             "congestion control never asks the encoder for more, nor for more than the "
+             "operator's bitrate; default 0: the operator's bitrate alone)",
+             out->min_kbps);
+    return -1;
+  }
+  return 0;
+}
+
 int uplink_settings_parse(const json_t *st, uplink_settings_t *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
   const char *key;
@@ -215,7 +246,7 @@ int uplink_settings_parse(const json_t *st, uplink_settings_t *out, char *err, s
                "device, encoder, capture, mtu, nack_history_ms, media_host, "
                "retransmit_budget_pct, udp_probe_s, keepalive_idle_s, usage_file, "
                "usage_reset_day, usage_save_s, budget_mb, budget_steps_pct, budget_reserve_kb, "
-               "budget_override_max_mb)",
+               "budget_override_max_mb, congestion_control, min_kbps, max_kbps)",
                key);
       return -1;
     }
@@ -250,7 +281,7 @@ int uplink_settings_parse(const json_t *st, uplink_settings_t *out, char *err, s
             &out->retransmit_budget_pct, err, errlen)) {
     snprintf(err, errlen,
              "settings.retransmit_budget_pct: must be an integer from 0 to 100 (the bytes "
-             "retransmitted over any 4 s, as a percentage of the media bytes sent in them; "
+             "retransmitted over any 5 s, as a percentage of the media bytes sent in them; "
              "default %d, 0: no retransmissions)",
              MEDIA_RETRANSMIT_BUDGET_PCT);
     return -1;
@@ -298,7 +329,7 @@ int uplink_settings_parse(const json_t *st, uplink_settings_t *out, char *err, s
              "byte meter's saves while it counts: what a power cut may lose; default 60)");
     return -1;
   }
-  if (s_budget(st, out, err, errlen))
+  if (s_budget(st, out, err, errlen) || s_cc(st, out, err, errlen))
     return -1;
   /* A pasted pair that does not belong together would only show as a
    * refused handshake on the server: say it here. */

@@ -29,6 +29,9 @@ typedef struct uplink_settings {
   int budget_steps_pct[3];        /* the ladder's thresholds */
   int64_t budget_reserve_kb;      /* 10^3 bytes; -1: the idle cost of the rest of the period */
   int64_t budget_override_max_mb; /* an operator's extra in a period, at most */
+  /* Congestion control (cc.h) */
+  int congestion_control; /* 1: the bitrate follows the link (default) */
+  int min_kbps, max_kbps; /* its bounds; max 0: the operator's bitrate */
 } uplink_settings_t;
 
 /* Fills *out from the settings object st (borrowed). 0, or -1 with a message

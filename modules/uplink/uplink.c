@@ -6,7 +6,7 @@
  * public_key, secret_key (CURVE, Z85), device (default: the kernel's device
  * id), encoder ("encoder") and capture ("capture") module names, mtu (RTP
  * payload bytes, 1200), nack_history_ms (1000), media_host (default: HOST),
- * retransmit_budget_pct (25: resent bytes over any second at most this share
+ * retransmit_budget_pct (10: resent bytes over any 5 s at most this share
  * of the media bytes sent in it; media.c says why), udp_probe_s (30: while
  * media rides the control connection, UDP is probed this often),
  * keepalive_idle_s (55: a status at least this often while idle; report.h),
@@ -69,6 +69,7 @@
  * the control socket's and its monitor's ZeroMQ descriptors and the media
  * socket. Timers go through api->wake_at. */
 #include "budget.h"
+#include "cc.h"
 #include "clock.h"
 #include "control.h"
 #include "ctlink.h"
@@ -106,6 +107,24 @@
 #define RESOLVE_RETRY_US 2000000
 #define CODEC_WAIT_US 2000000 /* the first hello waits this long to know the codec */
 #define KEY_GUARD_US 300000   /* feedback this soon after a keyframe left predates it */
+/* The encoder follows the controller: down at once (a full link drops what
+ * it cannot carry), up at most once a second (libaom retunes in place, x265
+ * re-opens), and only for a change of more than these shares: not every
+ * feedback's wobble. */
+#define CC_FOLLOW_UP_US 1000000
+#define CC_FOLLOW_DOWN_PCT 5
+#define CC_FOLLOW_UP_PCT 10
+/* Below these bits per pixel (in thousandths, at the operator's frame rate and
+ * size) the frame rate halves, then the size too (ladder.h's rungs): AV1 at
+ * 640x480@30 smears below ~140 kbit/s (0.015 bit a pixel), and fewer, sharper
+ * frames look better. Back up at 5/4 of them, at most every CC_RUNG_UP_US:
+ * a new size costs a keyframe. */
+#define CC_FPS_FLOOR_MBPP 15
+#define CC_SIZE_FLOOR_MBPP 7
+#define CC_RUNG_UP_US 10000000
+/* A keyframe waits for a full link to drain at most this long. */
+#define KEY_DEFER_MAX_US 2000000
+#define CC_RUNG_DOWN_US 3000000 /* below a floor this long: a cut's dip is no reason */
 
 typedef enum { ORIGIN_LOCAL, ORIGIN_SERVER } origin_t;
 
@@ -134,10 +153,24 @@ typedef struct {
   meter_t *meter;               /* owned: the byte meter */
   budget_t *budget;             /* owned: the monthly budget (budget.h) */
   budget_tier_t budget_applied; /* what the chain and the media were last set to */
-  ladder_rung_t rung;           /* the chain's rung (stays put while stopped) */
+  ladder_rung_t rung;           /* the chain's rung: the lower of the two below */
+  ladder_rung_t budget_rung;    /* the budget's (stays put while stopped) */
+  ladder_rung_t cc_rung;        /* congestion control's: below its floors (CC_*_FLOOR_MBPP) */
   ladder_point_t wanted;        /* the chain at full quality: what the operator set */
   int have_wanted;
   int budget_stopped; /* no media: the budget's stop line is reached */
+  /* Congestion control (cc.h; media.h runs it): on once the operator's rate is known */
+  int cc_on;
+  int top_kbps;          /* the operator's bitrate: the controller's ceiling at full quality */
+  int cc_applied_kbps;   /* what the encoder was last told by us */
+  int64_t cc_changed_us; /* ... when */
+  int64_t cc_rung_us;    /* when cc_rung last changed */
+  int64_t cc_below_us;   /* since when the target is below the current rung's floor (0: not) */
+  uint64_t cc_retunes;
+  int64_t pace_next_us; /* the pacer wants a call then (0: nothing waits) */
+  int key_deferred;     /* a keyframe asked for while the link was full: once it drains */
+  int64_t key_deferred_until;
+  uint64_t keyframes_deferred;
   resolve_t *resolve; /* owned: media_host */
   int resolving;
   int64_t resolve_retry_us;
@@ -188,6 +221,9 @@ typedef struct {
 static void s_arm(uplink_t *u, int more);
 static void s_budget_tick(uplink_t *u);
 static int s_budget_command(uplink_t *u, origin_t origin, const json_t *args, json_t **reply);
+static int s_cc_max(uplink_t *u);
+static void s_cc_start(uplink_t *u);
+static void s_rung_apply(uplink_t *u, const char *why);
 static int s_wants_media(uplink_t *u);
 static void s_request_key(uplink_t *u, const char *why, int feedback);
 
@@ -284,6 +320,27 @@ static json_t *s_counters(uplink_t *u) {
   if (budget)
     json_object_set_new(o, "budget", budget);
   json_object_set_new(o, "units_budget", json_integer((json_int_t)u->units_budget));
+  const cc_stats_t *cc = media_cc(u->media);
+  if (cc)
+    json_object_set_new(
+        o, "cc",
+        json_pack("{s:i, s:i, s:i, s:i, s:I, s:i, s:s, s:b, s:I, s:I, s:I, s:I, s:I}",
+                  "target_kbps", cc->target_kbps, "applied_kbps", u->cc_applied_kbps, "max_kbps",
+                  u->top_kbps ? s_cc_max(u) : 0, "estimate_kbps", cc->estimate_kbps, "qdelay_ms",
+                  (json_int_t)(cc->qdelay_us < 0 ? -1 : cc->qdelay_us / 1000), "loss_pct",
+                  cc->loss_pct, "reason", cc_reason_name(cc->reason), "link_full", cc->link_full,
+                  "feedbacks", (json_int_t)cc->feedbacks, "decreases", (json_int_t)cc->decreases,
+                  "increases", (json_int_t)cc->increases, "retunes", (json_int_t)u->cc_retunes,
+                  "unknown_reports", (json_int_t)cc->unknown));
+  if (cc)
+    json_object_set_new(o, "cc_reason", json_string(cc_reason_name(cc->reason)));
+  json_object_set_new(o, "ccfb_received", json_integer((json_int_t)m->ccfb_received));
+  json_object_set_new(o, "retransmit_link_full", json_integer((json_int_t)m->retransmit_link_full));
+  json_object_set_new(o, "keyframes_deferred", json_integer((json_int_t)u->keyframes_deferred));
+  json_object_set_new(o, "pacer_flushes", json_integer((json_int_t)m->pacer_flushes));
+  json_object_set_new(o, "pacer_dropped", json_integer((json_int_t)m->pacer_dropped));
+  json_object_set_new(o, "pacer_refused", json_integer((json_int_t)m->pacer_refused));
+  json_object_set_new(o, "pacer_queue_bytes", json_integer((json_int_t)m->pacer_queue_bytes));
   return o;
 }
 
@@ -316,9 +373,9 @@ static json_t *s_pick(const json_t *from, const char *const *keys) {
 
 /* The compact parts (report.h): what changes rarely and matters to the server. */
 static json_t *s_parts(uplink_t *u) {
-  static const char *const up_keys[] = {
-      "streaming",   "flowing", "srtp", "media_path", "nack_history_ms", "retransmit_budget_pct",
-      "udp_probe_s", NULL};
+  static const char *const up_keys[] = {"streaming",   "flowing",         "srtp",
+                                        "media_path",  "nack_history_ms", "retransmit_budget_pct",
+                                        "udp_probe_s", "cc_reason",       NULL};
   static const char *const mod_keys[] = {"name",      "plugin",     "state",           "restarts",
                                          "last_exit", "last_error", "fallback_active", NULL};
   static const char *const enc_keys[] = {"codec", "target_kbps", "target_fps",
@@ -424,6 +481,8 @@ static void s_on_kernel_status(uplink_t *u, const json_t *reply) {
     u->codec = !strcmp(codec, "av1") ? "av1" : "h265";
   if (json_is_number(json_object_get(enc, "target_kbps")))
     u->bitrate_kbps = (int)json_number_value(json_object_get(enc, "target_kbps"));
+  if (u->set.congestion_control && !u->cc_on && u->bitrate_kbps > 0)
+    s_cc_start(u); /* the encoder's rate before we touch it: the operator's */
   json_t *cap = json_object_get(s_row(u, u->set.capture), "module");
   if (json_is_number(json_object_get(cap, "fps")))
     u->fps = (int)(json_number_value(json_object_get(cap, "fps")) + 0.5);
@@ -541,10 +600,43 @@ static int64_t s_key_delay(uplink_t *u, const json_t *reply) {
   return d < KEY_WAIT_MIN_US ? KEY_WAIT_MIN_US : d > KEY_WAIT_MAX_US ? KEY_WAIT_MAX_US : d;
 }
 
+/* A keyframe now, or once the link is no longer full: when the feedback says
+ * so (s_cc_follow), or when the queue it last saw has had the time to drain
+ * (with units held back nothing is sent, so no feedback may come), at most
+ * KEY_DEFER_MAX_US later. */
+static void s_defer_key(uplink_t *u, const char *why, int feedback) {
+  const cc_stats_t *cc = media_cc(u->media);
+  if (cc && cc->link_full) {
+    if (!u->key_deferred) {
+      int64_t rtt = media_stats(u->media)->rtt_us;
+      int64_t wait = (cc->qdelay_us > 0 ? cc->qdelay_us : 0) + (rtt > 0 ? rtt : 0) + 100000;
+      u->key_deferred_until = clock_mono_us() + (wait < KEY_DEFER_MAX_US ? wait : KEY_DEFER_MAX_US);
+      u->keyframes_deferred++;
+    }
+    u->key_deferred = 1;
+    return;
+  }
+  s_request_key(u, why, feedback);
+}
+
+/* The deferred keyframe, when its time came. */
+static void s_deferred_key(uplink_t *u, int64_t now) {
+  const cc_stats_t *cc = media_cc(u->media);
+  if (!u->key_deferred || (cc && cc->link_full && u->flowing && now < u->key_deferred_until))
+    return;
+  u->key_deferred = 0;
+  if (u->flowing)
+    s_request_key(u, "asked while the link was full", 1);
+}
+
 static void s_on_key_request(void *ctx, const char *why) {
   uplink_t *u = ctx;
-  if (u->flowing) /* nobody watches otherwise: no keyframe is worth its bytes */
-    s_request_key(u, why, 1);
+  if (!u->flowing) /* nobody watches otherwise: no keyframe is worth its bytes */
+    return;
+  /* Into a full link a keyframe is lost again (its packets queue behind the
+   * excess and drop), and its loss asks for the next: one, once the queue
+   * has drained (s_cc_follow), repairs as much for less. */
+  s_defer_key(u, why, 1);
 }
 
 /* ---- The path: UDP or the control connection ---------------------------------------- */
@@ -800,6 +892,14 @@ static int s_command(uplink_t *u, origin_t origin, json_int_t server_id, const c
   ladder_point_t want = u->wanted;
   if (!strcmp(cmd, "bitrate") && !s_arg_int(args, "kbps", 10, 100000, &want.kbps)) {
     int kbps = s_operator_sets(u, want).kbps;
+    if (u->cc_on) { /* the operator's rate is the controller's ceiling, not a fixed rate */
+      u->top_kbps = want.kbps;
+      media_set_cc_bounds(u->media, u->set.min_kbps, s_cc_max(u));
+      int t = media_cc(u->media)->target_kbps;
+      kbps = t < kbps ? t : kbps;
+      u->cc_applied_kbps = kbps;
+      u->cc_changed_us = clock_mono_us();
+    }
     return s_relay(u, origin, server_id, cmd, u->set.encoder, NULL,
                    json_pack("{s:i}", "kbps", kbps), reply);
   }
@@ -884,6 +984,105 @@ static void s_on_tcp(void *ctx, int fd, int open) {
 static const ctlink_handler_t s_link_handler = {s_on_link_event, s_on_link_message, s_on_link_media,
                                                 s_on_tcp};
 
+/* ---- Congestion control (cc.h, media.h) -------------------------------------------------- */
+
+/* The controller's ceiling: the operator's bitrate at the budget's rung,
+ * within max_kbps; never below min_kbps. */
+static int s_cc_max(uplink_t *u) {
+  int top = ladder_apply((ladder_point_t){u->top_kbps, 0, 0, 0}, u->budget_rung).kbps;
+  if (u->set.max_kbps && top > u->set.max_kbps)
+    top = u->set.max_kbps;
+  return top < u->set.min_kbps ? u->set.min_kbps : top;
+}
+
+/* The encoder follows the target (see CC_FOLLOW_*). */
+/* Congestion control's rung for target kbit/s (CC_*_FLOOR_MBPP). */
+static ladder_rung_t s_cc_rung_for(uplink_t *u, int kbps, int64_t now) {
+  ladder_point_t top =
+      u->have_wanted ? u->wanted : (ladder_point_t){u->top_kbps, u->fps, u->width, u->height};
+  double px = (double)top.width * top.height * top.fps; /* pixels a second at the top */
+  if (px <= 0)
+    return u->cc_rung;
+  double mbpp = kbps * 1e6 / px; /* thousandths of a bit a pixel */
+  ladder_rung_t r = u->cc_rung;
+  ladder_rung_t down = mbpp < CC_SIZE_FLOOR_MBPP                    ? LADDER_RESOLUTION
+                       : mbpp < CC_FPS_FLOOR_MBPP && r < LADDER_FPS ? LADDER_FPS
+                                                                    : r;
+  if (down > r) { /* below a floor: down once it lasted CC_RUNG_DOWN_US */
+    if (!u->cc_below_us)
+      u->cc_below_us = now;
+    return now - u->cc_below_us >= CC_RUNG_DOWN_US ? down : r;
+  }
+  u->cc_below_us = 0;
+  if (now - u->cc_rung_us >= CC_RUNG_UP_US) {
+    if (r == LADDER_RESOLUTION && mbpp >= CC_SIZE_FLOOR_MBPP * 5 / 4)
+      r = LADDER_FPS;
+    if (r == LADDER_FPS && mbpp >= CC_FPS_FLOOR_MBPP * 5 / 4)
+      r = LADDER_FULL;
+  }
+  return r;
+}
+
+static void s_cc_follow(uplink_t *u) {
+  const cc_stats_t *cc = media_cc(u->media);
+  if (!cc || !u->cc_applied_kbps)
+    return;
+  int64_t now = clock_mono_us();
+  s_deferred_key(u, now);
+  ladder_rung_t r = s_cc_rung_for(u, cc->target_kbps, now);
+  if (r != u->cc_rung) {
+    u->cc_rung = r;
+    u->cc_rung_us = now;
+    s_rung_apply(u, "congestion control");
+  }
+  int t = cc->target_kbps, a = u->cc_applied_kbps;
+  int down = t * 100 < a * (100 - CC_FOLLOW_DOWN_PCT);
+  int up = t * 100 > a * (100 + CC_FOLLOW_UP_PCT) && now - u->cc_changed_us >= CC_FOLLOW_UP_US;
+  if (!down && !up)
+    return;
+  u->api->command(u->h, u->set.encoder, "bitrate", json_pack("{s:i}", "kbps", t));
+  u->api->log(u->h,
+              "congestion control: %d -> %d kbit/s (%s; the link carried %d kbit/s, queue %lld "
+              "ms, loss %d %%)",
+              a, t, cc_reason_name(cc->reason), cc->estimate_kbps,
+              (long long)(cc->qdelay_us < 0 ? -1 : cc->qdelay_us / 1000), cc->loss_pct);
+  u->cc_applied_kbps = t;
+  u->cc_changed_us = now;
+  u->cc_retunes++;
+}
+
+static void s_on_rate(void *ctx, int kbps) {
+  (void)kbps;
+  s_cc_follow(ctx);
+}
+
+/* The pacer dropped its queue: what follows would not decode without it. */
+static void s_on_flush(void *ctx) {
+  uplink_t *u = ctx;
+  u->api->log(u->h, "congestion control: the pacer's queue dropped (over %d ms to send)",
+              MEDIA_QUEUE_MAX_US / 1000);
+  if (u->flowing) {
+    u->awaiting_key = 1; /* nothing goes meanwhile: the link drains soonest */
+    s_defer_key(u, "the pacer's queue dropped", 0);
+  }
+}
+
+/* On, from the encoder's rate as the operator left it: the ceiling and the start. */
+static void s_cc_start(uplink_t *u) {
+  u->top_kbps = u->have_wanted ? u->wanted.kbps : u->bitrate_kbps;
+  int max = s_cc_max(u);
+  if (media_set_cc(u->media, 1, u->set.min_kbps, max, max)) {
+    u->api->error(u->h, "congestion control: out of memory; the bitrate stays fixed");
+    return;
+  }
+  media_set_rate_callbacks(u->media, s_on_rate, s_on_flush, u);
+  u->cc_on = 1;
+  u->cc_applied_kbps = u->bitrate_kbps;
+  u->cc_changed_us = clock_mono_us();
+  u->api->log(u->h, "congestion control: %d to %d kbit/s, starting at %d", u->set.min_kbps, max,
+              u->bitrate_kbps);
+}
+
 /* ---- The monthly budget (budget.h) ------------------------------------------------------ */
 
 /* Opens the control link (at init, and when the budget lets it back). 0, or
@@ -905,6 +1104,14 @@ static int s_link_open(uplink_t *u, char *err, size_t errlen) {
  * only what is known (the replies go to s_reply, which lets them pass). */
 static void s_chain_to(uplink_t *u, ladder_point_t from, ladder_point_t to) {
   const char *enc = u->set.encoder, *cap = u->set.capture;
+  if (u->cc_on && to.kbps > 0) { /* the rung's rate is the controller's ceiling */
+    media_set_cc_bounds(u->media, u->set.min_kbps, s_cc_max(u));
+    int t = media_cc(u->media)->target_kbps;
+    from.kbps = u->cc_applied_kbps;
+    to.kbps = t < to.kbps ? t : to.kbps;
+    u->cc_applied_kbps = to.kbps;
+    u->cc_changed_us = clock_mono_us();
+  }
   if (to.kbps > 0 && to.kbps != from.kbps)
     u->api->command(u->h, enc, "bitrate", json_pack("{s:i}", "kbps", to.kbps));
   if (to.fps > 0 && to.fps != from.fps) {
@@ -914,6 +1121,23 @@ static void s_chain_to(uplink_t *u, ladder_point_t from, ladder_point_t to) {
   if (to.width > 0 && to.height > 0 && (to.width != from.width || to.height != from.height))
     u->api->command(u->h, cap, "resolution",
                     json_pack("{s:i, s:i}", "width", to.width, "height", to.height));
+}
+
+/* The chain to the lower of the budget's rung and congestion control's. */
+static void s_rung_apply(uplink_t *u, const char *why) {
+  ladder_rung_t rung = u->budget_rung > u->cc_rung ? u->budget_rung : u->cc_rung;
+  if (rung == u->rung)
+    return;
+  if (!u->have_wanted) /* the operator's point (congestion control moves the rate) */
+    u->wanted =
+        (ladder_point_t){u->cc_on ? u->top_kbps : u->bitrate_kbps, u->fps, u->width, u->height};
+  u->have_wanted = 1;
+  ladder_point_t to = ladder_apply(u->wanted, rung);
+  u->api->log(u->h, "%s: %s: %d kbit/s, %d fps, %dx%d", why, ladder_rung_name(rung), to.kbps,
+              to.fps, to.width, to.height);
+  s_chain_to(u, ladder_apply(u->wanted, u->rung), to);
+  u->rung = rung;
+  u->have_wanted = rung != LADDER_FULL; /* back at the top: the operator's again */
 }
 
 /* Sets the chain, the media and the link to the budget's tier. */
@@ -932,18 +1156,9 @@ static void s_budget_apply(uplink_t *u) {
   json_decref(part);
   /* The quality: down (or up) the ladder from what the operator set. Stopped,
    * the chain stays where it was: it comes back there. */
-  ladder_rung_t rung = t < BUDGET_STOPPED ? (ladder_rung_t)t : u->rung;
-  if (rung != u->rung) {
-    if (!u->have_wanted)
-      u->wanted = (ladder_point_t){u->bitrate_kbps, u->fps, u->width, u->height};
-    u->have_wanted = 1;
-    ladder_point_t to = ladder_apply(u->wanted, rung);
-    u->api->log(u->h, "data budget: %s: %d kbit/s, %d fps, %dx%d", ladder_rung_name(rung), to.kbps,
-                to.fps, to.width, to.height);
-    s_chain_to(u, ladder_apply(u->wanted, u->rung), to);
-    u->rung = rung;
-    u->have_wanted = rung != LADDER_FULL; /* back at the top: the operator's again */
-  }
+  if (t < BUDGET_STOPPED)
+    u->budget_rung = (ladder_rung_t)t;
+  s_rung_apply(u, "data budget");
   /* The media: none past the stop line, and no retransmissions either. */
   int stop = t >= BUDGET_STOPPED;
   if (stop != u->budget_stopped) {
@@ -1040,8 +1255,8 @@ static void s_timers(uplink_t *u, int64_t now) {
     s_destination(u);
   if (s_hello_needed(u) && now >= u->next_hello_us)
     s_hello(u);
-  if (u->flowing && u->awaiting_key && !u->key_req && now >= u->key_wait_until &&
-      now >= u->key_retry_us)
+  if (u->flowing && u->awaiting_key && !u->key_req && !u->key_deferred &&
+      now >= u->key_wait_until && now >= u->key_retry_us)
     s_request_key(u, "the keyframe asked for did not come", 0);
   for (int i = 0; i < RELAYS; i++) {
     relay_t *r = &u->relays[i];
@@ -1055,8 +1270,12 @@ static void s_timers(uplink_t *u, int64_t now) {
   }
   if (u->flowing)
     u->path_next_us = media_path_poll(u->media, now, ctlink_connected(u->ctl));
+  if (u->pace_next_us && now >= u->pace_next_us)
+    u->pace_next_us = media_pace(u->media, now);
+  s_deferred_key(u, now);
   int ticked = now >= u->next_tick_us;
   if (ticked) {
+    s_cc_follow(u); /* an increase held back by CC_FOLLOW_UP_US */
     if (u->flowing)
       media_send_report(u->media);
     s_meter(u, 1);
@@ -1105,6 +1324,10 @@ static void s_arm(uplink_t *u, int more) {
     SOONER(u->key_wait_until > u->key_retry_us ? u->key_wait_until : u->key_retry_us);
   if (u->flowing && u->path_next_us)
     SOONER(u->path_next_us);
+  if (u->pace_next_us)
+    SOONER(u->pace_next_us);
+  if (u->key_deferred)
+    SOONER(u->key_deferred_until);
   if (u->have_session && u->resolving)
     SOONER(now + RESOLVE_POLL_US);
   else if (u->have_session && !u->dest_ready)
@@ -1195,6 +1418,11 @@ static int s_frame(void *self, const outpost_frame_t *f) {
   u->units_sent++;
   if (key)
     u->last_key_sent_us = clock_mono_us();
+  int64_t pace = media_pace(u->media, clock_mono_us()); /* what may leave at once */
+  if (pace != u->pace_next_us) {
+    u->pace_next_us = pace;
+    s_arm(u, 0);
+  }
   /* Sent on the control socket: its descriptor's edge may have gone with it,
    * and feedback waiting behind it must not wait for the next timer. */
   if (media_path(u->media) == MEDIA_PATH_CONTROL)

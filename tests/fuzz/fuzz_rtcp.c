@@ -3,7 +3,10 @@
  * input is one datagram. Checked beyond "no crash":
  *   - every callback's pointers lie inside the datagram: a NACK's FCI and its
  *     entries * 4 bytes, word-aligned, at least one entry, each entry read
- *     back with rtcp_nack_entry as the bytes say;
+ *     back with rtcp_nack_entry as the bytes say; an RFC 8888 feedback's
+ *     blocks (at most CCFB_MAX_BLOCKS), each block's reports (count * 2
+ *     bytes), every report read with ccfb_report (received: 0 or 1, ECN
+ *     0..3, ATO 13 bits; not received: zeros);
  *   - all or nothing: a refused datagram made no callback; checking alone
  *     (no handler, or one without callbacks) gives the same packet count;
  *   - an accepted datagram is word-sized, at most one packet per word, and is
@@ -21,7 +24,7 @@
 typedef struct {
   const uint8_t *buf;
   size_t len;
-  size_t nacks, entries, plis, firs, reports;
+  size_t nacks, entries, plis, firs, reports, ccfbs;
   uint64_t sum; /* of every value handed over: two walks must agree on it */
 } seen_t;
 
@@ -69,7 +72,28 @@ static void s_report(void *ctx, const rtcp_report_t *r) {
             r->lsr + r->dlsr;
 }
 
-static const rtcp_handler_t s_all = {s_nack, s_pli, s_fir, s_report};
+static void s_ccfb(void *ctx, const ccfb_t *fb) {
+  seen_t *s = ctx;
+  FUZZ_CHECK(fb->blocks <= CCFB_MAX_BLOCKS);
+  for (size_t b = 0; b < fb->blocks; b++) {
+    const ccfb_block_t *blk = &fb->block[b];
+    FUZZ_CHECK(blk->count <= CCFB_MAX_REPORTS);
+    FUZZ_CHECK(s_inside(s, blk->reports, 2 * (size_t)blk->count));
+    for (size_t i = 0; i < blk->count; i++) {
+      uint16_t ato = 0xffff;
+      uint8_t ecn = 0xff;
+      int got = ccfb_report(blk, i, &ato, &ecn);
+      FUZZ_CHECK(got == 0 || got == 1);
+      FUZZ_CHECK(got ? ato <= 0x1FFF && ecn <= 3 : ato == 0 && ecn == 0);
+      s->sum += (uint64_t)got + ato + ecn;
+    }
+    s->sum += blk->ssrc + blk->begin_seq + blk->count;
+  }
+  s->ccfbs++;
+  s->sum += fb->sender_ssrc + fb->report_ts;
+}
+
+static const rtcp_handler_t s_all = {s_nack, s_pli, s_fir, s_report, s_ccfb};
 
 static int s_parse(const uint8_t *buf, size_t len, seen_t *s) {
   memset(s, 0, sizeof *s);
@@ -77,7 +101,7 @@ static int s_parse(const uint8_t *buf, size_t len, seen_t *s) {
   s->len = len;
   int n = rtcp_parse(buf, len, &s_all, s);
   if (n < 0)
-    FUZZ_CHECK(!s->nacks && !s->plis && !s->firs && !s->reports);
+    FUZZ_CHECK(!s->nacks && !s->plis && !s->firs && !s->reports && !s->ccfbs);
   return n;
 }
 
@@ -118,7 +142,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       memcpy(out + w, data, size);
       FUZZ_CHECK(s_parse(out, (size_t)w + size, &s2) == n + 2);
       FUZZ_CHECK(s2.nacks == s.nacks && s2.entries == s.entries && s2.plis == s.plis &&
-                 s2.firs == s.firs && s2.reports == s.reports && s2.sum == s.sum);
+                 s2.firs == s.firs && s2.reports == s.reports && s2.ccfbs == s.ccfbs &&
+                 s2.sum == s.sum);
     }
   }
   free(out);

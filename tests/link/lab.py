@@ -344,6 +344,17 @@ class Lab:
                 self.sh("link", ["tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate",
                                  f"{kbit}kbit", "burst", str(burst), "latency", f"{buffer_ms}ms"])
 
+    def qdisc(self, direction):
+        """The rate cap's queue towards `direction` (tc -s): {"bytes", "packets",
+        "drops", "backlog" (bytes waiting), "rate_kbit"}; None without a cap."""
+        out = json.loads(self.sh("link", ["tc", "-s", "-j", "qdisc", "show", "dev",
+                                          DIRS[direction][1]]))
+        for q in out:
+            if q.get("kind") == "tbf":
+                return {"bytes": q["bytes"], "packets": q["packets"], "drops": q["drops"],
+                        "backlog": q["backlog"], "rate_kbit": q["options"]["rate"] * 8 // 1000}
+        return None
+
     def impair(self, direction, **opts):
         """Delay, jitter, reordering, burst loss through outpost-impair on this
         direction's queue; opts are its long options (delay=100, jitter=15,

@@ -1,5 +1,5 @@
 """Soak on the link lab: the device streams while a random fault from the
-list hits the link every 30 s (`OUTPOST_SOAK_S`, 35 in ctest: one fault; tools/soak runs
+list hits the link every 30 s (`OUTPOST_SOAK_S`, 25 in ctest: one fault; tools/soak runs
 600): outages both ways and one way, NAT rebinding of UDP and of everything,
 a period of heavy loss, the control connection dead, Janus killed. The seed
 is printed; OUTPOST_SOAK_SEED repeats a run.

@@ -478,15 +478,19 @@ def test_event_handlers():
 
 
 def test_ingest_loss_recovered():
-    """10 % of the RTP packets lost on the way in: the plugin asks for them (NACK),
-    the uplink resends them from its history, and a recording decodes whole."""
+    """5 % of the RTP packets lost on the way in: the plugin asks for them (NACK),
+    the uplink resends them from its history, and a recording decodes whole.
+    (5 %, not 10 %: recovering a loss rate p costs p + p^2 + ... of the media,
+    and the uplink's budget is 10 % over any 5 s since congestion control; at
+    10 % loss the budget holds some resends back, the recording waits for
+    keyframes, and the rate controller answers such a link.)"""
     public = free_port(socket.SOCK_DGRAM)
     srv = Server(public_port=public)
     relay = None
     srv.janus.start()
     k = device_kernel(srv).start()
     try:
-        relay = Relay(srv.ingest_port, public, loss=0.10)
+        relay = Relay(srv.ingest_port, public, loss=0.05)
         relay.start()
         srv.wait(flowing, 10, "media through the lossy relay")
         time.sleep(1)
@@ -498,7 +502,7 @@ def test_ingest_loss_recovered():
               f"{relay.back} RTCP back; plugin: {loss}; uplink: {up.get('retransmissions')} "
               f"retransmissions for {up.get('nacks_received')} NACKs; recording: {frames} "
               f"frames decoded of {units} units")
-        assert relay.dropped >= 15, relay.dropped
+        assert relay.dropped >= 8, relay.dropped
         # A retransmission the relay drops is no new loss: the plugin sees
         # those of first transmissions (a run had 60 drops, 47 missing).
         assert loss["missing"] >= 0.8 * relay.dropped_first, (loss, relay.dropped_first)
