@@ -194,6 +194,7 @@ const enc_backend_t encoder_backend = {
     .format = OUTPOST_FMT_AV1,
     .delay_frames = 0,
     .reconfigure_note = "in place (aom_codec_enc_config_set), no keyframe",
+    .rate_in_place = 1,
     .speed_default = 8,
     .speed_max = 10,
     .open = s_open,

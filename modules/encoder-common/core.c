@@ -93,6 +93,7 @@ static void s_publish(enc_t *e, int64_t now) {
       (json_int_t)e->reopens, "reconfigured_in_place", (json_int_t)e->reconfigs_in_place,
       "last_reopen_ms", e->last_reopen_ms, "last_reopen_why", e->last_reopen_why, "lost_downstream",
       (json_int_t)e->lost_out, "skipped_undecodable", (json_int_t)e->skipped_undecodable);
+  json_object_set_new(st, "rate_in_place", json_boolean(e->be->rate_in_place));
   enc_stats_report(&e->stats, now, st);
   e->api->set_status(e->h, st);
   e->next_status_us = now + STATUS_EVERY_US;

@@ -33,6 +33,9 @@ typedef struct enc_backend {
   uint32_t format;              /* OUTPOST_FMT_AV1 / OUTPOST_FMT_H265 */
   int delay_frames;             /* frames in flight with our live settings */
   const char *reconfigure_note; /* what a bitrate/fps change costs, for status */
+  int rate_in_place;            /* 1: a bitrate change costs no keyframe (status: the
+                                 * uplink's congestion control retunes such an
+                                 * encoder often, one that re-opens seldom) */
   int speed_default, speed_max; /* the `speed` setting; both 0: 10 and 10 (rav1e's range) */
   /* 0 with *self set, or -1 with a message in err. */
   int (*open)(const enc_config_t *cfg, void **self, char *err, size_t errlen);

@@ -589,7 +589,11 @@ static void s_on_ccfb(void *ctx, const ccfb_t *fb) {
        * was sent for the old rate (the picture is broken already), and what
        * waits here was made for that rate too. A keyframe at the new one,
        * now, repairs soonest (MEDIA_QUEUE_MAX_US would wait for the queue to
-       * grow first: a freeze of 1.7 s on a step from 1500 to 250 kbit/s). */
+       * grow first: a freeze of 1.7 s on a step from 1500 to 250 kbit/s;
+       * without it the backlog, paced at 1.5x the new target, kept a 300
+       * kbit/s link over its rate for 8 s). A false cut (a busy CPU read as
+       * a queue: why congestion control is off by default for now) costs
+       * the frames in the queue too. */
       if (kbps * 2 < before)
         s_flush(self, now);
     }

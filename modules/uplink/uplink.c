@@ -114,6 +114,13 @@
 #define CC_FOLLOW_UP_US 1000000
 #define CC_FOLLOW_DOWN_PCT 5
 #define CC_FOLLOW_UP_PCT 10
+/* An encoder that re-opens for a new rate (x265, SVT-AV1, rav1e: a keyframe
+ * each time, its status says rate_in_place false) is retuned seldom: up at
+ * most every 10 s by 25 %, down by 20 % (at once: a full link drops more than
+ * a keyframe costs). */
+#define CC_REOPEN_UP_US 10000000
+#define CC_REOPEN_DOWN_PCT 20
+#define CC_REOPEN_UP_PCT 25
 /* Below these bits per pixel (in thousandths, at the operator's frame rate and
  * size) the frame rate halves, then the size too (ladder.h's rungs): AV1 at
  * 640x480@30 smears below ~140 kbit/s (0.015 bit a pixel), and fewer, sharper
@@ -167,6 +174,8 @@ typedef struct {
   int64_t cc_rung_us;    /* when cc_rung last changed */
   int64_t cc_below_us;   /* since when the target is below the current rung's floor (0: not) */
   uint64_t cc_retunes;
+  int enc_reopens;      /* the encoder's status says a new rate re-opens it (a keyframe) */
+  int enc_restarts;     /* the kernel's count for the encoder (-1: not seen yet) */
   int64_t pace_next_us; /* the pacer wants a call then (0: nothing waits) */
   int key_deferred;     /* a keyframe asked for while the link was full: once it drains */
   int64_t key_deferred_until;
@@ -481,6 +490,16 @@ static void s_on_kernel_status(uplink_t *u, const json_t *reply) {
     u->codec = !strcmp(codec, "av1") ? "av1" : "h265";
   if (json_is_number(json_object_get(enc, "target_kbps")))
     u->bitrate_kbps = (int)json_number_value(json_object_get(enc, "target_kbps"));
+  u->enc_reopens = json_is_false(json_object_get(enc, "rate_in_place"));
+  /* A restarted (or fallen back) encoder starts at its configured rate: the
+   * controller's goes to it again. */
+  json_t *restarts = json_object_get(s_row(u, u->set.encoder), "restarts");
+  if (json_is_integer(restarts) && json_integer_value(restarts) != u->enc_restarts) {
+    if (u->cc_on && u->enc_restarts >= 0 && u->cc_applied_kbps > 0)
+      u->api->command(u->h, u->set.encoder, "bitrate",
+                      json_pack("{s:i}", "kbps", u->cc_applied_kbps));
+    u->enc_restarts = (int)json_integer_value(restarts);
+  }
   if (u->set.congestion_control && !u->cc_on && u->bitrate_kbps > 0)
     s_cc_start(u); /* the encoder's rate before we touch it: the operator's */
   json_t *cap = json_object_get(s_row(u, u->set.capture), "module");
@@ -1035,9 +1054,10 @@ static void s_cc_follow(uplink_t *u) {
     u->cc_rung_us = now;
     s_rung_apply(u, "congestion control");
   }
-  int t = cc->target_kbps, a = u->cc_applied_kbps;
-  int down = t * 100 < a * (100 - CC_FOLLOW_DOWN_PCT);
-  int up = t * 100 > a * (100 + CC_FOLLOW_UP_PCT) && now - u->cc_changed_us >= CC_FOLLOW_UP_US;
+  int t = cc->target_kbps, a = u->cc_applied_kbps, in_place = !u->enc_reopens;
+  int down = t * 100 < a * (100 - (in_place ? CC_FOLLOW_DOWN_PCT : CC_REOPEN_DOWN_PCT));
+  int up = t * 100 > a * (100 + (in_place ? CC_FOLLOW_UP_PCT : CC_REOPEN_UP_PCT)) &&
+           now - u->cc_changed_us >= (in_place ? CC_FOLLOW_UP_US : CC_REOPEN_UP_US);
   if (!down && !up)
     return;
   u->api->command(u->h, u->set.encoder, "bitrate", json_pack("{s:i}", "kbps", t));
@@ -1513,6 +1533,7 @@ static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t
   u->api = api;
   u->epfd = -1;
   u->srtp_said = -1;
+  u->enc_restarts = -1;
   char err[1400]; /* a setting's message, or the meter's with its path */
   if (uplink_settings_parse(st, &u->set, err, sizeof err)) {
     api->error(h, "%s", err);
