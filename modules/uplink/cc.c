@@ -279,8 +279,8 @@ int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us) {
   /* What the link carries now, for a cut: on a link that just stepped down
    * the half-second window still holds the old rate (941 kbit/s measured
    * 0.3 s into a step to 250), and a cut to 0.85 of it would not empty the
-   * queue. The newest fifth of a second is the link's own rate while it
-   * queues. */
+   * queue. The newest quarter or eighth of a second (the lower) is the
+   * link's own rate while it queues. */
   double recent = s_receive_rate(self, CC_RATE_WINDOW_US / 2);
   double newest = s_receive_rate(self, CC_RATE_WINDOW_US / 4);
   if (newest > 0 && (recent <= 0 || newest < recent))

@@ -11,7 +11,7 @@ queue holds and drops; the uplink's and the plugin's figures beside them.
 Congestion control is off by default for now (settings.c): these cases turn it on.
 2. One device, its operator's bitrate 1500 (the maximum), through:
    - a 300 kbit/s cap: the send rate under the cap within 5 s; then the
-     queue's delay p95 <= 150 ms, loss <= 1 %, every recorded frame decodes;
+     queue's delay p95 <= 150 ms, loss <= 1 %, >= 95 % of the recorded units decodable (mjr.py);
    - the cap lifted to 3 Mbit/s: >= 80 % of the maximum within 20 s;
 3. (OUTPOST_CASES=step, not yet in ctest: not reliable yet) at 1500, a step
    to 250 kbit/s: no freeze longer than 1 s in the recording (what a decoder
@@ -24,10 +24,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from fixture import H, W, flowing, lab_spine  # noqa: E402
+from fixture import flowing, lab_spine  # noqa: E402
 from harness import run_cases  # noqa: E402
 from lab import bill_bytes  # noqa: E402
-from media import decode, read_stamps  # noqa: E402
 from mjr import longest_freeze  # noqa: E402
 
 
@@ -89,18 +88,6 @@ def p95(xs):
 
 def _uplink(k):
     return k.mod("uplink")["module"]
-
-
-def _freeze(mp4, units, srv):
-    yuv = mp4 + ".yuv"
-    rc, err = decode(mp4, None, yuv)
-    d = srv.device()
-    assert rc == 0, (err, units, {x: d.get(x) for x in ("keyframes", "keyframe_requests",
-                                                          "ingest_loss")})
-    stamps = [s for s in read_stamps(yuv, W, H) if s]
-    os.unlink(yuv)
-    gaps = [b[1] - a[1] for a, b in zip(stamps, stamps[1:])]
-    return len(stamps), max(gaps, default=0)
 
 
 def _resend_windows(samples):
@@ -198,14 +185,16 @@ def test_follows_the_link():
         w.run(t_steady + 8 - time.monotonic())
         mp4, units = srv.record_stop()
         t1 = time.monotonic()
-        frames, freeze = _freeze(mp4, units, srv)
+        # What a decoder can show (mjr.py): janus-pp-rec writes no readable MP4
+        # when a packet from before the cap's first seconds is missing.
+        frames, units, freeze = longest_freeze(mp4[:-4] + ".mjr")
         q = w.queue_ms(t_steady, t1)
         drops, offered = w.loss(t_steady, t1)
         u = _uplink(k)
         print(f"     300 kbit/s cap: under it after {under:.1f} s; per second "
               f"{w.per_second(t0, t1)} kbit/s; then queue p95 {p95(q):.0f} ms (max "
-              f"{max(q):.0f}), {drops} of {offered} packets dropped; {frames} frames decoded "
-              f"of {units} units, longest freeze {freeze} ms; controller {u['cc']}")
+              f"{max(q):.0f}), {drops} of {offered} packets dropped; {frames} of {units} units "
+              f"decodable, longest freeze {freeze} ms; controller {u['cc']}")
         assert p95(q) <= 150, q
         assert drops <= 0.01 * offered, (drops, offered)
         assert frames >= 0.95 * units and freeze <= 1000, (frames, units, freeze)

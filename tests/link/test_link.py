@@ -17,8 +17,9 @@ measured.
    ends notice, media stops (no session, no keys), figures read 0. (An idle
    device's link dying: test_bytes.py, with the idle keepalive's deadline.)
 5. A bad but working link (200 ms RTT ±30 ms, 3 % loss and bursts of 5):
-   >= 99 % of the recorded units decode, the longest freeze printed, the
-   retransmissions within budget.
+   >= 90 % of the recorded units decodable (tests/link/mjr.py; 99 % with the
+   25 % resend budget before issue 14's 10 %), the longest freeze printed,
+   the retransmissions within budget.
 6. Janus killed and restarted: streaming again within 5 s of it being ready."""
 import os
 import signal
@@ -32,6 +33,7 @@ from fixture import FPS, H, W, LabServer, device_kernel, flowing  # noqa: E402
 from harness import run_cases  # noqa: E402
 from lab import Lab, bill_bytes, bill_diff, sweep  # noqa: E402
 from media import decode, read_stamps  # noqa: E402
+from mjr import longest_freeze  # noqa: E402
 
 
 def _fresh(d):
@@ -257,12 +259,11 @@ def test_bad_but_working_link():
             d1 = srv.device()
             u1 = k.mod("uplink")["module"]
             paid = bill_diff(lab.bill(), b0)
-            yuv = mp4 + ".yuv"
-            rc, err = decode(mp4, None, yuv)
-            assert rc == 0, err
-            stamps = [s for s in read_stamps(yuv, W, H) if s]
-            frames = len(stamps)
-            freeze = max((b[1] - a[1] for a, b in zip(stamps, stamps[1:])), default=0)
+            # What a decoder can show (tests/link/mjr.py): with the resends
+            # within 10 % of the media over 5 s (issue 14), a burst now and
+            # then goes unrepaired, and janus-pp-rec writes no readable MP4
+            # from a recording that lacks a packet.
+            frames, n, freeze = longest_freeze(mp4[:-4] + ".mjr")
             loss = {k2: d1["ingest_loss"][k2] - d0["ingest_loss"][k2]
                     for k2 in ("missing", "recovered", "given_up", "nacks_sent")}
             media = u1["payload_bytes"] - u0["payload_bytes"]
@@ -271,19 +272,19 @@ def test_bad_but_working_link():
             rtt = d1["ingest_rtt"]["rtt_ms"]
             asks = d1["ingest_loss"]["asked"] - d0["ingest_loss"]["asked"]
             print(f"     RTT 200±30 ms, 3 % + bursts ({up['dropped_burst']} burst-dropped of "
-                  f"{up['seen']}): {frames} frames decoded of {units} units recorded, longest "
+                  f"{up['seen']}): {frames} of {n} recorded units decodable, longest "
                   f"freeze {freeze} ms; loss {loss}, {asks} asks; plugin RTT {rtt:.0f} ms, uplink "
                   f"RTT {u1.get('rtt_ms'):.0f} ms; resent {resent} B = "
                   f"{100 * resent / max(media, 1):.1f} % of {media} B media (over budget "
                   f"{u1['retransmit_over_budget']}); the bill up {bill_bytes(paid, 'up')} B")
             assert units >= 5 * FPS, f"only {units} units recorded in 10 s"
-            assert frames >= 0.99 * units, f"{frames} frames decoded of {units}"
+            assert frames >= 0.9 * n, f"{frames} of {n} units decodable"
             assert loss["missing"] > 0 and up["dropped_burst"] >= 5, "the link lost too little"
             # the retry follows the round trip (170-230 ms with the jitter) and one
             # ask mostly does: a fixed 150 ms retry asked about twice per loss
             assert 150 <= rtt <= 300, f"the plugin measured {rtt} ms"
             assert asks <= 1.5 * loss["missing"], f"{asks} asks for {loss['missing']} losses"
-            assert resent <= 0.25 * media, "retransmissions over the uplink's budget"
+            assert resent <= 0.10 * media + 1300, "retransmissions over the uplink's budget"
         finally:
             k.stop()
             k.cleanup()
