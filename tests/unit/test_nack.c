@@ -245,7 +245,7 @@ static void last_chance_within_the_history(void **state) {
   int64_t t = s_one_sample(&n, &seq, 5000, 300000);
   assert_int_equal(op_nack_retry_us(&n), 900000);
   seq = (uint16_t)(seq + 1);
-  op_nack_packet(&n, seq, t); /* the last before the gap */
+  op_nack_packet(&n, seq, t);                         /* the last before the gap */
   op_nack_packet(&n, (uint16_t)(seq + 2), t + 33000); /* seq + 1 lost, its resend too */
   assert_int_equal(op_nack_due(&n, t + 33000, fci, 8), 1);
   /* Counted from seq's arrival (t), not from the one that showed the gap. */
