@@ -68,6 +68,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <janus/config.h>
@@ -114,6 +115,7 @@ typedef struct {
   op_device_t *dev; /* the device the control connection authenticated (borrowed); NULL: UDP */
   const struct sockaddr_storage *from;
   socklen_t fromlen;
+  gint64 arrival_us; /* when the kernel took it (monotonic); 0: now */
 } s_src_t;
 
 /* SSRC -> op_device_t* (borrowed: the registry forgets every SSRC before it
@@ -574,7 +576,10 @@ static void s_packet(char *buf, int len, const s_src_t *src) {
    * a late one (a straggler from the other path after a switch) does not. */
   if (resent == 0)
     s_media_path(d, src->dev != NULL);
-  s_ccfb(d, rh.seq, now);
+  /* The congestion controller reads queues from these times: the kernel's,
+   * so that this thread waiting for a core (a busy server) is not taken
+   * for a full link. */
+  s_ccfb(d, rh.seq, src->arrival_us > 0 && src->arrival_us <= now ? src->arrival_us : now);
   if (resent < 0) {
     s_send_report(d, now);
     janus_mutex_unlock(&d->mutex); /* a duplicate, or too late to be of use */
@@ -622,22 +627,48 @@ static void s_packet(char *buf, int len, const s_src_t *src) {
   op_device_unref(d);
 }
 
+/* When the kernel received the datagram of msg (SO_TIMESTAMPNS: the real-time
+ * clock), on the monotonic clock now_us; 0 when not known or not credible (a
+ * step of the real-time clock). */
+static gint64 s_arrival(struct msghdr *msg, gint64 now_us) {
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS ||
+        c->cmsg_len < CMSG_LEN(sizeof(struct timespec)))
+      continue;
+    struct timespec ts;
+    memcpy(&ts, CMSG_DATA(c), sizeof ts);
+    gint64 age = g_get_real_time() - ((gint64)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+    return age >= 0 && age < G_USEC_PER_SEC ? now_us - age : 0;
+  }
+  return 0;
+}
+
 static void *s_ingest_thread(void *data) {
   (void)data;
   char buf[OP_MAX_PACKET];
+  _Alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(struct timespec)) + 64];
   while (g_atomic_int_get(&s_running)) {
     struct pollfd p = {.fd = s_fd, .events = POLLIN};
     if (poll(&p, 1, 200) <= 0)
       continue;
     struct sockaddr_storage from;
-    socklen_t fromlen = sizeof from;
+    struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf};
+    struct msghdr msg = {.msg_name = &from,
+                         .msg_namelen = sizeof from,
+                         .msg_iov = &iov,
+                         .msg_iovlen = 1,
+                         .msg_control = control,
+                         .msg_controllen = sizeof control};
     /* MSG_TRUNC: the datagram's real length, so a longer one is seen and
      * dropped rather than forwarded cut short. */
-    ssize_t n = recvfrom(s_fd, buf, sizeof buf, MSG_TRUNC, (struct sockaddr *)&from, &fromlen);
+    ssize_t n = recvmsg(s_fd, &msg, MSG_TRUNC);
     if (n > (ssize_t)sizeof buf)
       g_atomic_int_inc(&s_oversize);
-    else if (n > 0 && fromlen <= sizeof from)
-      s_packet(buf, (int)n, &(s_src_t){.from = &from, .fromlen = fromlen});
+    else if (n > 0 && msg.msg_namelen <= sizeof from)
+      s_packet(buf, (int)n,
+               &(s_src_t){.from = &from,
+                          .fromlen = msg.msg_namelen,
+                          .arrival_us = s_arrival(&msg, janus_get_monotonic_time())});
   }
   return NULL;
 }
@@ -662,6 +693,10 @@ int op_ingest_start(void) {
   int big = 4 << 20; /* a few frames of burst: bounded by the kernel */
   if (s_fd >= 0)
     setsockopt(s_fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+  int on = 1; /* arrival times for the congestion feedback: see s_arrival */
+  if (s_fd >= 0 && setsockopt(s_fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on))
+    JANUS_LOG(LOG_WARN, "outpost: no kernel receive times (%s): feedback uses the thread's\n",
+              strerror(errno));
   if (s_fd < 0 || bind(s_fd, (struct sockaddr *)&a, sizeof a)) {
     JANUS_LOG(LOG_ERR, "outpost: cannot bind udp %s:%d: %s\n", op_conf.ingest_ip,
               op_conf.ingest_port, strerror(errno));

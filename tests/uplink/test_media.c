@@ -739,6 +739,14 @@ static void retransmit_budget_holds(void **state) {
   assert_true(resent * 100 <= media * MEDIA_RETRANSMIT_BUDGET_PCT); /* within a quarter */
   assert_true((resent + MTU + RTP_HEADER_SIZE) * 100 > media * MEDIA_RETRANSMIT_BUDGET_PCT);
   assert_int_equal(st->retransmissions + st->retransmit_over_budget, 12);
+  /* Each refused packet asks once for the keyframe that repairs instead (the
+   * uplink's suppression makes one of many); asked again, none more but
+   * for those resent the first time and refused now. */
+  int keys = r->keyframes;
+  assert_int_equal(keys, (int)st->retransmit_over_budget);
+  s_feed(r, fb, (size_t)s_nack_run(fb, first, 12));
+  s_drain(r);
+  assert_in_range(r->keyframes - keys, 0, st->retransmissions);
   /* A window later it has moved on: what is sent now may be resent within its
    * own quarter again. */
   struct timespec ts = {MEDIA_BUDGET_WINDOW_US / 1000000, 50 * 1000000};
