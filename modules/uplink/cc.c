@@ -13,6 +13,25 @@
  *     rate down on such a link for nothing (draft-ietf-rmcat-gcc-02 5: 2-10 %
  *     holds, > 10 % cuts). Retransmissions repair random loss; the budget on
  *     them (media.h) bounds what that costs.
+ *   - A queue that our cuts do not drain is somebody else's: a loss-based
+ *     flow (a TCP transfer through the same modem) holds it, and a
+ *     delay-based sender that keeps cutting hands it the whole link (the
+ *     LEDBAT behaviour, wanted for background traffic, not for a camera:
+ *     50-80 kbit/s of a 1000 kbit/s link against a TCP upload, measured in
+ *     the lab). Two signs, each after a cut on delay: once the cut had had
+ *     the time to show, the queue rose SHARED_GROWTH_US over its lowest
+ *     since while our rate stayed where the cut put it; or after two cuts
+ *     the least delay of the last FLOOR_WINDOW_US never fell under the high
+ *     mark. The controller then "shares" until the queue empties, or for
+ *     SHARED_HOLD_US at most (then the delay judges again): the delay no
+ *     longer cuts, loss does, as GCC's loss-based half (by half the loss,
+ *     at most by 15 %, over SHARED_LOSS_PCT), and it grows as TCP does (a
+ *     packet per response time each response time, or 8 %/s if more) while
+ *     the loss is under it. SCReAM answers the same case by raising its
+ *     delay target ("competing flows compensation"), GCC by its adaptive
+ *     threshold: the same idea made explicit, shown in the status (reason
+ *     "shared"). The latency meanwhile is the modem buffer's, which the
+ *     other flow fills whatever we do.
  *   - No probing: an encoder is the only source, and padding or probe
  *     packets are bytes the owner pays for. The rate grows only by sending
  *     more video, capped at 1.5 x what the link was seen to carry.
@@ -50,6 +69,21 @@
  * 415 -> 280 -> 167 kbit/s in 0.4 s on a step to 250, measured). */
 #define CUT_SPACING_US 400000
 #define QDELAY_SLACK_US 5000 /* growing / draining: by more than this */
+#define NEWEST_WEIGHT 3      /* the newest packets' delay: an average over about this many */
+/* Growth far from the last full-link rate: GCC's 8 %/s at first, faster the
+ * longer the link has taken it without a queue (as CUBIC's probing away
+ * from its last maximum), up to INCREASE_MAX_PER_S. At 8 %/s alone the climb
+ * from 250 kbit/s to 80 % of 1500 took 18-20 s in the lab, and a link that
+ * grew stayed half used for as long (47 % utilisation in tools/bench/cc.py). */
+#define INCREASE_ACCEL_US 4000000 /* +8 %/s more every this since the last cut */
+#define INCREASE_MAX_PER_S 0.25
+#define FLOOR_RING 64           /* per-feedback delays: >= 3.2 s at one every 50 ms */
+#define FLOOR_WINDOW_US 2000000 /* a queue of ours empties within this after two cuts */
+#define SHARED_LOSS_PCT 5       /* sharing: over this loss cut, under it grow (s_shared) */
+#define SHARED_GROWTH_US 30000  /* a queue grown by this after our cut is not ours */
+#define SHARED_SETTLE_US 500000 /* ... once the cut had this beyond a response time */
+#define SHARED_HOLD_US 15000000 /* sharing, then the delay judges again */
+#define SHARED_CAP_FACTOR 1.1   /* sharing: never above this x the receive rate */
 
 typedef struct {
   uint16_t seq;
@@ -68,6 +102,11 @@ typedef struct {
   uint32_t reported, lost;
 } loss_t;
 
+typedef struct {
+  int64_t at_us; /* local clock */
+  double qdelay; /* one feedback's, unsmoothed */
+} floor_t;
+
 struct cc {
   int min_kbps, max_kbps;
   double target; /* kbit/s */
@@ -77,8 +116,7 @@ struct cc {
   int64_t report_ext;    /* the report timestamps unwrapped (1/65536 s) */
   int have_report;
   double qd_sum;
-  int64_t qd_last_sent; /* the latest-sent packet of this feedback, and its delay */
-  double qd_last;
+  double qd_newest; /* the feedback's delays averaged towards its newest packets */
   uint32_t qd_n, fb_reported, fb_lost;
   /* Base delay: the least one-way delay in this half-window and the last */
   int64_t base_cur, base_prev, base_start_us;
@@ -93,6 +131,12 @@ struct cc {
   double congestion_kbps; /* the receive rate when the link last filled (0: never) */
   int64_t last_decrease_us, last_update_us;
   double cut_qdelay; /* the queuing delay at the last cut on delay */
+  double cut_target; /* the target that cut set */
+  double cut_least;  /* the least queuing delay since that cut */
+  int cuts;          /* on delay since the queue last drained */
+  int64_t shared_us; /* when sharing began */
+  floor_t floor[FLOOR_RING];
+  unsigned floor_head;
   cc_stats_t st;
 };
 
@@ -156,7 +200,6 @@ void cc_feedback_begin(cc_t *self, uint32_t report_ts) {
   self->have_report = 1;
   self->remote_now_us = self->report_ext * 1000000 / 65536;
   self->qd_sum = 0;
-  self->qd_last_sent = INT64_MIN;
   self->qd_n = self->fb_reported = self->fb_lost = 0;
 }
 
@@ -201,10 +244,10 @@ void cc_report(cc_t *self, uint16_t seq, int received, uint16_t ato_1024) {
   int64_t base = self->base_cur < self->base_prev ? self->base_cur : self->base_prev;
   self->qd_sum += (double)(owd - base);
   self->qd_n++;
-  if (e->send_us >= self->qd_last_sent) {
-    self->qd_last_sent = e->send_us;
-    self->qd_last = (double)(owd - base);
-  }
+  /* Reports come in sequence order, the order of sending: each packet's
+   * delay weighs a third against those before it. */
+  double q = (double)(owd - base);
+  self->qd_newest = self->qd_n == 1 ? q : self->qd_newest + (q - self->qd_newest) / NEWEST_WEIGHT;
 }
 
 /* The bytes that arrived over the last CC_RATE_WINDOW_US of the newest
@@ -237,6 +280,7 @@ static double s_receive_rate(const cc_t *self, int64_t window_us) {
   return (double)bytes * 8 / 1000 / ((double)span / 1e6);
 }
 
+/* Loss over the last LOSS_WINDOW_US, %; -1: too few reports to judge. */
 static int s_loss_pct(cc_t *self, int64_t now_us) {
   self->loss[self->loss_head] = (loss_t){now_us, self->fb_reported, self->fb_lost};
   self->loss_head = (self->loss_head + 1) % LOSS_RING;
@@ -248,7 +292,24 @@ static int s_loss_pct(cc_t *self, int64_t now_us) {
       lost += l->lost;
     }
   }
-  return reported < LOSS_MIN_REPORTS ? 0 : (int)(lost * 100 / reported);
+  return reported < LOSS_MIN_REPORTS ? -1 : (int)(lost * 100 / reported);
+}
+
+/* The least per-feedback queuing delay over the last FLOOR_WINDOW_US, µs;
+ * -1 when the feedback does not cover the window. */
+static double s_floor(const cc_t *self, int64_t now_us) {
+  double least = -1;
+  int64_t oldest = now_us;
+  for (unsigned i = 0; i < FLOOR_RING; i++) {
+    const floor_t *f = &self->floor[i];
+    if (!f->at_us || now_us - f->at_us > FLOOR_WINDOW_US)
+      continue;
+    if (least < 0 || f->qdelay < least)
+      least = f->qdelay;
+    if (f->at_us < oldest)
+      oldest = f->at_us;
+  }
+  return now_us - oldest >= FLOOR_WINDOW_US * 3 / 4 ? least : -1;
 }
 
 static void s_set(cc_t *self, double kbps, cc_reason_t why) {
@@ -261,6 +322,39 @@ static void s_set(cc_t *self, double kbps, cc_reason_t why) {
     self->st.increases++;
   self->target = kbps;
   self->st.reason = why;
+}
+
+/* Sharing the queue with a loss-based flow (see the top): loss rules, one
+ * threshold (GCC holds between 2 and 10 %: here a tail-drop queue that a TCP
+ * flow keeps full loses 2-7 % for every flow at each of its saw-tooth peaks,
+ * and a sender that holds there while TCP grows starves; one that holds
+ * over 5 % when alone runs the modem full at 9 % loss). Measured in
+ * test_cc's simulation, a TCP-like flow on 1000 kbit/s: 608 kbit/s to its
+ * 451, and out of sharing within a second of the flow leaving. */
+static void s_shared(cc_t *self, int64_t now_us, int64_t response, double rate, int loss,
+                     double dt) {
+  self->st.link_full = 0;
+  if (loss > SHARED_LOSS_PCT) {
+    if (!self->last_decrease_us || now_us - self->last_decrease_us >= CUT_SPACING_US) {
+      double by = 1.0 - loss / 200.0; /* GCC's, at most GCC's delay cut at once */
+      s_set(self, self->target * (by < DECREASE_OF_RATE ? DECREASE_OF_RATE : by), CC_SHARED);
+      self->last_decrease_us = now_us;
+      memset(self->loss, 0, sizeof self->loss); /* see cc_report: after the cut only */
+    }
+  } else if (loss >= 0 && loss < SHARED_LOSS_PCT && self->qd_n) {
+    double r = (double)response / 1e6, tcp = PACKET_BITS / 1000 / r / r * dt;
+    double to = self->target * (1 + INCREASE_PER_S * dt);
+    if (to < self->target + tcp)
+      to = self->target + tcp;
+    /* Self-clocked, as TCP is: not far past what the link delivers to us
+     * (1.5 x of the delay mode would run a modem we have alone at 20 %
+     * loss until SHARED_HOLD_US ends, measured in test_cc). */
+    double cap = rate > 0 ? SHARED_CAP_FACTOR * rate + PACKET_BITS / 1000 : self->target;
+    if (to > cap)
+      to = cap;
+    if (to > self->target)
+      s_set(self, to, CC_SHARED);
+  }
 }
 
 int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us) {
@@ -287,20 +381,26 @@ int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us) {
     recent = newest;
   int loss = s_loss_pct(self, now_us);
   self->st.estimate_kbps = (int)rate;
-  self->st.loss_pct = loss;
+  self->st.loss_pct = loss < 0 ? 0 : loss;
   if (self->qd_n) {
-    /* The mean of the feedback's packets, or the newest one's when higher:
+    /* The mean of the feedback's packets, or the newest ones' when higher:
      * a feedback spans up to 200 ms, and a queue that is building shows
-     * first in its latest packets (the mean lags by half a feedback). */
+     * first in its latest packets (the mean lags by half a feedback). Not
+     * the newest packet's alone: with a radio's jitter (+-15 ms one way in
+     * the lab) one packet is noise, and the noise read as a building queue
+     * cut the rate of a link that was not full. */
     double qd = self->qd_sum / self->qd_n;
-    if (self->qd_last > qd)
-      qd = self->qd_last;
+    self->floor[self->floor_head] = (floor_t){now_us, qd};
+    self->floor_head = (self->floor_head + 1) % FLOOR_RING;
+    if (self->qd_newest > qd)
+      qd = self->qd_newest;
     self->qdelay_prev2 = self->qdelay_prev;
     self->qdelay_prev = self->qdelay;
     self->qdelay = self->qdelay < 0 ? qd : (self->qdelay + qd) / 2;
     self->st.qdelay_us = (int64_t)self->qdelay;
+    if (self->qdelay < self->cut_least)
+      self->cut_least = self->qdelay;
   }
-  int64_t response = (rtt_us > 0 ? rtt_us : RTT_UNKNOWN_US) + RESPONSE_EXTRA_US;
   /* Full: over the high mark and not draining; or building, before the
    * high mark: over the low one and grown by CC_QDELAY_TREND_US over two
    * feedbacks in a row (GCC's over-use is a trend too, not a level). On a
@@ -320,7 +420,18 @@ int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us) {
   if (dt < 0)
     dt = 0;
   self->last_update_us = now_us;
-  if (queue || lossy) {
+  int64_t response = (rtt_us > 0 ? rtt_us : RTT_UNKNOWN_US) + RESPONSE_EXTRA_US;
+  if (self->st.shared && (now_us - self->shared_us >= SHARED_HOLD_US ||
+                          (self->qdelay >= 0 && self->qdelay < CC_QDELAY_LOW_US))) {
+    /* The queue emptied (the other flow left, or backed off), or the delay
+     * judges again after a while: a queue of ours drains at a cut. */
+    self->st.shared = 0;
+    self->cuts = 0;
+    self->cut_qdelay = 0;
+  }
+  if (self->st.shared) {
+    s_shared(self, now_us, response, rate, loss, dt);
+  } else if (queue || lossy) {
     if (queue)
       self->st.link_full = 1;
     /* After a cut the queue drains at (capacity - new rate): slowly, and the
@@ -335,7 +446,20 @@ int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us) {
          self->qdelay > self->cut_qdelay + QDELAY_SLACK_US ||
          (since >= response + DRAIN_HOLD_US && self->qdelay >= self->cut_qdelay - QDELAY_SLACK_US));
     int64_t spacing = response > CUT_SPACING_US ? response : CUT_SPACING_US;
-    if ((on_delay || lossy) && (!self->last_decrease_us || since >= spacing)) {
+    double least = s_floor(self, now_us);
+    /* Since our cut the queue rose from its lowest while we did not grow. */
+    int grew = self->cuts >= 1 && since >= response + SHARED_SETTLE_US &&
+               self->qdelay > self->cut_least + SHARED_GROWTH_US &&
+               self->target <= 1.05 * self->cut_target;
+    if (queue && (grew || (self->cuts >= 2 && least > CC_QDELAY_HIGH_US && since >= spacing))) {
+      /* The queue grew after our cut, or it never emptied: not ours (see
+       * the top). */
+      self->st.shared = 1;
+      self->shared_us = now_us;
+      self->st.link_full = 0;
+      self->st.reason = CC_SHARED;
+      self->st.shares++;
+    } else if ((on_delay || lossy) && (!self->last_decrease_us || since >= spacing)) {
       double to = self->target;
       if (on_delay) {
         double r = recent > 0 && (rate <= 0 || recent < rate) ? recent : rate;
@@ -356,13 +480,18 @@ int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us) {
       if (to < self->target) {
         s_set(self, to, on_delay && to != by_loss ? CC_DELAY : CC_LOSS);
         self->last_decrease_us = now_us;
-        self->cut_qdelay = on_delay ? self->qdelay : self->cut_qdelay;
+        if (on_delay) {
+          self->cut_qdelay = self->cut_least = self->qdelay;
+          self->cut_target = self->target;
+          self->cuts++;
+        }
         memset(self->loss, 0, sizeof self->loss); /* see cc_report: after the cut only */
       }
     }
   } else if (self->qdelay >= 0 && self->qdelay < CC_QDELAY_LOW_US && self->qd_n) {
     self->st.link_full = 0;
     self->cut_qdelay = 0; /* the queue drained: the next one is a new episode */
+    self->cuts = 0;
     double c = self->congestion_kbps;
     if (c > 0 && self->target > (1 + NEAR_CONGESTION) * c)
       self->congestion_kbps = c = 0; /* past it without a queue: the link grew */
@@ -376,7 +505,9 @@ int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us) {
       double step = frame / (packets < 1 ? 1 : packets) / 1000 / ((double)response / 1e6);
       to = self->target + (step < ADDITIVE_MIN_KBPS ? ADDITIVE_MIN_KBPS : step) * dt;
     } else {
-      to = self->target * (1 + INCREASE_PER_S * dt);
+      double since = self->last_decrease_us ? (double)(now_us - self->last_decrease_us) : 0;
+      double per_s = INCREASE_PER_S * (1 + since / INCREASE_ACCEL_US);
+      to = self->target * (1 + (per_s > INCREASE_MAX_PER_S ? INCREASE_MAX_PER_S : per_s) * dt);
     }
     double cap = rate > 0 ? UP_CAP_FACTOR * rate + UP_CAP_EXTRA_KBPS : self->target;
     if (to > cap)
@@ -401,6 +532,6 @@ const cc_stats_t *cc_stats(const cc_t *self) {
 }
 
 const char *cc_reason_name(cc_reason_t r) {
-  static const char *const names[] = {"start", "delay", "loss", "increase", "bounds"};
+  static const char *const names[] = {"start", "delay", "loss", "increase", "bounds", "shared"};
   return (unsigned)r < sizeof names / sizeof names[0] ? names[r] : "?";
 }

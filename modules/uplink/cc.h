@@ -29,6 +29,8 @@
  *     rate at which the link last filled, by about a packet per response
  *     time near it; never past 1.5 x the receive rate + 50 kbit/s (an
  *     encoder that does not use its target proves nothing about the link);
+ *   - a queue that two cuts did not drain is another flow's (a TCP transfer
+ *     through the same modem): loss alone rules until it empties (cc.c);
  *   - always within [min, max] (cc_set_bounds: the config's min_kbps, and the
  *     least of max_kbps, the operator's bitrate and the budget's ceiling). */
 #ifndef OUTPOST_UPLINK_CC_H
@@ -53,6 +55,7 @@ typedef enum {
   CC_LOSS,     /* heavy loss */
   CC_INCREASE, /* room on the link: grew */
   CC_BOUNDS,   /* min/max (the operator, the budget) moved */
+  CC_SHARED,   /* a loss-based flow holds the queue: loss rules (cc.c) */
 } cc_reason_t;
 
 typedef struct cc_stats {
@@ -62,6 +65,8 @@ typedef struct cc_stats {
   int loss_pct;       /* over the last second of feedback */
   cc_reason_t reason; /* of the last change */
   int link_full;      /* no retransmissions now */
+  int shared;         /* the queue is another flow's: loss rules (cc.c) */
+  uint64_t shares;    /* times that was concluded */
   uint64_t feedbacks; /* feedback messages taken */
   uint64_t reported;  /* packet reports taken (received or not) */
   uint64_t unknown;   /* reports on packets we do not remember (too old, never sent) */
@@ -95,7 +100,7 @@ int cc_target_kbps(const cc_t *self);
 /* 1 while the link is full (delay above the high mark since the last cut). */
 int cc_link_full(const cc_t *self);
 const cc_stats_t *cc_stats(const cc_t *self);
-/* "start", "delay", "loss", "increase", "bounds". */
+/* "start", "delay", "loss", "increase", "bounds", "shared". */
 const char *cc_reason_name(cc_reason_t r);
 
 #endif

@@ -333,14 +333,14 @@ static json_t *s_counters(uplink_t *u) {
   if (cc)
     json_object_set_new(
         o, "cc",
-        json_pack("{s:i, s:i, s:i, s:i, s:I, s:i, s:s, s:b, s:I, s:I, s:I, s:I, s:I}",
+        json_pack("{s:i, s:i, s:i, s:i, s:I, s:i, s:s, s:b, s:b, s:I, s:I, s:I, s:I, s:I}",
                   "target_kbps", cc->target_kbps, "applied_kbps", u->cc_applied_kbps, "max_kbps",
                   u->top_kbps ? s_cc_max(u) : 0, "estimate_kbps", cc->estimate_kbps, "qdelay_ms",
                   (json_int_t)(cc->qdelay_us < 0 ? -1 : cc->qdelay_us / 1000), "loss_pct",
                   cc->loss_pct, "reason", cc_reason_name(cc->reason), "link_full", cc->link_full,
-                  "feedbacks", (json_int_t)cc->feedbacks, "decreases", (json_int_t)cc->decreases,
-                  "increases", (json_int_t)cc->increases, "retunes", (json_int_t)u->cc_retunes,
-                  "unknown_reports", (json_int_t)cc->unknown));
+                  "shared", cc->shared, "feedbacks", (json_int_t)cc->feedbacks, "decreases",
+                  (json_int_t)cc->decreases, "increases", (json_int_t)cc->increases, "retunes",
+                  (json_int_t)u->cc_retunes, "unknown_reports", (json_int_t)cc->unknown));
   if (cc)
     json_object_set_new(o, "cc_reason", json_string(cc_reason_name(cc->reason)));
   json_object_set_new(o, "ccfb_received", json_integer((json_int_t)m->ccfb_received));

@@ -35,6 +35,13 @@ typedef struct {
   unsigned rnd;
   uint64_t sent, dropped; /* by the buffer (not the random loss) */
   double min_target;      /* over the last s_run */
+  /* A loss-based competitor (TCP-like, on): 1500-byte packets at tcp_kbps
+   * into the same queue; each of its round trips, x 0.7 after a drop (CUBIC's
+   * factor), else one packet per round trip more. */
+  int tcp_on, tcp_drop;
+  double tcp_kbps, tcp_credit;
+  int64_t tcp_next;
+  uint64_t tcp_bytes; /* delivered */
 } link_t;
 
 static unsigned s_rand(link_t *l) {
@@ -55,6 +62,31 @@ static void s_send(link_t *l, cc_t *cc, int64_t now) {
   assert_true(l->n < 4096);
   l->q[l->n].seq = l->seq++;
   l->q[l->n++].arrival = arrival;
+}
+
+static void s_tcp(link_t *l, int64_t now) {
+  if (!l->tcp_on)
+    return;
+  l->tcp_credit += l->tcp_kbps / 8; /* bytes a ms */
+  while (l->tcp_credit >= 1500) {
+    l->tcp_credit -= 1500;
+    int64_t start = now > l->busy_until ? now : l->busy_until;
+    if (start - now > l->buffer_us) {
+      l->tcp_drop = 1;
+      continue;
+    }
+    l->busy_until = start + (int64_t)(1500 * 8 * 1000 / l->capacity_kbps);
+    l->tcp_bytes += 1500;
+  }
+  if (now >= l->tcp_next) {
+    int64_t queue = l->busy_until > now ? l->busy_until - now : 0, rtt = 2 * l->base_us + queue;
+    if (l->tcp_drop)
+      l->tcp_kbps *= 0.7;
+    else
+      l->tcp_kbps += 1500.0 * 8 / 1000 / ((double)rtt / 1e6); /* cwnd + 1 MSS */
+    l->tcp_drop = 0;
+    l->tcp_next = now + rtt;
+  }
 }
 
 /* Feedback at now: what arrived (or was dropped) by then, timed on the
@@ -91,6 +123,7 @@ static double s_run(link_t *l, cc_t *cc, int64_t *now, int64_t us, int64_t *wors
     *now += 1000;
     if (cc_target_kbps(cc) < l->min_target)
       l->min_target = cc_target_kbps(cc);
+    s_tcp(l, *now);
     credit += cc_target_kbps(cc) * 1000.0 / 8 / 1000; /* bytes per ms */
     while (credit >= PKT) {
       credit -= PKT;
@@ -169,6 +202,42 @@ static void random_loss_is_not_congestion(void **state) {
   print_message("40 %% loss: %.0f -> %d kbit/s in 3 s\n", before, cc_target_kbps(cc));
   assert_true(cc_stats(cc)->decreases > 0);
   assert_true(cc_target_kbps(cc) < before / 2);
+  cc_destroy(&cc);
+}
+
+/* Issue 14's lab case 5: a TCP-like flow joins a 1000 kbit/s link the
+ * stream had alone. Its queue is not ours to drain: after two cuts the
+ * controller shares (loss rules) and keeps >= 30 % of the link; when the
+ * flow leaves, the queue empties and the delay rules again. */
+static void shares_with_a_loss_based_flow(void **state) {
+  (void)state;
+  link_t l = {.capacity_kbps = 1000, .base_us = 25000, .buffer_us = 200000, .rnd = 3};
+  cc_t *cc = cc_new(50, 1500, 800);
+  int64_t now = 0, queue;
+  s_run(&l, cc, &now, 10000000, &queue);
+  l.tcp_on = 1;
+  l.tcp_kbps = 100;
+  l.tcp_next = now;
+  s_run(&l, cc, &now, 20000000, &queue);
+  uint64_t tcp0 = l.tcp_bytes;
+  double sum = 0;
+  for (int i = 0; i < 10; i++)
+    sum += s_run(&l, cc, &now, 1000000, &queue);
+  double tcp = (double)(l.tcp_bytes - tcp0) * 8 / 1000 / 10;
+  print_message("with a TCP-like flow: %.0f kbit/s (the flow %.0f) over 10 s, shared %d (%llu), "
+                "queue %lld ms\n",
+                sum / 10, tcp, cc_stats(cc)->shared, (unsigned long long)cc_stats(cc)->shares,
+                (long long)queue / 1000);
+  assert_true(sum / 10 >= 0.3 * l.capacity_kbps);
+  assert_true(cc_stats(cc)->shared);
+  l.tcp_on = 0;
+  double alone = s_run(&l, cc, &now, 10000000, &queue);
+  print_message("the flow gone: %.0f kbit/s over the 10th second, shared %d, queue %lld ms\n",
+                alone, cc_stats(cc)->shared, (long long)queue / 1000);
+  assert_false(cc_stats(cc)->shared);
+  assert_true(alone >= 0.7 * l.capacity_kbps);
+  assert_true(queue <= 150000);
+  assert_string_equal(cc_reason_name(CC_SHARED), "shared");
   cc_destroy(&cc);
 }
 
@@ -271,6 +340,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(follows_a_cap_down_and_up),
       cmocka_unit_test(random_loss_is_not_congestion),
+      cmocka_unit_test(shares_with_a_loss_based_flow),
       cmocka_unit_test(bounds_and_unknown_packets),
       cmocka_unit_test(pacer_spreads_a_keyframe),
   };
