@@ -210,13 +210,10 @@ static int s_cc(const json_t *st, uplink_settings_t *out, char *err, size_t errl
   if (v && !json_is_boolean(v)) {
     snprintf(err, errlen,
              "settings.congestion_control: must be true or false (the bitrate follows what the "
-             "link carries, between min_kbps and max_kbps; default false)");
+             "link carries, between min_kbps and max_kbps; default true)");
     return -1;
   }
-  /* Off unless asked for, for now: on a 2-core machine busy with a browser
-   * and a sanitized Janus, scheduling delays at the plugin read as a queue
-   * (a false cut, a flush: browser.spine failed with it on). */
-  out->congestion_control = v ? json_is_true(v) : 0;
+  out->congestion_control = v ? json_is_true(v) : 1;
   if (s_int(st, "min_kbps", 50, 10, 100000, &out->min_kbps, err, errlen)) {
     snprintf(err, errlen,
              "settings.min_kbps: must be an integer from 10 to 100000 (kbit/s: congestion "
