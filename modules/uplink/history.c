@@ -58,7 +58,7 @@ void history_commit(history_t *self, uint16_t seq, size_t len, int64_t now_us) {
     self->count++;
 }
 
-history_slot_t *history_find(history_t *self, uint16_t seq, int64_t now_us, int64_t max_age_us) {
+history_slot_t *history_get(history_t *self, uint16_t seq) {
   if (!self->count)
     return NULL;
   size_t newest = (self->head + self->n - 1) % self->n;
@@ -66,9 +66,12 @@ history_slot_t *history_find(history_t *self, uint16_t seq, int64_t now_us, int6
   if (back < 0 || (size_t)back >= self->count)
     return NULL; /* not sent yet, or overwritten */
   history_slot_t *s = &self->slots[(newest + self->n - (size_t)back) % self->n];
-  if (s->seq != seq || now_us - s->sent_us > max_age_us)
-    return NULL;
-  return s;
+  return s->seq == seq ? s : NULL;
+}
+
+history_slot_t *history_find(history_t *self, uint16_t seq, int64_t now_us, int64_t max_age_us) {
+  history_slot_t *s = history_get(self, seq);
+  return s && now_us - s->sent_us <= max_age_us ? s : NULL;
 }
 
 size_t history_slots(const history_t *self) {

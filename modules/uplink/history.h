@@ -36,6 +36,10 @@ history_slot_t *history_next(history_t *self);
 /* The packet built in the slot from history_next is now held. */
 void history_commit(history_t *self, uint16_t seq, size_t len, int64_t now_us);
 
+/* The packet with sequence number seq if it is still held, whatever its age
+ * (the pacer's, waiting to leave); else NULL. */
+history_slot_t *history_get(history_t *self, uint16_t seq);
+
 /* The packet with sequence number seq, if it is still held and was first
  * sent no longer than max_age_us ago; else NULL. */
 history_slot_t *history_find(history_t *self, uint16_t seq, int64_t now_us, int64_t max_age_us);

@@ -473,6 +473,13 @@ static void s_resend(media_t *self, uint16_t seq, int64_t now) {
     self->st.retransmit_suppressed++;
     return;
   }
+  /* A full link drops what it cannot carry: a resend would queue behind it
+   * and lose again, at the bill's cost. The controller's cut repairs first
+   * (and the flush's keyframe, media_set_rate_callbacks). */
+  if (self->cc && cc_link_full(self->cc)) {
+    self->st.retransmit_link_full++;
+    return;
+  }
   /* The paid link: resends within their share of what the media costs. */
   if (!s_budget_allows(self, now, s->len)) {
     self->st.retransmit_over_budget++;
@@ -486,12 +493,6 @@ static void s_resend(media_t *self, uint16_t seq, int64_t now) {
       s->refused = 1;
       self->on_key(self->ctx, "a resend over the budget");
     }
-    return;
-  }
-  /* A full link drops what it cannot carry: a resend would queue behind it
-   * and lose again, at the bill's cost. The controller's cut repairs first. */
-  if (self->cc && cc_link_full(self->cc)) {
-    self->st.retransmit_link_full++;
     return;
   }
   if (s_send(self, s->data, s->len) == 0) {
@@ -604,9 +605,9 @@ static void s_on_ccfb(void *ctx, const ccfb_t *fb) {
        * now, repairs soonest (MEDIA_QUEUE_MAX_US would wait for the queue to
        * grow first: a freeze of 1.7 s on a step from 1500 to 250 kbit/s;
        * without it the backlog, paced at 1.5x the new target, kept a 300
-       * kbit/s link over its rate for 8 s). A false cut (a busy CPU read as
-       * a queue: why congestion control is off by default for now) costs
-       * the frames in the queue too. */
+       * kbit/s link over its rate for 8 s). A false cut costs the frames
+       * in the queue too: why the plugin times arrivals by the kernel's
+       * stamp (a busy core is not a queue). */
       if (kbps * 2 < before)
         s_flush(self, now);
     }
@@ -852,7 +853,7 @@ const cc_stats_t *media_cc(const media_t *self) {
  * for one that could not be protected: see s_emit). */
 static void s_unsend(void *ctx, uint16_t seq) {
   media_t *self = ctx;
-  history_slot_t *s = history_find(self->hist, seq, 0, INT64_MAX);
+  history_slot_t *s = history_get(self->hist, seq);
   if (s)
     s->len = 0;
   self->st.pacer_dropped++;
@@ -886,7 +887,7 @@ int64_t media_pace(media_t *self, int64_t now) {
   size_t bytes;
   int64_t next = 0;
   while (pacer_pop(self->pacer, now, &seq, &bytes, &next)) {
-    history_slot_t *s = history_find(self->hist, seq, 0, INT64_MAX);
+    history_slot_t *s = history_get(self->hist, seq);
     if (s && s->len && s->seq == seq)
       s_send_first(self, s, now);
   }
