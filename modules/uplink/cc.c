@@ -77,13 +77,14 @@
  * grew stayed half used for as long (47 % utilisation in tools/bench/cc.py). */
 #define INCREASE_ACCEL_US 4000000 /* +8 %/s more every this since the last cut */
 #define INCREASE_MAX_PER_S 0.25
-#define FLOOR_RING 64           /* per-feedback delays: >= 3.2 s at one every 50 ms */
-#define FLOOR_WINDOW_US 2000000 /* a queue of ours empties within this after two cuts */
-#define SHARED_LOSS_PCT 5       /* sharing: over this loss cut, under it grow (s_shared) */
-#define SHARED_GROWTH_US 30000  /* a queue grown by this after our cut is not ours */
-#define SHARED_SETTLE_US 500000 /* ... once the cut had this beyond a response time */
-#define SHARED_HOLD_US 15000000 /* sharing, then the delay judges again */
-#define SHARED_CAP_FACTOR 1.1   /* sharing: never above this x the receive rate */
+#define FLOOR_RING 64                 /* per-feedback delays: >= 3.2 s at one every 50 ms */
+#define FLOOR_WINDOW_US 2000000       /* a queue of ours empties within this after two cuts */
+#define SHARED_LOSS_PCT 5             /* sharing: over this loss cut, under it grow (s_shared) */
+#define SHARED_GROWTH_US 30000        /* a queue grown by this after our cut is not ours */
+#define SHARED_SETTLE_US 500000       /* ... once the cut had this beyond a response time */
+#define SHARED_HOLD_US 15000000       /* sharing, then the delay judges again */
+#define SHARED_CAP_FACTOR 1.1         /* sharing: never above this x the receive rate */
+#define SHARED_SEND_WINDOW_US 1000000 /* what we sent lately, against the queue's rise */
 
 typedef struct {
   uint16_t seq;
@@ -132,6 +133,7 @@ struct cc {
   int64_t last_decrease_us, last_update_us;
   double cut_qdelay; /* the queuing delay at the last cut on delay */
   double cut_target; /* the target that cut set */
+  double cut_rate;   /* the receive rate it cut from */
   double cut_least;  /* the least queuing delay since that cut */
   int cuts;          /* on delay since the queue last drained */
   int64_t shared_us; /* when sharing began */
@@ -295,6 +297,18 @@ static int s_loss_pct(cc_t *self, int64_t now_us) {
   return reported < LOSS_MIN_REPORTS ? -1 : (int)(lost * 100 / reported);
 }
 
+/* What we sent over the last window_us, kbit/s (resends too: the link
+ * carries them). A scan of the sent ring: O(CC_SENT_RING), per feedback. */
+static double s_send_rate(const cc_t *self, int64_t now_us, int64_t window_us) {
+  uint64_t bytes = 0;
+  for (unsigned i = 0; i < CC_SENT_RING; i++) {
+    const sent_t *e = &self->sent[i];
+    if (e->valid && e->send_us <= now_us && now_us - e->send_us < window_us)
+      bytes += e->bytes;
+  }
+  return (double)bytes * 8 / 1000 / ((double)window_us / 1e6);
+}
+
 /* The least per-feedback queuing delay over the last FLOOR_WINDOW_US, µs;
  * -1 when the feedback does not cover the window. */
 static double s_floor(const cc_t *self, int64_t now_us) {
@@ -447,11 +461,20 @@ int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us) {
          (since >= response + DRAIN_HOLD_US && self->qdelay >= self->cut_qdelay - QDELAY_SLACK_US));
     int64_t spacing = response > CUT_SPACING_US ? response : CUT_SPACING_US;
     double least = s_floor(self, now_us);
-    /* Since our cut the queue rose from its lowest while we did not grow. */
+    /* Since our cut the queue rose from its lowest while we sent, and less
+     * than the link gave us then: not our own excess. What we sent, not the
+     * target: keyframes over it (a step down asks for some) filled the
+     * queue themselves, and taken for another flow's they stopped the
+     * delay rules (a 2.4 s freeze on a step to 250 kbit/s); and sent at
+     * all: after a flush nothing is, and the old queue's reports alone may
+     * rise. */
+    double sent = self->cut_rate > 0 ? s_send_rate(self, now_us, SHARED_SEND_WINDOW_US) : 0;
+    int below = sent >= 0.3 * self->cut_rate && sent <= 0.95 * self->cut_rate;
     int grew = self->cuts >= 1 && since >= response + SHARED_SETTLE_US &&
                self->qdelay > self->cut_least + SHARED_GROWTH_US &&
                self->target <= 1.05 * self->cut_target;
-    if (queue && (grew || (self->cuts >= 2 && least > CC_QDELAY_HIGH_US && since >= spacing))) {
+    if (queue && below &&
+        (grew || (self->cuts >= 2 && least > CC_QDELAY_HIGH_US && since >= spacing))) {
       /* The queue grew after our cut, or it never emptied: not ours (see
        * the top). */
       self->st.shared = 1;
@@ -460,9 +483,9 @@ int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us) {
       self->st.reason = CC_SHARED;
       self->st.shares++;
     } else if ((on_delay || lossy) && (!self->last_decrease_us || since >= spacing)) {
-      double to = self->target;
+      double to = self->target, r = 0;
       if (on_delay) {
-        double r = recent > 0 && (rate <= 0 || recent < rate) ? recent : rate;
+        r = recent > 0 && (rate <= 0 || recent < rate) ? recent : rate;
         to = r > 0 ? DECREASE_OF_RATE * r : DECREASE_OF_RATE * self->target;
         /* ... less what drains the queue that stands within about a second
          * (at 0.85 alone, 200 ms of queue on a 300 kbit/s link takes 1.3 s),
@@ -483,6 +506,7 @@ int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us) {
         if (on_delay) {
           self->cut_qdelay = self->cut_least = self->qdelay;
           self->cut_target = self->target;
+          self->cut_rate = r;
           self->cuts++;
         }
         memset(self->loss, 0, sizeof self->loss); /* see cc_report: after the cut only */
@@ -517,6 +541,20 @@ int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us) {
   }
   self->st.target_kbps = (int)self->target;
   return (int)self->target != before;
+}
+
+int cc_settle(cc_t *self, int64_t now_us) {
+  double r = 0; /* the least of the windows that hold enough arrivals */
+  for (int64_t w = CC_RATE_WINDOW_US / 4; w <= CC_RATE_WINDOW_US; w *= 2) {
+    double x = s_receive_rate(self, w);
+    if (x > 0 && (r <= 0 || x < r))
+      r = x;
+  }
+  if (r <= 0 || self->target <= DECREASE_OF_RATE * r)
+    return 0;
+  s_set(self, DECREASE_OF_RATE * r, CC_DELAY);
+  self->last_decrease_us = now_us;
+  return 1;
 }
 
 int cc_target_kbps(const cc_t *self) {

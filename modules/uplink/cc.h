@@ -96,6 +96,15 @@ void cc_report(cc_t *self, uint16_t seq, int received, uint16_t ato_1024);
  * controller acts. 1 when the target changed. */
 int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us);
 
+/* Before a keyframe that follows a flush: the target at most 0.85 x what
+ * the link delivered over its newest 1/8, 1/4 or 1/2 s (the least: the
+ * packets of the old queue, arriving at the link's rate), whatever the spacing since
+ * the last cut. The first cut of a step comes from its first 30-40 ms of
+ * queue, before the link's new rate shows (1500 -> 311-650 kbit/s on a
+ * step to 250), and a keyframe made at that rate overflowed the modem and
+ * was lost. 1 when the target changed. */
+int cc_settle(cc_t *self, int64_t now_us);
+
 int cc_target_kbps(const cc_t *self);
 /* 1 while the link is full (delay above the high mark since the last cut). */
 int cc_link_full(const cc_t *self);

@@ -845,6 +845,15 @@ void media_set_rate_callbacks(media_t *self, media_rate_fn *on_rate, media_flush
   self->rate_ctx = ctx;
 }
 
+void media_cc_settle(media_t *self) {
+  if (!self->cc || !cc_settle(self->cc, clock_mono_us()))
+    return;
+  int kbps = cc_target_kbps(self->cc);
+  pacer_set_rate(self->pacer, (int)(kbps * PACER_FACTOR));
+  if (self->on_rate)
+    self->on_rate(self->rate_ctx, kbps);
+}
+
 const cc_stats_t *media_cc(const media_t *self) {
   return self->cc ? cc_stats(self->cc) : NULL;
 }

@@ -306,6 +306,8 @@ int media_set_cc(media_t *self, int on, int min_kbps, int max_kbps, int start_kb
 void media_set_cc_bounds(media_t *self, int min_kbps, int max_kbps);
 void media_set_rate_callbacks(media_t *self, media_rate_fn *on_rate, media_flush_fn *on_flush,
                               void *ctx);
+/* cc_settle, and the rate callback when the target changed (off: nothing). */
+void media_cc_settle(media_t *self);
 /* The controller's figures; NULL while off. */
 const cc_stats_t *media_cc(const media_t *self);
 /* Sends what the pacer lets go now. When to call again (0: nothing waits). */

@@ -131,6 +131,14 @@
 #define CC_RUNG_UP_US 10000000
 /* A keyframe waits for a full link to drain at most this long. */
 #define KEY_DEFER_MAX_US 2000000
+/* ... and at least a cut's spacing (CUT_SPACING_US in cc.c, 400 ms) and a
+ * report: the first cut of a step comes from its first 30-40 ms of queue,
+ * before the link's new rate is known (1500 -> 311-650 kbit/s on a step to
+ * 250), and a keyframe asked for 135 ms later, made at that rate,
+ * overflowed the modem and was lost (the next came 1.8 s later); the
+ * second cut, from what the feedback says by then, sets the keyframe's
+ * size right. */
+#define KEY_DEFER_MIN_US 450000
 #define CC_RUNG_DOWN_US 3000000 /* below a floor this long: a cut's dip is no reason */
 
 typedef enum { ORIGIN_LOCAL, ORIGIN_SERVER } origin_t;
@@ -629,6 +637,8 @@ static void s_defer_key(uplink_t *u, const char *why, int feedback) {
     if (!u->key_deferred) {
       int64_t rtt = media_stats(u->media)->rtt_us;
       int64_t wait = (cc->qdelay_us > 0 ? cc->qdelay_us : 0) + (rtt > 0 ? rtt : 0) + 100000;
+      if (wait < KEY_DEFER_MIN_US)
+        wait = KEY_DEFER_MIN_US;
       u->key_deferred_until = clock_mono_us() + (wait < KEY_DEFER_MAX_US ? wait : KEY_DEFER_MAX_US);
       u->keyframes_deferred++;
     }
@@ -644,8 +654,10 @@ static void s_deferred_key(uplink_t *u, int64_t now) {
   if (!u->key_deferred || (cc && cc->link_full && u->flowing && now < u->key_deferred_until))
     return;
   u->key_deferred = 0;
-  if (u->flowing)
+  if (u->flowing) {
+    media_cc_settle(u->media); /* the encoder's rate first (s_on_rate), then the keyframe */
     s_request_key(u, "asked while the link was full", 1);
+  }
 }
 
 static void s_on_key_request(void *ctx, const char *why) {
