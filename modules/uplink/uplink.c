@@ -637,7 +637,7 @@ static void s_defer_key(uplink_t *u, const char *why, int feedback) {
     if (!u->key_deferred) {
       int64_t rtt = media_stats(u->media)->rtt_us;
       int64_t wait = (cc->qdelay_us > 0 ? cc->qdelay_us : 0) + (rtt > 0 ? rtt : 0) + 100000;
-      if (wait < KEY_DEFER_MIN_US)
+      if (u->awaiting_key && wait < KEY_DEFER_MIN_US) /* after a flush (s_on_flush) */
         wait = KEY_DEFER_MIN_US;
       u->key_deferred_until = clock_mono_us() + (wait < KEY_DEFER_MAX_US ? wait : KEY_DEFER_MAX_US);
       u->keyframes_deferred++;
