@@ -572,6 +572,15 @@ static void s_on_report(void *ctx, const rtcp_report_t *r) {
 
 static int s_flush(media_t *self, int64_t now);
 
+/* The controller's target moved: the pacer and the uplink follow. The target. */
+static int s_rate_changed(media_t *self) {
+  int kbps = cc_target_kbps(self->cc);
+  pacer_set_rate(self->pacer, (int)(kbps * PACER_FACTOR));
+  if (self->on_rate)
+    self->on_rate(self->rate_ctx, kbps);
+  return kbps;
+}
+
 /* RFC 8888 feedback on our stream: to the controller; a new target to the
  * pacer and the uplink. */
 static void s_on_ccfb(void *ctx, const ccfb_t *fb) {
@@ -595,10 +604,7 @@ static void s_on_ccfb(void *ctx, const ccfb_t *fb) {
     int before = cc_target_kbps(self->cc);
     int64_t now = clock_mono_us();
     if (cc_feedback_end(self->cc, now, self->st.rtt_us)) {
-      int kbps = cc_target_kbps(self->cc);
-      pacer_set_rate(self->pacer, (int)(kbps * PACER_FACTOR));
-      if (self->on_rate)
-        self->on_rate(self->rate_ctx, kbps);
+      int kbps = s_rate_changed(self);
       /* A cut to under half: the link stepped down and is dropping what
        * was sent for the old rate (the picture is broken already), and what
        * waits here was made for that rate too. A keyframe at the new one,
@@ -846,12 +852,8 @@ void media_set_rate_callbacks(media_t *self, media_rate_fn *on_rate, media_flush
 }
 
 void media_cc_settle(media_t *self) {
-  if (!self->cc || !cc_settle(self->cc, clock_mono_us()))
-    return;
-  int kbps = cc_target_kbps(self->cc);
-  pacer_set_rate(self->pacer, (int)(kbps * PACER_FACTOR));
-  if (self->on_rate)
-    self->on_rate(self->rate_ctx, kbps);
+  if (self->cc && cc_settle(self->cc, clock_mono_us()))
+    s_rate_changed(self);
 }
 
 const cc_stats_t *media_cc(const media_t *self) {

@@ -131,8 +131,9 @@
 #define CC_RUNG_UP_US 10000000
 /* A keyframe waits for a full link to drain at most this long. */
 #define KEY_DEFER_MAX_US 2000000
-/* ... and at least a cut's spacing (CUT_SPACING_US in cc.c, 400 ms) and a
- * report: the first cut of a step comes from its first 30-40 ms of queue,
+/* ... and after a flush at least a cut's spacing (CUT_SPACING_US in cc.c,
+ * 400 ms) and a report, then at the settled rate (cc_settle): the first cut
+ * of a step comes from its first 30-40 ms of queue,
  * before the link's new rate is known (1500 -> 311-650 kbit/s on a step to
  * 250), and a keyframe asked for 135 ms later, made at that rate,
  * overflowed the modem and was lost (the next came 1.8 s later); the
