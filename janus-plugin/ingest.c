@@ -261,7 +261,13 @@ static void s_ccfb(op_device_t *d, uint16_t seq, gint64 now) {
   if (!op_ccfb_due(&d->ccfb, now, op_device_kbps(d, now) * 1000.0))
     return;
   _Alignas(8) uint8_t pkt[OP_CCFB_MAX_SIZE + FEEDBACK_TRAILER]; /* libsrtp works on words */
-  size_t len = op_ccfb_write(&d->ccfb, now, 1, op_ccfb_compact_ntp(g_get_real_time()), pkt,
+  /* The report's time and the base of its arrival offsets are one instant,
+   * read now: `now` is the packet's kernel arrival, and a report stamped
+   * later than the base its offsets count from moves every arrival by the
+   * thread's lag behind the socket (a busy core read as a queue of 116 ms
+   * on loopback, and a cut, before this). */
+  gint64 report_mono = janus_get_monotonic_time(), report_real = g_get_real_time();
+  size_t len = op_ccfb_write(&d->ccfb, report_mono, 1, op_ccfb_compact_ntp(report_real), pkt,
                              OP_CCFB_MAX_SIZE); /* sender SSRC 1: us, as in our other RTCP */
   if (!len)
     return;

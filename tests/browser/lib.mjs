@@ -50,6 +50,15 @@ export async function startSpine(devices, extra = []) {
   };
 }
 
+// The lines of a device kernel's log that match re (for a failure's diagnosis).
+export function deviceLog(spine, id, re) {
+  try {
+    return fs.readFileSync(spine.info.kernel_logs[id], 'utf8').split('\n').filter((l) => re.test(l));
+  } catch (e) {
+    return [`(no log: ${e.message})`];
+  }
+}
+
 // ---- Chromium ---------------------------------------------------------------------------
 
 // Chromium honours only the LAST --disable-features: this repeats playwright-core's

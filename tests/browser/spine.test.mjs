@@ -23,7 +23,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  OUT, cReadBands, inbound, launchBrowser, median, savePng, sleep, startSpine, tileState, waitFor,
+  OUT, cReadBands, deviceLog, inbound, launchBrowser, median, savePng, sleep, startSpine, tileState, waitFor,
 } from './lib.mjs';
 
 // Frames in flight between the device's count and the browser's (~270 ms at 30 fps).
@@ -178,7 +178,11 @@ describe('one device', { timeout: 180000 }, () => {
       const kbps = old && s.at > old.at ? ((s.bytesReceived - old.bytesReceived) * 8) / (s.at - old.at) : null;
       const settled = kbps !== null && s.at - old.at >= 1500 && s.at - t0 >= 2000;
       return { ok: settled && kbps >= 187.5 && kbps <= 312.5, seen: { kbps, afterMs: s.at - t0 } };
-    }, 5000, 'inbound bitrate within 250 +- 25 %');
+    }, 5000, 'inbound bitrate within 250 +- 25 %').catch((e) => {
+      // What the device's rate control did meanwhile.
+      for (const l of deviceLog(spine, 'cam1', /congestion control|bitrate|keyframe/).slice(-30)) console.log(`  device: ${l}`);
+      throw e;
+    });
     console.log(`  inbound ${r.seen.kbps.toFixed(0)} kbit/s (2 s window) ${r.seen.afterMs} ms after the click`);
     assert.match(await row.locator('.op-result').textContent(), /configure: sent/);
 
