@@ -265,7 +265,8 @@ static void s_ccfb(op_device_t *d, uint16_t seq, gint64 now) {
    * read now: `now` is the packet's kernel arrival, and a report stamped
    * later than the base its offsets count from moves every arrival by the
    * thread's lag behind the socket (a busy core read as a queue of 116 ms
-   * on loopback, and a cut, before this). */
+   * on loopback, and a cut, before this). Monotonic first: a preemption
+   * between the reads makes the arrivals later, never earlier (s_arrival). */
   gint64 report_mono = janus_get_monotonic_time(), report_real = g_get_real_time();
   size_t len = op_ccfb_write(&d->ccfb, report_mono, 1, op_ccfb_compact_ntp(report_real), pkt,
                              OP_CCFB_MAX_SIZE); /* sender SSRC 1: us, as in our other RTCP */
@@ -634,9 +635,12 @@ static void s_packet(char *buf, int len, const s_src_t *src) {
 }
 
 /* When the kernel received the datagram of msg (SO_TIMESTAMPNS: the real-time
- * clock), on the monotonic clock now_us; 0 when not known or not credible (a
- * step of the real-time clock). */
-static gint64 s_arrival(struct msghdr *msg, gint64 now_us) {
+ * clock), on the monotonic clock; 0 when not known or not credible (a step of
+ * the real-time clock). The real-time clock is read first: a thread
+ * preempted between the two reads then makes the arrival later, never
+ * earlier, and the device's base delay is the least it saw over up to 2
+ * min (one early arrival would hold its queue estimate high as long). */
+static gint64 s_arrival(struct msghdr *msg) {
   for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS ||
         c->cmsg_len < CMSG_LEN(sizeof(struct timespec)))
@@ -644,6 +648,7 @@ static gint64 s_arrival(struct msghdr *msg, gint64 now_us) {
     struct timespec ts;
     memcpy(&ts, CMSG_DATA(c), sizeof ts);
     gint64 age = g_get_real_time() - ((gint64)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+    gint64 now_us = janus_get_monotonic_time();
     return age >= 0 && age < G_USEC_PER_SEC ? now_us - age : 0;
   }
   return 0;
@@ -671,10 +676,9 @@ static void *s_ingest_thread(void *data) {
     if (n > (ssize_t)sizeof buf)
       g_atomic_int_inc(&s_oversize);
     else if (n > 0 && msg.msg_namelen <= sizeof from)
-      s_packet(buf, (int)n,
-               &(s_src_t){.from = &from,
-                          .fromlen = msg.msg_namelen,
-                          .arrival_us = s_arrival(&msg, janus_get_monotonic_time())});
+      s_packet(
+          buf, (int)n,
+          &(s_src_t){.from = &from, .fromlen = msg.msg_namelen, .arrival_us = s_arrival(&msg)});
   }
   return NULL;
 }

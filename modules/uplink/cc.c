@@ -112,6 +112,8 @@ struct cc {
   int min_kbps, max_kbps;
   double target; /* kbit/s */
   sent_t sent[CC_SENT_RING];
+  uint16_t newest_seq; /* the latest first sent (cc_sent), for s_own_queue_us */
+  int have_sent;
   /* The feedback being read */
   int64_t remote_now_us; /* its report time, unwrapped, in µs */
   int64_t report_ext;    /* the report timestamps unwrapped (1/65536 s) */
@@ -187,6 +189,9 @@ void cc_set_bounds(cc_t *self, int min_kbps, int max_kbps) {
 }
 
 void cc_sent(cc_t *self, uint16_t seq, size_t bytes, int64_t now_us) {
+  if (!self->have_sent || (int16_t)(seq - self->newest_seq) > 0)
+    self->newest_seq = seq;
+  self->have_sent = 1;
   sent_t *e = &self->sent[seq % CC_SENT_RING];
   *e = (sent_t){.seq = seq,
                 .valid = 1,
@@ -307,6 +312,40 @@ static double s_send_rate(const cc_t *self, int64_t now_us, int64_t window_us) {
       bytes += e->bytes;
   }
   return (double)bytes * 8 / 1000 / ((double)window_us / 1e6);
+}
+
+/* The queue our own packets of the last window_us would have built by
+ * themselves on a link of rate_kbps: its highest, in µs. A virtual queue,
+ * in sending order (a resend counts at its latest send). A keyframe's burst
+ * fills a modem by itself (the one after a flush comes after a silence, so
+ * an average over the window does not show it): a queue that rose only as
+ * high as this is ours, not another flow's. O(packets of the window). */
+static double s_own_queue_us(const cc_t *self, int64_t now_us, int64_t window_us,
+                             double rate_kbps) {
+  if (!self->have_sent || rate_kbps <= 0)
+    return 0;
+  unsigned n = 0; /* how many of the newest are in the window */
+  while (n < CC_SENT_RING) {
+    const sent_t *e = &self->sent[(uint16_t)(self->newest_seq - n) % CC_SENT_RING];
+    if (!e->valid || e->seq != (uint16_t)(self->newest_seq - n) || now_us - e->send_us > window_us)
+      break;
+    n++;
+  }
+  double bits = 0, most = 0;
+  int64_t t = 0;
+  for (unsigned i = n; i-- > 0;) {
+    const sent_t *e = &self->sent[(uint16_t)(self->newest_seq - i) % CC_SENT_RING];
+    if (t && e->send_us > t)
+      bits -= rate_kbps * 1000 * (double)(e->send_us - t) / 1e6;
+    if (bits < 0)
+      bits = 0;
+    if (!t || e->send_us > t)
+      t = e->send_us;
+    bits += (double)e->bytes * 8;
+    if (bits > most)
+      most = bits;
+  }
+  return most / (rate_kbps * 1000) * 1e6;
 }
 
 /* The least per-feedback queuing delay over the last FLOOR_WINDOW_US, µs;
@@ -467,11 +506,17 @@ int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us) {
      * queue themselves, and taken for another flow's they stopped the
      * delay rules (a 2.4 s freeze on a step to 250 kbit/s); and sent at
      * all: after a flush nothing is, and the old queue's reports alone may
-     * rise. */
+     * rise. And higher than our own packets of the last second would have
+     * queued by themselves at the rate the link gives us: a keyframe after
+     * a flush, sent after the flush's silence, averages under the cut's
+     * rate and still fills the modem (taken for another flow's, it held
+     * a 300 kbit/s link at 304 while the queue grew to 250 ms for 5 s, and
+     * the tail drops broke the picture for 2 s, in the lab). */
     double sent = self->cut_rate > 0 ? s_send_rate(self, now_us, SHARED_SEND_WINDOW_US) : 0;
     int below = sent >= 0.3 * self->cut_rate && sent <= 0.95 * self->cut_rate;
+    double own = queue && below ? s_own_queue_us(self, now_us, SHARED_SEND_WINDOW_US, recent) : 0;
     int grew = self->cuts >= 1 && since >= response + SHARED_SETTLE_US &&
-               self->qdelay > self->cut_least + SHARED_GROWTH_US &&
+               self->qdelay > self->cut_least + SHARED_GROWTH_US + own &&
                self->target <= 1.05 * self->cut_target;
     if (queue && below &&
         (grew || (self->cuts >= 2 && least > CC_QDELAY_HIGH_US && since >= spacing))) {

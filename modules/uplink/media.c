@@ -76,11 +76,12 @@ struct media {
   media_path_fn *on_path;
   void *path_ctx;
   /* Congestion control (media_set_cc): NULL while off */
-  cc_t *cc;           /* owned */
-  pacer_t *pacer;     /* owned */
-  int cc_key_sent;    /* the current unit (being packetized) is a keyframe */
-  int cc_unit_start;  /* ... and its next packet is its first */
-  int64_t flushed_us; /* the pacer's queue last dropped (0: never) */
+  cc_t *cc;            /* owned */
+  pacer_t *pacer;      /* owned */
+  int cc_key_sent;     /* the current unit (being packetized) is a keyframe */
+  int cc_unit_start;   /* ... and its next packet is its first */
+  int64_t flushed_us;  /* the pacer's queue last dropped (0: never) */
+  int64_t key_left_us; /* a keyframe's packet last left the pacer (0: never) */
   media_rate_fn *on_rate;
   media_flush_fn *on_flush;
   void *rate_ctx;
@@ -352,17 +353,23 @@ static size_t s_wire(const media_t *self, size_t len) {
 
 /* A packet of the history sent for the first time (at once, or by the pacer). */
 static void s_send_first(media_t *m, const history_slot_t *slot, int64_t now) {
+  /* The controller reads queues from these times: the clock read at the
+   * send itself, not at the unit's start (a busy core between the two is
+   * not the link's queue), and just before it: the base delay is the
+   * least one seen for up to 2 min, and a read after the send is late by
+   * any preemption between the two, which makes a delay short and every
+   * queue after it read long (25 ms over an empty link in one lab run, the
+   * rate held at 200 kbit/s of 1500 for 20 s). Read before, it can only
+   * make one delay longer, which the base ignores. */
+  int64_t sent_us = clock_mono_us();
   if (s_send(m, slot->data, slot->len) != 0)
     return;
   m->st.media_bytes += (uint64_t)slot->len;
   s_budget_slot(m, now)->media += (uint64_t)slot->len;
   if (m->sel.path == MEDIA_PATH_UDP)
     media_pathsel_sent(&m->sel, now);
-  /* The controller reads queues from these times: the clock read at the
-   * send itself, not at the unit's start (a busy core between the two is
-   * not the link's queue). */
   if (m->cc)
-    cc_sent(m->cc, slot->seq, s_wire(m, slot->len), clock_mono_us());
+    cc_sent(m->cc, slot->seq, s_wire(m, slot->len), sent_us);
 }
 
 typedef struct {
@@ -890,14 +897,22 @@ int64_t media_pace(media_t *self, int64_t now) {
    * leave is not worth sending (a viewer would see it late, and it delays
    * what follows): the encoder is still above a target that just dropped.
    * It is dropped and a keyframe at the new target starts afresh. Never
-   * while a keyframe leaves: the one replacing it would be no smaller. */
+   * while a keyframe leaves: the one replacing it would be no smaller; nor
+   * within MEDIA_QUEUE_MAX_US after: what queued behind it is its shadow,
+   * made at the target, and drains at the pacing rate's margin; dropped,
+   * it broke the picture the keyframe had just repaired and asked for the
+   * next keyframe, whose shadow was dropped again (four keyframes in 3 s
+   * on a 300 kbit/s link in the lab, the recording undecodable for 1.1 s). */
   if (pacer_drain_us(self->pacer) > MEDIA_QUEUE_MAX_US && !pacer_head_is_key(self->pacer) &&
-      s_flush(self, now))
+      (!self->key_left_us || now - self->key_left_us >= MEDIA_QUEUE_MAX_US) && s_flush(self, now))
     return 0;
   uint16_t seq;
   size_t bytes;
   int64_t next = 0;
-  while (pacer_pop(self->pacer, now, &seq, &bytes, &next)) {
+  for (int key = pacer_head_is_key(self->pacer); pacer_pop(self->pacer, now, &seq, &bytes, &next);
+       key = pacer_head_is_key(self->pacer)) {
+    if (key)
+      self->key_left_us = now;
     history_slot_t *s = history_get(self->hist, seq);
     if (s && s->len && s->seq == seq)
       s_send_first(self, s, now);

@@ -188,6 +188,7 @@ typedef struct {
   int64_t pace_next_us; /* the pacer wants a call then (0: nothing waits) */
   int key_deferred;     /* a keyframe asked for while the link was full: once it drains */
   int64_t key_deferred_until;
+  char key_deferred_why[96]; /* the first ask's reason, for the log */
   uint64_t keyframes_deferred;
   resolve_t *resolve; /* owned: media_host */
   int resolving;
@@ -641,6 +642,8 @@ static void s_defer_key(uplink_t *u, const char *why, int feedback) {
       if (u->awaiting_key && wait < KEY_DEFER_MIN_US) /* after a flush (s_on_flush) */
         wait = KEY_DEFER_MIN_US;
       u->key_deferred_until = clock_mono_us() + (wait < KEY_DEFER_MAX_US ? wait : KEY_DEFER_MAX_US);
+      snprintf(u->key_deferred_why, sizeof u->key_deferred_why,
+               "%s, deferred while the link was full", why);
       u->keyframes_deferred++;
     }
     u->key_deferred = 1;
@@ -657,7 +660,7 @@ static void s_deferred_key(uplink_t *u, int64_t now) {
   u->key_deferred = 0;
   if (u->flowing) {
     media_cc_settle(u->media); /* the encoder's rate first (s_on_rate), then the keyframe */
-    s_request_key(u, "asked while the link was full", 1);
+    s_request_key(u, u->key_deferred_why, 1);
   }
 }
 

@@ -24,6 +24,7 @@ queue holds and drops; the uplink's and the plugin's figures beside them.
    uplink on the way down.
 Each step prints the send rate over time (the bill, 1 s windows)."""
 import os
+import shutil
 import sys
 import time
 
@@ -225,7 +226,12 @@ def test_follows_the_link():
         print(f"     300 kbit/s cap: under it after {under:.1f} s; per second "
               f"{w.per_second(t0, t1)} kbit/s; then queue p95 {p95(q):.0f} ms (max "
               f"{max(q):.0f}), {drops} of {offered} packets dropped; {frames} of {units} units "
-              f"decodable, longest freeze {freeze} ms; controller {u['cc']}")
+              f"decodable, longest freeze {freeze} ms; {u['keyframes_requested']} keyframes "
+              f"asked for, pacer flushes {u['pacer_flushes']}; controller {u['cc']}")
+        if p95(q) > 150 or drops > 0.01 * offered or frames < 0.95 * units or freeze > 1000:
+            _why(k)
+            _frozen(mp4[:-4] + ".mjr")
+            print(f"     uplink {dict((n, u.get(n)) for n in STATS)}; plugin {srv.device()['ingest_loss']}")
         assert p95(q) <= 150, q
         assert drops <= 0.01 * offered, (drops, offered)
         assert frames >= 0.95 * units and freeze <= 1000, (frames, units, freeze)
@@ -302,6 +308,34 @@ def _shares_with_tcp(lab, srv, k, upload):
         assert both["queue_p95"] <= 250, both  # the modem's buffer (200 ms) bounds it
 
 
+def _why(k):
+    """What the uplink did, to read why a case failed."""
+    with open(k.log_path, errors="replace") as f:
+        for line in f:
+            if any(w in line for w in ("keyframe", "congestion control", "pacer", "ladder")):
+                print("     | " + line.rstrip()[-200:])
+
+
+STATS = ("media_bytes", "retransmissions", "retransmit_bytes", "retransmit_over_budget",
+         "retransmit_link_full", "retransmit_suppressed", "pacer_flushes", "pacer_dropped",
+         "pacer_refused", "keyframes_requested", "keyframes_suppressed", "keyframes_deferred")
+
+
+def _frozen(mjr):
+    """Where a recording froze (mjr.py's model), to read why a case failed."""
+    from mjr import decodable
+    rows, runs = decodable(mjr), []
+    for ms, ok in rows:
+        if not ok and (not runs or runs[-1][2]):
+            runs.append([ms, ms, False])
+        elif ok and (not runs or not runs[-1][2]):
+            runs.append([ms, ms, True])
+        runs[-1][1] = ms
+    print("     recording (ms: decodable or not): " +
+          ", ".join(f"{a}-{b} {'ok' if ok else 'NO'}" for a, b, ok in runs))
+    shutil.copy(mjr, "/tmp/failed-cap.mjr")
+
+
 def test_step_down():
     """Issue 14's case 3: at 1500 kbit/s, a step to 250: no freeze over 1 s in
     the recording (mjr.py), at most one keyframe asked for by the uplink.
@@ -334,11 +368,8 @@ def test_step_down():
               f"kbit/s; {frames} of {n} units decodable, longest freeze {freeze} ms; "
               f"{keys} keyframes asked for ({u['keyframes_deferred']} deferred while the link "
               f"was full), pacer flushes {u['pacer_flushes']}; {u['cc']}")
-        if freeze > 1000 or keys > 1:  # what the uplink did, to read why
-            with open(k.log_path, errors="replace") as f:
-                for line in f:
-                    if any(w in line for w in ("keyframe", "congestion control", "pacer")):
-                        print("     | " + line.rstrip()[-200:])
+        if freeze > 1000 or keys > 1:
+            _why(k)
         assert freeze <= 1000, freeze
         assert frames >= 0.8 * n, (frames, n)
         assert keys <= 1, keys
