@@ -117,7 +117,9 @@ def clip(kind, w=W, h=H):
     else:
         dump = os.path.join(WORK, "testsrc.raw")
         frame = w * h * 3 // 2
-        k = Kernel([module("capture", "capture-testsrc", width=w, height=h, fps=FPS),
+        # At 60 fps: the pattern moves by frame number, not time, so the frames
+        # are those of 30 fps, recorded in 5 s instead of 10.
+        k = Kernel([module("capture", "capture-testsrc", width=w, height=h, fps=60),
                     module("sink", "test-sink", pattern=False, dump=dump, dump_frames=300)],
                    name="rec").start()
         try:

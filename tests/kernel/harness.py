@@ -236,5 +236,35 @@ def run_cases(cases):
     sys.exit(1 if failed else 0)
 
 
+def picked(cases):
+    """The cases OUTPOST_CASES names (any of its comma-separated parts in a
+    case's name), or all of them."""
+    pick = [p for p in os.environ.get("OUTPOST_CASES", "").split(",") if p]
+    return [c for c in cases if not pick or any(p in c.__name__ for p in pick)]
+
+
+def together(*lanes):
+    """One case that runs lanes of cases at once, each lane in a process of its
+    own (this script again, OUTPOST_CASES naming the lane's cases, in order),
+    and prints each lane's output when it ends. For cases that mostly wait (an
+    idle device's minute of keepalives) next to cases that do not mind a
+    neighbour: the suite's 20 minutes. Fails when any lane does."""
+    def run():
+        procs = []
+        for lane in lanes:
+            env = dict(os.environ, OUTPOST_CASES=",".join(c.__name__ for c in lane))
+            procs.append(subprocess.Popen([sys.executable, sys.argv[0]], env=env, text=True,
+                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        failed = []
+        for lane, p in zip(lanes, procs):
+            out, _ = p.communicate()
+            print("\n".join("  " + line for line in out.rstrip().splitlines()), flush=True)
+            if p.returncode:
+                failed.append(" + ".join(c.__name__ for c in lane))
+        assert not failed, f"lanes failed: {failed}"
+    run.__name__ = " | ".join(" + ".join(c.__name__ for c in lane) for lane in lanes)
+    return run
+
+
 def log_lines(log, pattern):
     return [m for m in re.finditer(pattern, log, re.M)]

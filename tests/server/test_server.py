@@ -238,7 +238,7 @@ def _recording(encoder, min_psnr):
     try:
         srv.wait(flowing, 10, "media")
         time.sleep(1)
-        mp4, _ = _record(srv, 5)
+        mp4, _ = _record(srv, 3)  # 90 frames: enough to see an order
         yuv, n = _decode(mp4)
         stamps = [st[0] for st in read_stamps(yuv, W, H) if st]
         if os.environ.get("OUTPOST_KEEP"):
