@@ -87,6 +87,7 @@ typedef struct media_stats {
   uint64_t retransmit_link_full; /* asked for while the controller said the link is full */
   uint64_t pacer_refused;        /* packets the full pacer queue could not take */
   uint64_t pacer_flushes;        /* queues dropped for being too long (MEDIA_QUEUE_MAX_US) */
+  uint64_t pacer_skips;          /* ... only up to a keyframe waiting in them (pacer_skip_to_key) */
   uint64_t pacer_dropped;        /* packets dropped with them */
   uint64_t pacer_queue_bytes;    /* waiting in the pacer as of the last media_pace */
   /* From the last receiver report on our stream: */

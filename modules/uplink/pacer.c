@@ -124,3 +124,30 @@ size_t pacer_flush(pacer_t *self, void (*drop)(void *ctx, uint16_t seq), void *c
   self->n = keep;
   return dropped;
 }
+
+size_t pacer_skip_to_key(pacer_t *self, void (*drop)(void *ctx, uint16_t seq), void *ctx) {
+  size_t keep = 0; /* the rest of the unit at the head, as pacer_flush */
+  while (keep < self->n && !(self->q[(self->head + keep) % PACER_SLOTS].flags & PACER_START))
+    keep++;
+  size_t key = self->n; /* the newest keyframe's first packet */
+  for (size_t i = self->n; i-- > keep;) {
+    uint8_t f = self->q[(self->head + i) % PACER_SLOTS].flags;
+    if ((f & PACER_KEY) && (f & PACER_START)) {
+      key = i;
+      break;
+    }
+  }
+  if (key == self->n || key == keep)
+    return 0; /* no keyframe waits, or it is next: nothing before it to drop */
+  for (size_t i = keep; i < key; i++) {
+    const item_t *it = &self->q[(self->head + i) % PACER_SLOTS];
+    self->bytes -= it->bytes;
+    if (drop)
+      drop(ctx, it->seq);
+  }
+  for (size_t i = key; i < self->n; i++) /* the keyframe and what follows move up */
+    self->q[(self->head + keep + i - key) % PACER_SLOTS] = self->q[(self->head + i) % PACER_SLOTS];
+  size_t dropped = key - keep;
+  self->n -= dropped;
+  return dropped;
+}

@@ -63,4 +63,11 @@ size_t pacer_bytes(const pacer_t *self);
  * many. */
 size_t pacer_flush(pacer_t *self, void (*drop)(void *ctx, uint16_t seq), void *ctx);
 
+/* When a keyframe waits behind other units: drops the whole units before its
+ * first packet (the rest of a unit partly sent stays, as in pacer_flush), as
+ * they would be after a flush, but the keyframe that repairs their loss
+ * stays, already paid for. Returns how many were dropped (0: no keyframe
+ * waits behind another unit). */
+size_t pacer_skip_to_key(pacer_t *self, void (*drop)(void *ctx, uint16_t seq), void *ctx);
+
 #endif

@@ -357,6 +357,7 @@ static json_t *s_counters(uplink_t *u) {
   json_object_set_new(o, "retransmit_link_full", json_integer((json_int_t)m->retransmit_link_full));
   json_object_set_new(o, "keyframes_deferred", json_integer((json_int_t)u->keyframes_deferred));
   json_object_set_new(o, "pacer_flushes", json_integer((json_int_t)m->pacer_flushes));
+  json_object_set_new(o, "pacer_skips", json_integer((json_int_t)m->pacer_skips));
   json_object_set_new(o, "pacer_dropped", json_integer((json_int_t)m->pacer_dropped));
   json_object_set_new(o, "pacer_refused", json_integer((json_int_t)m->pacer_refused));
   json_object_set_new(o, "pacer_queue_bytes", json_integer((json_int_t)m->pacer_queue_bytes));

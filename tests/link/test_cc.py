@@ -231,7 +231,8 @@ def test_follows_the_link():
         if p95(q) > 150 or drops > 0.01 * offered or frames < 0.95 * units or freeze > 1000:
             _why(k)
             _frozen(mp4[:-4] + ".mjr")
-            print(f"     uplink {dict((n, u.get(n)) for n in STATS)}; plugin {srv.device()['ingest_loss']}")
+            print(f"     uplink {dict((n, u.get(n)) for n in STATS)}; plugin {srv.device()['ingest_loss']}, "
+                  f"srtp {srv.device()['srtp']}")
         assert p95(q) <= 150, q
         assert drops <= 0.01 * offered, (drops, offered)
         assert frames >= 0.95 * units and freeze <= 1000, (frames, units, freeze)
@@ -317,8 +318,9 @@ def _why(k):
 
 
 STATS = ("media_bytes", "retransmissions", "retransmit_bytes", "retransmit_over_budget",
-         "retransmit_link_full", "retransmit_suppressed", "pacer_flushes", "pacer_dropped",
-         "pacer_refused", "keyframes_requested", "keyframes_suppressed", "keyframes_deferred")
+         "retransmit_link_full", "retransmit_suppressed", "pacer_flushes", "pacer_skips", "pacer_dropped",
+         "pacer_refused", "keyframes_requested", "keyframes_suppressed", "keyframes_deferred",
+         "send_errors", "path_switches", "control_asks")
 
 
 def _frozen(mjr):

@@ -329,6 +329,30 @@ static void pacer_spreads_a_keyframe(void **state) {
   while (pacer_pop(p, now, &seq, &bytes, &next))
     now += 100000;
   assert_int_equal(pacer_packets(p), 0);
+  /* A keyframe behind two units, the first partly sent: the second goes,
+   * the keyframe and the unit after it stay, in order. No keyframe: nothing. */
+  for (int i = 0; i < 3; i++)
+    pacer_push(p, (uint16_t)(200 + i), 1200, i ? 0 : PACER_START, now);
+  assert_true(pacer_pop(p, now, &seq, &bytes, &next));
+  for (int i = 3; i < 12; i++) /* 203-205 a unit, 206-208 the keyframe, 209-211 a unit */
+    pacer_push(p, (uint16_t)(200 + i), 1000,
+               (i % 3 ? 0 : PACER_START) | (i >= 6 && i < 9 ? PACER_KEY : 0), now);
+  dropped = 0;
+  assert_int_equal(pacer_skip_to_key(p, s_drop, &dropped), 3);
+  assert_int_equal(dropped, 3);
+  assert_int_equal(pacer_packets(p), 8);
+  assert_int_equal(pacer_bytes(p), 2 * 1200 + 6 * 1000);
+  assert_int_equal(pacer_skip_to_key(p, NULL, NULL), 0); /* the keyframe is next */
+  uint16_t order[8];
+  for (int i = 0; i < 8; now += 100000)
+    if (pacer_pop(p, now, &seq, &bytes, &next))
+      order[i++] = seq;
+  const uint16_t want[8] = {201, 202, 206, 207, 208, 209, 210, 211};
+  assert_memory_equal(order, want, sizeof want);
+  for (int i = 0; i < 6; i++)
+    pacer_push(p, (uint16_t)(300 + i), 1000, i % 3 ? 0 : PACER_START, now);
+  assert_int_equal(pacer_skip_to_key(p, NULL, NULL), 0);
+  assert_int_equal(pacer_flush(p, NULL, NULL), 6);
   for (int i = 0; i < PACER_SLOTS; i++)
     assert_int_equal(pacer_push(p, (uint16_t)i, 100, PACER_START, now), 0);
   assert_int_equal(pacer_push(p, 1, 100, 0, now), -1);

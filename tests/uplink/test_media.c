@@ -1141,7 +1141,8 @@ static uint16_t s_send_paced(rig_t *r, const uint8_t *unit, size_t len, int64_t 
 /* With it on, a unit's packets leave at the pacing rate (not in one burst);
  * the server's feedback reaches the controller; a queue growing by 200 ms
  * lowers the target (the uplink is told; a cut to under half drops the
- * pacer's queue) and holds resends; malformed feedback is dropped whole. */
+ * pacer's queue) and holds resends while the full link also drops (a full
+ * one that does not drop gets them); malformed feedback is dropped whole. */
 static void cc_paces_and_follows_feedback(void **state) {
   (void)state;
   rig_t *r = s_rig(SRTP_KEYS_PROFILE_NONE);
@@ -1202,18 +1203,43 @@ static void cc_paces_and_follows_feedback(void **state) {
   assert_true(cc->target_kbps < 1000);
   assert_int_equal(seen.rates, 1);
   assert_int_equal(seen.last_kbps, cc->target_kbps);
-  /* The link is full: a NACK is not answered (the resend would queue too). */
+  /* The link is full but drops nothing: a NACK is answered (the resend
+   * arrives a queue's length late, which the receiver waits for). */
+  uint8_t resent[DGRAM];
   s_feed(r, fb, (size_t)s_nack(fb, first));
+  assert_true(s_recv(r, resent, sizeof resent, 1000) > 0);
+  assert_int_equal(st->retransmissions, 1);
+  assert_int_equal(st->retransmit_link_full, 0);
+  /* Full and dropping (4 units after the cut, the last two of each lost:
+   * over HOLD_LOSS_PCT): a NACK is not answered (the resend would drop too). */
+  int64_t sent4[12];
+  uint16_t first4 = 0;
+  for (int u = 0; u < 4; u++) {
+    uint16_t f = s_send_paced(r, unit, len, 1700000000150000 + u * 33000, sent4 + 3 * u);
+    if (!u)
+      first4 = f;
+  }
+  int64_t arr4[12];
+  for (int i = 0; i < 12; i++)
+    arr4[i] = i % 3 ? -1 : sent4[i] + 220000;
+  uint32_t ts4 = (uint32_t)((uint64_t)(sent4[11] + 220000) * 65536 / 1000000);
+  int l4 =
+      ccfb_write(fb, sizeof fb - 32, SERVER_SSRC, SSRC, first4, 12, arr4, sent4[11] + 220000, ts4);
+  assert_true(l4 > 0);
+  s_feed(r, fb, (size_t)l4);
+  assert_true(media_cc(r->m)->link_full);
+  assert_true(media_cc(r->m)->loss_pct >= 5);
+  s_feed(r, fb, (size_t)s_nack(fb, (uint16_t)(first4 + 1)));
   s_expect_quiet(r);
   assert_int_equal(st->retransmit_link_full, 1);
-  assert_int_equal(st->retransmissions, 0);
+  assert_int_equal(st->retransmissions, 1);
   /* Malformed feedback (a block past the packet's end) is dropped whole. */
   int fl = s_ccfb(fb, sizeof fb - 32, first, 3, sent, 0);
   fb[14] = 0x40; /* num_reports 16384: longer than the packet */
   uint64_t bad = st->rtcp_malformed;
   s_feed(r, fb, (size_t)fl);
   assert_int_equal(st->rtcp_malformed, bad + 1);
-  assert_int_equal(cc->feedbacks, 2);
+  assert_int_equal(cc->feedbacks, 3);
   /* Off: packets leave at once again. */
   assert_int_equal(media_set_cc(r->m, 0, 0, 0, 0), 0);
   assert_null(media_cc(r->m));
