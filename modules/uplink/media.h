@@ -97,8 +97,9 @@ typedef struct media_stats {
   uint32_t jitter;
 } media_stats_t;
 
-/* Called when the server asks for a keyframe (PLI, or a new FIR); why is
- * "PLI" or "FIR". */
+/* Called when the server asks for a keyframe (PLI, or a new FIR), or a resend
+ * was refused by the budget; why is a string literal ("PLI", "FIR", "a resend
+ * over the budget"): the uplink keeps the pointer while the keyframe waits. */
 typedef void(media_keyframe_fn)(void *ctx, const char *why);
 
 /* A media path whose RTP payloads are at most mtu bytes and whose history

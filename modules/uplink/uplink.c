@@ -188,7 +188,7 @@ typedef struct {
   int64_t pace_next_us; /* the pacer wants a call then (0: nothing waits) */
   int key_deferred;     /* a keyframe asked for while the link was full: once it drains */
   int64_t key_deferred_until;
-  char key_deferred_why[96]; /* the first ask's reason, for the log */
+  const char *key_deferred_why; /* the first ask's reason, for the log: a string literal */
   uint64_t keyframes_deferred;
   resolve_t *resolve; /* owned: media_host */
   int resolving;
@@ -643,8 +643,7 @@ static void s_defer_key(uplink_t *u, const char *why, int feedback) {
       if (u->awaiting_key && wait < KEY_DEFER_MIN_US) /* after a flush (s_on_flush) */
         wait = KEY_DEFER_MIN_US;
       u->key_deferred_until = clock_mono_us() + (wait < KEY_DEFER_MAX_US ? wait : KEY_DEFER_MAX_US);
-      snprintf(u->key_deferred_why, sizeof u->key_deferred_why,
-               "%s, deferred while the link was full", why);
+      u->key_deferred_why = why;
       u->keyframes_deferred++;
     }
     u->key_deferred = 1;
@@ -661,7 +660,9 @@ static void s_deferred_key(uplink_t *u, int64_t now) {
   u->key_deferred = 0;
   if (u->flowing) {
     media_cc_settle(u->media); /* the encoder's rate first (s_on_rate), then the keyframe */
-    s_request_key(u, u->key_deferred_why, 1);
+    char why[96];
+    snprintf(why, sizeof why, "%s, deferred while the link was full", u->key_deferred_why);
+    s_request_key(u, why, 1);
   }
 }
 
