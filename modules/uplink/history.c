@@ -52,7 +52,6 @@ void history_commit(history_t *self, uint16_t seq, size_t len, int64_t now_us) {
   s->len = len;
   s->sent_us = now_us;
   s->resent_us = 0;
-  s->refused = 0;
   self->head = (self->head + 1) % self->n;
   if (self->count < self->n)
     self->count++;

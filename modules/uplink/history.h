@@ -19,7 +19,6 @@ typedef struct history_slot {
   uint16_t seq;
   int64_t sent_us;   /* monotonic: first sent */
   int64_t resent_us; /* monotonic: last retransmitted, 0 never */
-  int refused;       /* a resend was refused (the budget): a keyframe repairs instead */
 } history_slot_t;
 
 /* A history of about `bytes` bytes (at least 16 slots) of slot_size-byte

@@ -24,6 +24,7 @@
 #define RECV_PER_CALL 64        /* datagrams read per call: the host's loop must keep turning */
 #define RTCP_MAX 1500           /* larger RTCP is not expected: read as truncated, dropped */
 #define MIN_RESEND_GAP_US 10000 /* a packet is resent at most once per RTT, at least 10 ms */
+#define SEQ_HORIZON 0x4000      /* sequence numbers closer than this order safely */
 /* The smallest SRTCP: an RTCP header and sender SSRC, E flag + index, 80-bit tag. */
 #define SRTCP_MIN (8 + SRTP_KEYS_RTCP_TRAILER_LEN)
 /* An SR + SDES CNAME of 255 bytes, plus what SRTCP adds (libsrtp asks for room for its
@@ -76,10 +77,14 @@ struct media {
   media_path_fn *on_path;
   void *path_ctx;
   /* Congestion control (media_set_cc): NULL while off */
-  cc_t *cc;            /* owned */
-  pacer_t *pacer;      /* owned */
-  int cc_key_sent;     /* the current unit (being packetized) is a keyframe */
-  int cc_unit_start;   /* ... and its next packet is its first */
+  cc_t *cc;          /* owned */
+  pacer_t *pacer;    /* owned */
+  int cc_key_sent;   /* the current unit (being packetized) is a keyframe */
+  int cc_unit_start; /* ... and its next packet is its first */
+  /* The picture a refused resend broke (s_resend): from broken_seq on nothing
+   * decodes until a keyframe, whose first packet, key_seq, comes after it. */
+  int have_key, broken;
+  uint16_t key_seq, broken_seq;
   int64_t flushed_us;  /* the pacer's queue last dropped (0: never) */
   int64_t key_left_us; /* a keyframe's packet last left the pacer (0: never) */
   media_rate_fn *on_rate;
@@ -247,6 +252,7 @@ void media_set_stream(media_t *self, uint32_t ssrc, int pt) {
     self->sr_packets = self->sr_octets = 0;
     self->fir_seen = 0;
     history_clear(self->hist); /* those packets carry the old SSRC */
+    self->have_key = self->broken = 0;
     self->st.rtt_us = -1;
     if (self->mode == MODE_SRTP)
       media_shut(self); /* the keys were the old session's */
@@ -399,6 +405,17 @@ static int s_emit(void *ctx, const uint8_t *payload, size_t len, int marker) {
   /* Committed even when unsendable (length 0, never resent): the history finds
    * packets by sequence-number arithmetic, which a hole would break. */
   history_commit(m->hist, m->seq, (size_t)plen, u->now);
+  if (m->cc_key_sent && m->cc_unit_start) { /* a refusal before it is repaired */
+    m->have_key = 1;
+    m->key_seq = m->seq;
+    m->broken = 0;
+  }
+  /* Sequence numbers this far apart no longer order (RFC 3550's wrap): a
+   * break without a keyframe for 16384 packets (minutes: nobody watched) ends. */
+  if (m->broken && (uint16_t)(m->seq - m->broken_seq) >= SEQ_HORIZON)
+    m->broken = 0;
+  if (m->have_key && (uint16_t)(m->seq - m->key_seq) >= SEQ_HORIZON)
+    m->have_key = 0;
   m->seq++;
   if (!plen) {
     m->st.srtp_protect_errors += m->mode == MODE_SRTP;
@@ -473,11 +490,48 @@ void media_send_report(media_t *self) {
  * 1.1-1.6 s until the next keyframe (the lab's 300 kbit/s cap, link.cc). */
 #define HOLD_LOSS_PCT 5
 
+/* Whether a is before b in sequence-number order (RFC 3550's wrap-around). */
+static int s_seq_before(uint16_t a, uint16_t b) {
+  return (int16_t)(uint16_t)(a - b) < 0;
+}
+
+/* A resend of seq refused: the receiver gives up on it only after its last
+ * ask (about a second at 200 ms of RTT) and then asks for a keyframe. Its
+ * frame is broken from now, and every frame after it until a keyframe, so
+ * that keyframe, asked for at once, repairs the same for the same bytes and
+ * shortens the freeze by as much (1.1-1.2 s freezes on the lab's bad link,
+ * test_link.py), and what the receiver asks for in between is not worth
+ * resending (s_resend). One ask however many refusals, and none for a packet
+ * older than the last keyframe, which repaired its loss already. The ask is
+ * not feedback: a keyframe that left a moment ago does not answer it when
+ * its own packet is the one refused (the uplink's guard against PLIs that
+ * predate a keyframe held such an ask back until the receiver's PLI, a
+ * second later: a 1.4 s freeze in a fresh-clone run). */
+static void s_refused(media_t *self, uint16_t seq) {
+  if (self->have_key && s_seq_before(seq, self->key_seq))
+    return;
+  if (self->broken) {
+    if (s_seq_before(seq, self->broken_seq))
+      self->broken_seq = seq;
+    return;
+  }
+  self->broken = 1;
+  self->broken_seq = seq;
+  if (self->on_key)
+    self->on_key(self->ctx, "a resend over the budget", 0);
+}
+
 static void s_resend(media_t *self, uint16_t seq, int64_t now) {
   self->st.nacked_packets++;
   history_slot_t *s = history_find(self->hist, seq, now, self->history_us);
   if (!s || !s->len) { /* a length of 0: it was never sent (see s_emit) */
     self->st.retransmit_missed++;
+    return;
+  }
+  /* In a picture broken by a refusal (s_refused), until its keyframe: the
+   * budget this saves repairs the keyframe's own losses. */
+  if (self->broken && !s_seq_before(seq, self->broken_seq)) {
+    self->st.retransmit_futile++;
     return;
   }
   /* A receiver repeats its NACK until the packet arrives; a resend still on
@@ -499,16 +553,7 @@ static void s_resend(media_t *self, uint16_t seq, int64_t now) {
   /* The paid link: resends within their share of what the media costs. */
   if (!s_budget_allows(self, now, s->len)) {
     self->st.retransmit_over_budget++;
-    /* The receiver gives up on it only after its last ask (about a second
-     * at 200 ms of RTT) and then asks for a keyframe: the frame is broken
-     * from now, so that keyframe, asked for at once, repairs the same for
-     * the same bytes and shortens the freeze by as much (1.1-1.2 s freezes
-     * on the lab's bad link, test_link.py). The uplink's keyframe
-     * suppression keeps it to one for many refusals. */
-    if (!s->refused && self->on_key) {
-      s->refused = 1;
-      self->on_key(self->ctx, "a resend over the budget");
-    }
+    s_refused(self, seq);
     return;
   }
   if (s_send(self, s->data, s->len) == 0) {
@@ -548,7 +593,7 @@ static void s_on_pli(void *ctx, uint32_t media_ssrc) {
     return;
   }
   self->st.plis_received++;
-  self->on_key(self->ctx, "PLI");
+  self->on_key(self->ctx, "PLI", 1);
 }
 
 static void s_on_fir(void *ctx, uint32_t target_ssrc, uint8_t seq) {
@@ -564,7 +609,7 @@ static void s_on_fir(void *ctx, uint32_t target_ssrc, uint8_t seq) {
     return;
   self->fir_seen = 1;
   self->fir_seq = seq;
-  self->on_key(self->ctx, "FIR");
+  self->on_key(self->ctx, "FIR", 1);
 }
 
 static void s_on_report(void *ctx, const rtcp_report_t *r) {

@@ -56,6 +56,7 @@ typedef struct media_stats {
   uint64_t retransmit_missed;      /* asked for, but no longer (or never) in the history */
   uint64_t retransmit_suppressed;  /* asked for again within a round trip of the last resend */
   uint64_t retransmit_over_budget; /* asked for, held, but over the retransmission budget */
+  uint64_t retransmit_futile;      /* asked for in a picture a refusal broke: a keyframe comes */
   uint64_t media_bytes;            /* UDP payload bytes of first transmissions (RTP) */
   uint64_t nacks_received;         /* NACK messages for our stream */
   uint64_t nacked_packets;         /* packets they asked for */
@@ -97,10 +98,12 @@ typedef struct media_stats {
   uint32_t jitter;
 } media_stats_t;
 
-/* Called when the server asks for a keyframe (PLI, or a new FIR), or a resend
- * was refused by the budget; why is a string literal ("PLI", "FIR", "a resend
- * over the budget"): the uplink keeps the pointer while the keyframe waits. */
-typedef void(media_keyframe_fn)(void *ctx, const char *why);
+/* Called when the server asks for a keyframe (PLI, or a new FIR: feedback 1),
+ * or a resend refused by the budget broke the picture (feedback 0: our own
+ * decision, never answered by a keyframe sent before it); why is a string
+ * literal ("PLI", "FIR", "a resend over the budget"): the uplink keeps the
+ * pointer while the keyframe waits. */
+typedef void(media_keyframe_fn)(void *ctx, const char *why, int feedback);
 
 /* A media path whose RTP payloads are at most mtu bytes and whose history
  * holds about history_bytes of packets, answering NACKs for packets up to

@@ -308,6 +308,7 @@ static json_t *s_counters(uplink_t *u) {
   json_object_set_new(o, "media_bytes", json_integer((json_int_t)m->media_bytes));
   json_object_set_new(o, "retransmit_over_budget",
                       json_integer((json_int_t)m->retransmit_over_budget));
+  json_object_set_new(o, "retransmit_futile", json_integer((json_int_t)m->retransmit_futile));
   json_object_set_new(o, "retransmit_budget_pct", json_integer(u->set.retransmit_budget_pct));
   json_object_set_new(o, "nack_history_ms", json_integer(u->set.nack_history_ms));
   if (m->rtt_us >= 0)
@@ -666,14 +667,14 @@ static void s_deferred_key(uplink_t *u, int64_t now) {
   }
 }
 
-static void s_on_key_request(void *ctx, const char *why) {
+static void s_on_key_request(void *ctx, const char *why, int feedback) {
   uplink_t *u = ctx;
   if (!u->flowing) /* nobody watches otherwise: no keyframe is worth its bytes */
     return;
   /* Into a full link a keyframe is lost again (its packets queue behind the
    * excess and drop), and its loss asks for the next: one, once the queue
    * has drained (s_cc_follow), repairs as much for less. */
-  s_defer_key(u, why, 1);
+  s_defer_key(u, why, feedback);
 }
 
 /* ---- The path: UDP or the control connection ---------------------------------------- */

@@ -61,7 +61,8 @@ typedef struct {
   media_t *m;
   int srv; /* the plugin's socket, connected to the media socket */
   int keyframes;
-  char why[8];
+  int feedback; /* the last keyframe ask's: 1 the server's, 0 our own */
+  char why[32];
   srtp_keys_t keys;
   srtp_t dev_in;  /* the test's: unprotects what the device sends (device key) */
   srtp_t srv_out; /* the test's: protects feedback (server key, sender SSRC 1) */
@@ -81,8 +82,9 @@ typedef struct {
   int n;
 } pkts_t;
 
-static void s_on_key(void *ctx, const char *why) {
+static void s_on_key(void *ctx, const char *why, int feedback) {
   rig_t *r = ctx;
+  r->feedback = feedback;
   r->keyframes++;
   snprintf(r->why, sizeof r->why, "%s", why);
 }
@@ -247,11 +249,12 @@ static size_t s_unit(uint8_t *u, uint8_t *exp, size_t *exp_len, unsigned seed) {
   return n;
 }
 
-/* Sends a unit and collects its datagrams. */
-static void s_send_unit(rig_t *r, pkts_t *k, unsigned seed, uint8_t *exp, size_t *exp_len) {
+/* Sends a unit (a keyframe or not) and collects its datagrams. */
+static void s_send_unit_as(rig_t *r, pkts_t *k, unsigned seed, int key, uint8_t *exp,
+                           size_t *exp_len) {
   uint8_t unit[4096];
   size_t len = s_unit(unit, exp, exp_len, seed);
-  int sent = media_send_unit(r->m, OUTPOST_FMT_AV1, unit, len, 1, 1700000000000000 + seed);
+  int sent = media_send_unit(r->m, OUTPOST_FMT_AV1, unit, len, key, 1700000000000000 + seed);
   assert_true(sent >= 3 && sent <= MAX_PKTS);
   k->n = 0;
   for (int i = 0; i < sent; i++) {
@@ -260,6 +263,10 @@ static void s_send_unit(rig_t *r, pkts_t *k, unsigned seed, uint8_t *exp, size_t
     k->n++;
   }
   s_expect_quiet(r);
+}
+
+static void s_send_unit(rig_t *r, pkts_t *k, unsigned seed, uint8_t *exp, size_t *exp_len) {
+  s_send_unit_as(r, k, seed, 1, exp, exp_len);
 }
 
 /* Depacketizes the RTP packets (plain, or unprotected already) and checks
@@ -738,15 +745,17 @@ static void retransmit_budget_holds(void **state) {
   assert_true(st->retransmissions >= 1);
   assert_true(resent * 100 <= media * MEDIA_RETRANSMIT_BUDGET_PCT); /* within a quarter */
   assert_true((resent + MTU + RTP_HEADER_SIZE) * 100 > media * MEDIA_RETRANSMIT_BUDGET_PCT);
-  assert_int_equal(st->retransmissions + st->retransmit_over_budget, 12);
-  /* Each refused packet asks once for the keyframe that repairs instead (the
-   * uplink's suppression makes one of many); asked again, none more but
-   * for those resent the first time and refused now. */
+  assert_int_equal(st->retransmissions + st->retransmit_over_budget + st->retransmit_futile, 12);
+  /* All four units are keyframes: a refusal in the first three is repaired
+   * by the next already, and the first in the last one breaks the picture
+   * until a keyframe: one ask, the rest of that unit not worth resending.
+   * Asked again, none more. */
   int keys = r->keyframes;
-  assert_int_equal(keys, (int)st->retransmit_over_budget);
+  assert_int_equal(keys, 1);
+  assert_int_equal(r->feedback, 0);
   s_feed(r, fb, (size_t)s_nack_run(fb, first, 12));
   s_drain(r);
-  assert_in_range(r->keyframes - keys, 0, st->retransmissions);
+  assert_int_equal(r->keyframes, keys);
   /* A window later it has moved on: what is sent now may be resent within its
    * own quarter again. */
   struct timespec ts = {MEDIA_BUDGET_WINDOW_US / 1000000, 50 * 1000000};
@@ -765,6 +774,64 @@ static void retransmit_budget_holds(void **state) {
   s_feed(r, fb, (size_t)s_nack(fb, first));
   s_expect_quiet(r);
   assert_int_equal(st->retransmit_over_budget, over + 1);
+  free(k);
+  s_rig_free(r);
+}
+
+/* A refused resend breaks the picture until the next keyframe: it asks for
+ * that keyframe once, as our own decision (not feedback a keyframe that left
+ * a moment ago answered), and nothing asked for in the broken part is
+ * resent; what went before it still is, and a keyframe ends the break. */
+static void refusal_breaks_the_picture_until_a_keyframe(void **state) {
+  (void)state;
+  rig_t *r = s_rig(SRTP_KEYS_PROFILE_NONE);
+  pkts_t *k = calloc(1, sizeof *k);
+  uint8_t exp[4096];
+  _Alignas(8) uint8_t fb[64];
+  size_t exp_len;
+  const media_stats_t *st = media_stats(r->m);
+  uint16_t key = media_next_seq(r->m);
+  s_send_unit_as(r, k, 80, 1, exp, &exp_len); /* K: key .. key+2 */
+  uint16_t d1 = media_next_seq(r->m);
+  for (unsigned u = 0; u < 3; u++) /* three delta units after it */
+    s_send_unit_as(r, k, 81 + u, 0, exp, &exp_len);
+  uint16_t d3 = (uint16_t)(d1 + 6);
+  media_set_retransmit_budget(r->m, 0);
+  s_feed(r, fb, (size_t)s_nack(fb, d1)); /* refused: broken from d1, one ask */
+  assert_int_equal(st->retransmit_over_budget, 1);
+  assert_int_equal(r->keyframes, 1);
+  assert_int_equal(r->feedback, 0);
+  assert_string_equal(r->why, "a resend over the budget");
+  s_feed(r, fb, (size_t)s_nack(fb, (uint16_t)(d1 + 4))); /* in the broken part */
+  assert_int_equal(st->retransmit_futile, 1);
+  s_feed(r, fb, (size_t)s_nack(fb, (uint16_t)(key + 2))); /* before it: refused, no ask */
+  assert_int_equal(st->retransmit_over_budget, 2);
+  assert_int_equal(r->keyframes, 1);
+  media_set_retransmit_budget(r->m, 100);
+  s_feed(r, fb, (size_t)s_nack(fb, (uint16_t)(key + 1))); /* before the break: resent */
+  assert_true(s_drain(r) > 0);
+  assert_int_equal(st->retransmissions, 1);
+  s_feed(r, fb, (size_t)s_nack(fb, d3)); /* within budget, but broken: not resent */
+  s_expect_quiet(r);
+  assert_int_equal(st->retransmit_futile, 2);
+  /* The keyframe comes: the break ends. A refusal before it asks nothing, one
+   * in it breaks anew. */
+  uint16_t key2 = media_next_seq(r->m);
+  s_send_unit_as(r, k, 90, 1, exp, &exp_len);
+  media_set_retransmit_budget(r->m, 0);
+  s_feed(r, fb, (size_t)s_nack(fb, d3));
+  assert_int_equal(st->retransmit_over_budget, 3);
+  assert_int_equal(r->keyframes, 1);
+  s_feed(r, fb, (size_t)s_nack(fb, (uint16_t)(key2 + 1)));
+  assert_int_equal(r->keyframes, 2);
+  media_set_retransmit_budget(r->m, 100);
+  s_feed(r, fb, (size_t)s_nack(fb, (uint16_t)(d3 + 1))); /* before the break: resent */
+  assert_true(s_drain(r) > 0);
+  assert_int_equal(st->retransmissions, 2);
+  s_feed(r, fb, (size_t)s_pli(fb)); /* the server's ask is feedback */
+  assert_int_equal(r->keyframes, 3);
+  assert_int_equal(r->feedback, 1);
+  assert_int_equal(st->retransmit_futile, 2);
   free(k);
   s_rig_free(r);
 }
@@ -1266,6 +1333,7 @@ int main(void) {
       cmocka_unit_test(unusable_keys_shut_the_path),
       cmocka_unit_test(full_mtu_packets_fit),
       cmocka_unit_test(retransmit_budget_holds),
+      cmocka_unit_test(refusal_breaks_the_picture_until_a_keyframe),
       cmocka_unit_test(report_gives_rtt_and_paces_resends),
       cmocka_unit_test(path_selector_decides),
       cmocka_unit_test(media_switches_paths),
