@@ -276,7 +276,8 @@ def test_bad_but_working_link():
                   f"freeze {freeze} ms; loss {loss}, {asks} asks; plugin RTT {rtt:.0f} ms, uplink "
                   f"RTT {u1.get('rtt_ms'):.0f} ms; resent {resent} B = "
                   f"{100 * resent / max(media, 1):.1f} % of {media} B media (over budget "
-                  f"{u1['retransmit_over_budget']}, held while the link was full "
+                  f"{u1['retransmit_over_budget']}, not worth it in a broken picture "
+                  f"{u1['retransmit_futile']}, held while the link was full "
                   f"{u1['retransmit_link_full'] - u0['retransmit_link_full']}); the bill up "
                   f"{bill_bytes(paid, 'up')} B; the controller {u1.get('cc')}")
             assert units >= 5 * FPS, f"only {units} units recorded in 10 s"
