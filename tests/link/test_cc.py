@@ -31,7 +31,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from fixture import flowing, lab_spine  # noqa: E402
-from harness import run_cases  # noqa: E402
+from harness import picked, run_cases  # noqa: E402
 from lab import bill_bytes  # noqa: E402
 from mjr import longest_freeze  # noqa: E402
 
@@ -386,5 +386,4 @@ if __name__ == "__main__":
     cases = [test_today_against_now, test_follows_the_link]
     if "step" in os.environ.get("OUTPOST_CASES", ""):
         cases.append(test_step_down)
-    pick = os.environ.get("OUTPOST_CASES")
-    run_cases([c for c in cases if not pick or pick in c.__name__])
+    run_cases(picked(cases))
