@@ -78,11 +78,16 @@ class LabServer:
         return mp4, d["units"]
 
 
-def device_kernel(lab, srv, encoder="encoder-aom", bitrate=300, **uplink):
+def device_kernel(lab, srv, encoder="encoder-aom", bitrate=300, size=(W, H), speed=None,
+                  **uplink):
     """The device in the lab's device namespace: test pattern -> encoder -> uplink.
-    libaom: it keeps 30 fps live under ASan on a busy 2-core machine."""
-    return Kernel([module("capture", "capture-testsrc", width=W, height=H, fps=FPS),
-                   module("encoder", encoder, bitrate=bitrate, fps=FPS),
+    libaom: it keeps 30 fps live under ASan on a busy 2-core machine at 640x480
+    up to a few hundred kbit/s; at 1500 it took 55 ms a frame (16 fps) on one,
+    and sent half its target: a test that needs the encoder to keep to its
+    target at such rates runs it smaller (size)."""
+    return Kernel([module("capture", "capture-testsrc", width=size[0], height=size[1], fps=FPS),
+                   module("encoder", encoder, bitrate=bitrate, fps=FPS,
+                          **({"speed": speed} if speed is not None else {})),
                    module("uplink", "uplink", server=f"tcp://{SERVER_IP}:{srv.control_port}",
                           server_key=SERVER_KEYS[0], public_key=DEVICE_KEYS[0],
                           secret_key=DEVICE_KEYS[1], device="cam1", **uplink)],
@@ -94,15 +99,16 @@ def flowing(d):
 
 
 @contextlib.contextmanager
-def lab_spine(mode="always", general=None, **uplink):
+def lab_spine(mode="always", general=None, size=(W, H), speed=None, **uplink):
     """A lab, its server (plugin mode for cam1, more jcfg general keys) and the
-    device (uplink settings), all stopped and cleaned up after: (lab, srv, k)."""
+    device (its picture's size, uplink settings), all stopped and cleaned up
+    after: (lab, srv, k)."""
     from lab import Lab
     with Lab() as lab:
         srv = LabServer(lab, mode=mode, **(general or {})).start()
         k = None
         try:
-            k = device_kernel(lab, srv, **uplink).start()
+            k = device_kernel(lab, srv, size=size, speed=speed, **uplink).start()
             yield lab, srv, k
         finally:
             if k:

@@ -122,7 +122,7 @@ def _capped_500(cc, seconds):
     """libaom at 500 kbit/s into a 300 kbit/s cap for `seconds`: what it costs,
     over the whole and after the first 5 s (the controller's time to get
     under the cap)."""
-    with lab_spine("always", bitrate=500, congestion_control=cc) as (lab, srv, k):
+    with lab_spine("always", bitrate=500, congestion_control=cc, size=SIZE, speed=SPEED) as (lab, srv, k):
         srv.wait(flowing, 20, "media flowing")
         lab.rate("up", 300)
         w = Watch(lab)
@@ -178,6 +178,10 @@ def _up_to_max(lab, srv, k, w):
     enc = k.mod("encoder")["module"].get("target_kbps", 0)
     print(f"     3 Mbit/s: the target at {target} kbit/s after {up_s:.1f} s (the encoder "
           f"{enc}); per second {w.per_second(t2, time.monotonic())} kbit/s")
+    if target < 0.8 * 1500:
+        _why(k)
+        u = _uplink(k)
+        print(f"     uplink {dict((n, u.get(n)) for n in STATS)}; encoder {k.mod('encoder')['module']}")
     assert target >= 0.8 * 1500, (target, _uplink(k)["cc"])
 
 
@@ -196,7 +200,7 @@ def _random_loss(lab, k):
 
 
 def test_follows_the_link():
-    with lab_spine("always", bitrate=1500, congestion_control=True) as (lab, srv, k):
+    with lab_spine("always", bitrate=1500, congestion_control=True, size=SIZE, speed=SPEED) as (lab, srv, k):
         srv.wait(flowing, 20, "media flowing")
         _controller_running(k)
         _random_loss(lab, k)
@@ -231,7 +235,7 @@ def test_follows_the_link():
         if p95(q) > 150 or drops > 0.01 * offered or frames < 0.95 * units or freeze > 1000:
             _why(k)
             _frozen(mp4[:-4] + ".mjr")
-            print(f"     uplink {dict((n, u.get(n)) for n in STATS)}; plugin {srv.device()['ingest_loss']}, "
+            print(f"     uplink {dict((n, u.get(n)) for n in STATS)}; encoder {k.mod('encoder')['module']}; plugin {srv.device()['ingest_loss']}, "
                   f"srtp {srv.device()['srtp']}")
         assert p95(q) <= 150, q
         assert drops <= 0.01 * offered, (drops, offered)
@@ -317,7 +321,14 @@ def _why(k):
                 print("     | " + line.rstrip()[-200:])
 
 
-STATS = ("media_bytes", "retransmissions", "retransmit_bytes", "retransmit_over_budget",
+# The device's picture: what is tested is the controller, and the encoder has
+# to keep to its target for that. At 640x480 libaom under ASan took 55 ms a
+# frame at 1000-1500 kbit/s on a 2-core machine (16 fps, half its target sent),
+# and a target that the stream never reached read as a link that never grew.
+SIZE = (640, 480)
+SPEED = 10
+
+STATS = ("units_in", "units_sent", "units_dropped", "units_awaiting_keyframe", "media_bytes", "retransmissions", "retransmit_bytes", "retransmit_over_budget",
          "retransmit_link_full", "retransmit_suppressed", "pacer_flushes", "pacer_skips", "pacer_dropped",
          "pacer_refused", "keyframes_requested", "keyframes_suppressed", "keyframes_deferred",
          "send_errors", "path_switches", "control_asks")
@@ -354,7 +365,7 @@ def test_step_down():
     3 s after the step, the link empty (queue 2 ms), the encoder's frames
     over 1.5 x a target of 155 kbit/s filling the pacer. Not in ctest until
     the pacer answers that without a flush."""
-    with lab_spine("always", bitrate=1500, congestion_control=True) as (lab, srv, k):
+    with lab_spine("always", bitrate=1500, congestion_control=True, size=SIZE, speed=SPEED) as (lab, srv, k):
         srv.wait(flowing, 20, "media flowing")
         w = Watch(lab)
         lab.rate("up", 3000)
