@@ -60,9 +60,15 @@
 #define UP_CAP_FACTOR 1.5        /* GCC: never above 1.5 x the incoming rate */
 #define UP_CAP_EXTRA_KBPS 50     /* ... plus this, so that a low rate can still grow */
 #define NEAR_CONGESTION 0.15     /* within this share of the last full-link rate: additive */
-#define RATE_MIN_SPAN_US 100000  /* a receive rate over less than this is noise */
-#define STEP_MAX_US 1000000      /* growth is not banked over silent gaps */
-#define DRAIN_HOLD_US 1000000    /* a queue neither growing nor draining: cut again after */
+#define NEAR_CAP 1.25 /* ... and the target at most this x it (or what the link carried) */
+/* ... for this long: an encoder that sends less than its target (one that
+ * cannot keep its frame rate: libaom made 16 fps of 30 at 1000 kbit/s on a
+ * busy 2-core machine) may never send past the old rate by itself, and a
+ * link that grew looked full for 20 s (link.cc). */
+#define NEAR_CAP_HOLD_US 3000000
+#define RATE_MIN_SPAN_US 100000 /* a receive rate over less than this is noise */
+#define STEP_MAX_US 1000000     /* growth is not banked over silent gaps */
+#define DRAIN_HOLD_US 1000000   /* a queue neither growing nor draining: cut again after */
 /* Between two cuts at least this, whatever the round trip: a cut shows in the
  * feedback only once the encoder follows (a few frames) and the report comes
  * (up to 200 ms). Cutting on each feedback meanwhile cascaded (1500 -> 740 ->
@@ -132,6 +138,7 @@ struct cc {
   /* The controller */
   double qdelay, qdelay_prev, qdelay_prev2; /* µs, smoothed; < 0 not known */
   double congestion_kbps; /* the receive rate when the link last filled (0: never) */
+  int64_t near_cap_us;    /* since when NEAR_CAP has held the target back (0: it does not) */
   int64_t last_decrease_us, last_update_us;
   double cut_qdelay; /* the queuing delay at the last cut on delay */
   double cut_target; /* the target that cut set */
@@ -548,6 +555,7 @@ int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us) {
       if (to < self->target) {
         s_set(self, to, on_delay && to != by_loss ? CC_DELAY : CC_LOSS);
         self->last_decrease_us = now_us;
+        self->near_cap_us = 0;
         if (on_delay) {
           self->cut_qdelay = self->cut_least = self->qdelay;
           self->cut_target = self->target;
@@ -561,9 +569,17 @@ int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us) {
     self->st.link_full = 0;
     self->cut_qdelay = 0; /* the queue drained: the next one is a new episode */
     self->cuts = 0;
+    /* The link carried more than where it last filled, and no queue: it
+     * grew. What it carried, not the target (libwebrtc's AIMD resets its
+     * link capacity on the throughput too): an encoder under its target
+     * leaves the link empty while the target climbs past the old rate, and
+     * taken for a grown link that climb went on at up to 25 %/s, until the
+     * encoder caught up at 1.5x a 300 kbit/s link and the queue reached
+     * 180-250 ms (three lab runs of link.cc in a row). */
     double c = self->congestion_kbps;
-    if (c > 0 && self->target > (1 + NEAR_CONGESTION) * c)
-      self->congestion_kbps = c = 0; /* past it without a queue: the link grew */
+    if (c > 0 && (rate > (1 + NEAR_CONGESTION) * c ||
+                  (self->near_cap_us && now_us - self->near_cap_us >= NEAR_CAP_HOLD_US)))
+      self->congestion_kbps = c = 0;
     double to;
     if (c > 0 && self->target >= (1 - NEAR_CONGESTION) * c) {
       /* GCC's additive step near the last full-link rate: about a packet per
@@ -579,6 +595,19 @@ int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us) {
       to = self->target * (1 + (per_s > INCREASE_MAX_PER_S ? INCREASE_MAX_PER_S : per_s) * dt);
     }
     double cap = rate > 0 ? UP_CAP_FACTOR * rate + UP_CAP_EXTRA_KBPS : self->target;
+    /* Not far past where the link filled until it carries more: the encoder
+     * under its target sends less than the target says, and catching up
+     * all at once at 1.5x the rate (GCC's bound) ran a 300 kbit/s link at
+     * 460 (the additive step is a frame per response time: 80 kbit/s a
+     * second at 250 kbit/s over a short round trip). */
+    double known = c > 0 ? NEAR_CAP * (rate > c ? rate : c) : 0;
+    if (known > 0 && known < cap && to > known) {
+      cap = known;
+      if (!self->near_cap_us)
+        self->near_cap_us = now_us;
+    } else {
+      self->near_cap_us = 0;
+    }
     if (to > cap)
       to = cap;
     if (to > self->target)
