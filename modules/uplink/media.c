@@ -490,11 +490,6 @@ void media_send_report(media_t *self) {
  * 1.1-1.6 s until the next keyframe (the lab's 300 kbit/s cap, link.cc). */
 #define HOLD_LOSS_PCT 5
 
-/* Whether a is before b in sequence-number order (RFC 3550's wrap-around). */
-static int s_seq_before(uint16_t a, uint16_t b) {
-  return (int16_t)(uint16_t)(a - b) < 0;
-}
-
 /* A resend of seq refused: the receiver gives up on it only after its last
  * ask (about a second at 200 ms of RTT) and then asks for a keyframe. Its
  * frame is broken from now, and every frame after it until a keyframe, so
@@ -508,10 +503,10 @@ static int s_seq_before(uint16_t a, uint16_t b) {
  * predate a keyframe held such an ask back until the receiver's PLI, a
  * second later: a 1.4 s freeze in a fresh-clone run). */
 static void s_refused(media_t *self, uint16_t seq) {
-  if (self->have_key && s_seq_before(seq, self->key_seq))
+  if (self->have_key && rtp_seq_diff(seq, self->key_seq) < 0)
     return;
   if (self->broken) {
-    if (s_seq_before(seq, self->broken_seq))
+    if (rtp_seq_diff(seq, self->broken_seq) < 0)
       self->broken_seq = seq;
     return;
   }
@@ -530,7 +525,7 @@ static void s_resend(media_t *self, uint16_t seq, int64_t now) {
   }
   /* In a picture broken by a refusal (s_refused), until its keyframe: the
    * budget this saves repairs the keyframe's own losses. */
-  if (self->broken && !s_seq_before(seq, self->broken_seq)) {
+  if (self->broken && rtp_seq_diff(seq, self->broken_seq) >= 0) {
     self->st.retransmit_futile++;
     return;
   }
