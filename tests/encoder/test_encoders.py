@@ -1,7 +1,8 @@
 """Encoder modules under the real kernel, judged by an independent decoder.
 
 For each encoder: quality and rate on a hard clip and on the test pattern's own
-content (PSNR-Y vs the source, bitrate within 15 %, no keyframes but the first);
+content (PSNR-Y vs the source, bitrate within 15 % - on the easy pattern only
+its upper bound, and a floor of half -, no keyframes but the first);
 live test pattern with a keyframe request (out within the encoder's delay + 1
 unit) and the stamps read back from the decoded pictures; a bitrate change (the
 units after it within 20 % of the new target, one decodable stream) and a kill -9
@@ -237,7 +238,14 @@ def quality(enc, kind):
     psnr = psnr_y(yuv, ref, w, h)
     kbps = unit_kbps(units, fps)
     assert psnr >= spec["min_psnr"], f"PSNR-Y {psnr:.2f} dB < {spec['min_psnr']}"
-    assert abs(kbps - target) <= 0.15 * target, \
+    # Over the target by more than 15 % is a fault on any content. Under it is one
+    # only on the hard clip, which needs every bit: on the test pattern x265
+    # (ultrafast, VBV) has nothing to spend more on and gives 84-96 % of the target
+    # at 47 dB (CI saw 84.4 %), which costs the link less and no picture. A floor of
+    # half the target still catches a rate given in the wrong unit or per second
+    # where per frame was meant.
+    low = 0.15 if kind == "hard" else 0.5
+    assert -low * target <= kbps - target <= 0.15 * target, \
         f"{kbps:.0f} kbit/s per unit for a {target} kbit/s target at {fps} fps"
     print(f"     {enc} on {kind}, {w}x{h} at {fps} fps: {len(units)} units "
           f"({kept(units):.0%} of the frames captured; longest gap {gap * 1000:.0f} ms) decode, "
