@@ -14,9 +14,14 @@
  * A coded unit lost on the way out (the next module not connected yet, or
  * too slow) breaks every later picture until a keyframe: the core then skips
  * the undecodable units instead of spending bytes on them, and forces a
- * keyframe, one at a time, until one gets through. */
+ * keyframe, one at a time, until one gets through.
+ *
+ * While what the encoder put out runs over the target (its rate control
+ * lagging a cut, a keyframe's excess), raw frames are not encoded: see
+ * rate_guard.h. */
 #include "clock.h"
 #include "encoder.h"
+#include "rate_guard.h"
 #include "stats.h"
 
 #include "av1_obu.h"
@@ -61,6 +66,7 @@ typedef struct {
   int need_key;           /* a unit was lost downstream: nothing decodes until a keyframe */
   uintptr_t recovery_tag; /* the frame forced as the recovery keyframe, while in flight */
   uint64_t lost_out, skipped_undecodable, keys_recovery;
+  rate_guard_t guard; /* raw frames not encoded while the output is over the target */
 } enc_t;
 
 static int s_int(const json_t *st, const char *key, int def, int lo, int hi, int *out,
@@ -93,6 +99,7 @@ static void s_publish(enc_t *e, int64_t now) {
       (json_int_t)e->reopens, "reconfigured_in_place", (json_int_t)e->reconfigs_in_place,
       "last_reopen_ms", e->last_reopen_ms, "last_reopen_why", e->last_reopen_why, "lost_downstream",
       (json_int_t)e->lost_out, "skipped_undecodable", (json_int_t)e->skipped_undecodable);
+  json_object_set_new(st, "skipped_over_rate", json_integer((json_int_t)e->guard.skipped));
   json_object_set_new(st, "rate_in_place", json_boolean(e->be->rate_in_place));
   enc_stats_report(&e->stats, now, st);
   e->api->set_status(e->h, st);
@@ -140,6 +147,7 @@ static void s_emit(enc_t *e, const enc_unit_t *u) {
   uint32_t latency = (uint32_t)(now - m->in_us);
   enc_stats_unit(&e->stats, now, len, latency);
   e->bytes_out += len;
+  rate_guard_unit(&e->guard, len);
   if (!out) {
     e->lost_out++; /* counted by the host too */
     e->need_key = 1;
@@ -225,6 +233,12 @@ static int s_frame(void *self, const outpost_frame_t *f) {
       e->reconfigs_in_place++;
     else if (s_open(e, "bitrate/fps change"))
       return -1;
+  }
+  if (rate_guard_skip(&e->guard, f->capture_us, e->cfg.bitrate_kbps, e->force_key || e->need_key)) {
+    e->dropped_in++; /* as a frame the source dropped: the next refers to the last one */
+    if (t0 >= e->next_status_us)
+      s_publish(e, t0);
+    return 0;
   }
   uintptr_t tag = ++e->next_tag;
   int force = e->force_key;

@@ -505,6 +505,13 @@ int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us) {
         (!self->last_decrease_us || self->cut_qdelay <= 0 ||
          self->qdelay > self->cut_qdelay + QDELAY_SLACK_US ||
          (since >= response + DRAIN_HOLD_US && self->qdelay >= self->cut_qdelay - QDELAY_SLACK_US));
+    /* A queue we hardly feed (after a flush, nothing is sent until its
+     * keyframe) drains by itself, and the rate that arrives meanwhile is our
+     * silence, not the link: cut on it, a 300 kbit/s link went 198 -> 50
+     * kbit/s (21 kbit/s "carried"), and the picture froze 1.9-2.4 s (link.cc,
+     * twice in this machine's runs). */
+    if (on_delay && s_send_rate(self, now_us, CC_RATE_WINDOW_US) < 0.5 * self->target)
+      on_delay = 0;
     int64_t spacing = response > CUT_SPACING_US ? response : CUT_SPACING_US;
     double least = s_floor(self, now_us);
     /* Since our cut the queue rose from its lowest while we sent, and less

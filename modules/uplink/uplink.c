@@ -607,12 +607,17 @@ static void s_destination(uplink_t *u) {
  * still due: a burst of PLIs from the server must cost one keyframe. Feedback
  * (PLI, FIR) that arrives within a round trip of a keyframe leaving was sent
  * before the server saw that keyframe: it is answered already. */
-static void s_request_key(uplink_t *u, const char *why, int feedback) {
-  int64_t now = clock_mono_us();
+/* Feedback that came within a round trip (and KEY_GUARD_US) of a keyframe
+ * leaving: sent before the server saw that keyframe, answered by it. */
+static int s_answered(uplink_t *u, int64_t now) {
   int64_t rtt = media_stats(u->media)->rtt_us;
   int64_t guard = KEY_GUARD_US + (rtt > 0 ? rtt : 0);
-  if (u->key_req || now < u->key_wait_until ||
-      (feedback && u->last_key_sent_us && now - u->last_key_sent_us < guard)) {
+  return u->last_key_sent_us && now - u->last_key_sent_us < guard;
+}
+
+static void s_request_key(uplink_t *u, const char *why, int feedback) {
+  int64_t now = clock_mono_us();
+  if (u->key_req || now < u->key_wait_until || (feedback && s_answered(u, now))) {
     u->keyframes_suppressed++;
     return;
   }
@@ -637,6 +642,14 @@ static int64_t s_key_delay(uplink_t *u, const json_t *reply) {
  * KEY_DEFER_MAX_US later. */
 static void s_defer_key(uplink_t *u, const char *why, int feedback) {
   const cc_stats_t *cc = media_cc(u->media);
+  /* Judged when it comes, not when the deferral ends: by then the keyframe
+   * that answered it may have left longer ago than the guard (a PLI for a
+   * loss of a step down, deferred past the flush's keyframe, cost a second
+   * keyframe in link.cc's step case). */
+  if (feedback && s_answered(u, clock_mono_us())) {
+    u->keyframes_suppressed++;
+    return;
+  }
   if (cc && cc->link_full) {
     if (!u->key_deferred) {
       int64_t rtt = media_stats(u->media)->rtt_us;
