@@ -603,18 +603,17 @@ static void s_destination(uplink_t *u) {
 
 /* ---- Keyframes ---------------------------------------------------------------------- */
 
-/* At most one request in flight, and none while the keyframe asked for is
- * still due: a burst of PLIs from the server must cost one keyframe. Feedback
- * (PLI, FIR) that arrives within a round trip of a keyframe leaving was sent
- * before the server saw that keyframe: it is answered already. */
-/* Feedback that came within a round trip (and KEY_GUARD_US) of a keyframe
- * leaving: sent before the server saw that keyframe, answered by it. */
+/* Feedback (PLI, FIR) that came within a round trip (and KEY_GUARD_US) of a
+ * keyframe leaving: sent before the server saw that keyframe, answered by it. */
 static int s_answered(uplink_t *u, int64_t now) {
   int64_t rtt = media_stats(u->media)->rtt_us;
   int64_t guard = KEY_GUARD_US + (rtt > 0 ? rtt : 0);
   return u->last_key_sent_us && now - u->last_key_sent_us < guard;
 }
 
+/* At most one request in flight, and none while the keyframe asked for is
+ * still due: a burst of PLIs from the server must cost one keyframe; feedback
+ * already answered (s_answered) costs none. */
 static void s_request_key(uplink_t *u, const char *why, int feedback) {
   int64_t now = clock_mono_us();
   if (u->key_req || now < u->key_wait_until || (feedback && s_answered(u, now))) {

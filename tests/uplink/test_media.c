@@ -1176,7 +1176,8 @@ static void s_cc_flush(void *ctx) {
  * latest arrival. */
 static int s_ccfb(uint8_t *p, size_t size, uint16_t first, int count, const int64_t *sent_us,
                   int64_t delay_us) {
-  int64_t arr[MAX_PKTS], now = 0;
+  int64_t arr[64], now = 0;
+  assert_true(count <= 64);
   for (int i = 0; i < count; i++) {
     arr[i] = sent_us[i] + delay_us;
     now = arr[i] > now ? arr[i] : now;
@@ -1206,7 +1207,7 @@ static uint16_t s_send_paced(rig_t *r, const uint8_t *unit, size_t len, int64_t 
 }
 
 /* With it on, a unit's packets leave at the pacing rate (not in one burst);
- * the server's feedback reaches the controller; a queue growing by 200 ms
+ * the server's feedback reaches the controller; a queue growing behind a slow link
  * lowers the target (the uplink is told; a cut to under half drops the
  * pacer's queue) and holds resends while the full link also drops (a full
  * one that does not drop gets them); malformed feedback is dropped whole. */
@@ -1259,11 +1260,36 @@ static void cc_paces_and_follows_feedback(void **state) {
   assert_int_equal(st->ccfb_received, 1);
   assert_int_equal(media_cc(r->m)->feedbacks, 1);
   assert_int_equal(media_cc(r->m)->unknown, 0);
-  /* The next unit's packets 220 ms after they left: a queue of 200 ms. */
-  first = s_send_paced(r, unit, len, 1700000000100000, sent);
+  /* A unit alone (the keyframe after a flush: nothing else is sent) arriving
+   * 220 ms late: a queue we hardly feed drains by itself, and what arrives
+   * says our silence, not the link's rate: no cut. */
+  first = s_send_paced(r, unit, len, 1700000000080000, sent);
   s_feed(r, fb, (size_t)s_ccfb(fb, sizeof fb - 32, first, 3, sent, 220000));
+  assert_int_equal(media_cc(r->m)->target_kbps, 1000);
+  assert_int_equal(media_cc(r->m)->decreases, 0);
+  assert_int_equal(seen.rates, 0);
+  /* Units as an encoder at the target sends them (14 units of ~3 KB within
+   * the rate window are over half the target), through a link that carries 300
+   * kbit/s (~1 KB packets, 20 ms on the way): a queue grows to most of a
+   * second. */
+  enum { N14 = 14 * 3 };
+  int64_t sent14[N14], arr14[N14], last = 0;
+  uint16_t first14 = media_next_seq(r->m);
+  for (int u = 0; u < 14; u++)
+    first = s_send_paced(r, unit, len, 1700000000100000 + u * 3000, sent14 + 3 * u);
+  memcpy(sent, sent14 + N14 - 3, sizeof *sent * 3);
+  for (int i = 0; i < N14; i++) {
+    int64_t out = sent14[i] > last ? sent14[i] : last;
+    last = out + 1050 * 8 * 1000 / 300; /* us for a packet at 300 kbit/s */
+    arr14[i] = last + 20000;
+  }
+  uint32_t ts14 = (uint32_t)((uint64_t)arr14[N14 - 1] * 65536 / 1000000);
+  int l14 =
+      ccfb_write(fb, sizeof fb - 32, SERVER_SSRC, SSRC, first14, N14, arr14, arr14[N14 - 1], ts14);
+  assert_true(l14 > 0);
+  s_feed(r, fb, (size_t)l14);
   const cc_stats_t *cc = media_cc(r->m);
-  assert_int_equal(cc->feedbacks, 2);
+  assert_int_equal(cc->feedbacks, 3);
   assert_true(cc->qdelay_us >= 60000);
   assert_true(cc->link_full);
   assert_int_equal(cc->reason, CC_DELAY);
@@ -1306,7 +1332,7 @@ static void cc_paces_and_follows_feedback(void **state) {
   uint64_t bad = st->rtcp_malformed;
   s_feed(r, fb, (size_t)fl);
   assert_int_equal(st->rtcp_malformed, bad + 1);
-  assert_int_equal(cc->feedbacks, 3);
+  assert_int_equal(cc->feedbacks, 4);
   /* Off: packets leave at once again. */
   assert_int_equal(media_set_cc(r->m, 0, 0, 0, 0), 0);
   assert_null(media_cc(r->m));
