@@ -91,6 +91,7 @@
 #define SHARED_HOLD_US 15000000       /* sharing, then the delay judges again */
 #define SHARED_CAP_FACTOR 1.1         /* sharing: never above this x the receive rate */
 #define SHARED_SEND_WINDOW_US 1000000 /* what we sent lately, against the queue's rise */
+#define SHARED_PERSIST_US 1000000     /* ... and the rise held this long */
 
 typedef struct {
   uint16_t seq;
@@ -146,6 +147,7 @@ struct cc {
   double cut_least;  /* the least queuing delay since that cut */
   int cuts;          /* on delay since the queue last drained */
   int64_t shared_us; /* when sharing began */
+  int64_t grew_us;   /* since when the queue has stood grown after our cut (0: not) */
   floor_t floor[FLOOR_RING];
   unsigned floor_head;
   cc_stats_t st;
@@ -488,6 +490,7 @@ int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us) {
     self->st.shared = 0;
     self->cuts = 0;
     self->cut_qdelay = 0;
+    self->grew_us = 0;
   }
   if (self->st.shared) {
     s_shared(self, now_us, response, rate, loss, dt);
@@ -532,6 +535,16 @@ int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us) {
     int grew = self->cuts >= 1 && since >= response + SHARED_SETTLE_US &&
                self->qdelay > self->cut_least + SHARED_GROWTH_US + own &&
                self->target <= 1.05 * self->cut_target;
+    /* ... for a second on end: another flow's queue stands, ours after a
+     * flush comes and goes (the keyframe and the frames behind it, sent
+     * after the flush's silence, raised a drained queue to 39 ms for one
+     * feedback; taken for another flow's, the loss rules ran a 250 kbit/s
+     * link at 315 and lost half its packets: 1.8 s frozen, six keyframes). */
+    if (!(queue && below && grew))
+      self->grew_us = 0;
+    else if (!self->grew_us)
+      self->grew_us = now_us;
+    grew = grew && now_us - self->grew_us >= SHARED_PERSIST_US;
     if (queue && below &&
         (grew || (self->cuts >= 2 && least > CC_QDELAY_HIGH_US && since >= spacing))) {
       /* The queue grew after our cut, or it never emptied: not ours (see
