@@ -282,6 +282,11 @@ def _shares_with_tcp(lab, srv, k, upload):
     cap = 1000
     lab.rate("up", cap)
     lab.rate("down", cap)
+    # The stream settles on the capped link first: what is measured is the
+    # sharing, not the step from ~1400 kbit/s to the cap (in one CI run the
+    # two at once: two cuts to under 300 kbit/s, and 196 kbit/s over the 5 s
+    # measured; see README, not understood yet).
+    time.sleep(3)
     procs = [_bulk(lab, "srv", "sink", "5201"), _bulk(lab, "srv", "source", "5202")]
     try:
         time.sleep(0.5)
