@@ -956,6 +956,8 @@ static int s_flush(media_t *self, int64_t now) {
   }
   pacer_flush(self->pacer, s_unsend, self);
   self->st.pacer_flushes++;
+  if (self->cc)
+    cc_flushed(self->cc, now);
   if (self->on_flush)
     self->on_flush(self->rate_ctx);
   return 1;

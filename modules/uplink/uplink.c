@@ -655,9 +655,16 @@ static void s_defer_key(uplink_t *u, const char *why, int feedback) {
       int64_t wait = (cc->qdelay_us > 0 ? cc->qdelay_us : 0) + (rtt > 0 ? rtt : 0) + 100000;
       if (u->awaiting_key && wait < KEY_DEFER_MIN_US) /* after a flush (s_on_flush) */
         wait = KEY_DEFER_MIN_US;
-      u->key_deferred_until = clock_mono_us() + (wait < KEY_DEFER_MAX_US ? wait : KEY_DEFER_MAX_US);
+      if (wait > KEY_DEFER_MAX_US)
+        wait = KEY_DEFER_MAX_US;
+      u->key_deferred_until = clock_mono_us() + wait;
       u->key_deferred_why = why;
       u->keyframes_deferred++;
+      u->api->log(
+          u->h,
+          "keyframe (%s) deferred up to %lld ms: the link is full (queue %lld ms, RTT %lld ms)",
+          why, (long long)wait / 1000, (long long)cc->qdelay_us / 1000,
+          (long long)(rtt > 0 ? rtt : 0) / 1000);
     }
     u->key_deferred = 1;
     return;

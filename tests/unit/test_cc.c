@@ -271,6 +271,46 @@ static void bounds_and_unknown_packets(void **state) {
   cc_destroy(&cc); /* NULL: nothing */
 }
 
+/* Loss is what the link lost of what we sent: a resend's original was
+ * counted when reported lost, and a report that predates the resend (it says
+ * "not received" again) is not a second loss; after a flush, what was sent
+ * before it counts for neither loss nor delay. */
+static void resends_and_flushes_are_no_new_loss(void **state) {
+  (void)state;
+  cc_t *cc = cc_new(50, 1000, 500);
+  int64_t t = 1000000;
+  for (uint16_t s = 0; s < 40; s++)
+    cc_sent(cc, s, 1200, t + s * 1000);
+  cc_feedback_begin(cc, 1000);
+  for (uint16_t s = 0; s < 20; s++)
+    cc_report(cc, s, s != 5 && s != 6, 100);
+  cc_feedback_end(cc, t + 100000, -1);
+  assert_int_equal(cc_stats(cc)->loss_pct, 10); /* 2 of 20 */
+  cc_sent(cc, 5, 1200, t + 110000);             /* resent after the NACK */
+  cc_sent(cc, 6, 1200, t + 110000);
+  cc_sent(cc, 25, 1200, t + 110000); /* NACKed before any report said so */
+  cc_feedback_begin(cc, 2000);
+  cc_report(cc, 5, 0, 0); /* the report before the resends arrived */
+  cc_report(cc, 6, 0, 0);
+  for (uint16_t s = 20; s < 40; s++)
+    cc_report(cc, s, s != 25, 100);
+  cc_feedback_end(cc, t + 150000, -1);
+  assert_int_equal(cc_stats(cc)->loss_pct, 5); /* still 2, now of 40 */
+  /* A flush: the 20 sent before it and then lost are not a loss of now. */
+  for (uint16_t s = 40; s < 60; s++)
+    cc_sent(cc, s, 1200, t + 200000 + s * 1000);
+  cc_flushed(cc, t + 300000);
+  for (uint16_t s = 60; s < 80; s++)
+    cc_sent(cc, s, 1200, t + 300000 + s * 1000);
+  cc_feedback_begin(cc, 3000);
+  for (uint16_t s = 40; s < 80; s++)
+    cc_report(cc, s, s >= 60, 100);
+  cc_feedback_end(cc, t + 450000, -1);
+  assert_int_equal(cc_stats(cc)->loss_pct, 0); /* the window starts afresh: 0 of 20 */
+  assert_int_equal(cc_stats(cc)->decreases, 0);
+  cc_destroy(&cc);
+}
+
 /* The pacer: a 40 KB keyframe at 450 kbit/s leaves over ~0.7 s, not at once;
  * credit is kept for a burst of 5 ms at most; flush hands back every queued
  * sequence number. */
@@ -366,6 +406,7 @@ int main(void) {
       cmocka_unit_test(random_loss_is_not_congestion),
       cmocka_unit_test(shares_with_a_loss_based_flow),
       cmocka_unit_test(bounds_and_unknown_packets),
+      cmocka_unit_test(resends_and_flushes_are_no_new_loss),
       cmocka_unit_test(pacer_spreads_a_keyframe),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
