@@ -52,6 +52,8 @@
 #define LOSS_CUT_PCT 10          /* with a queue */
 #define LOSS_HEAVY_PCT 25        /* whatever the delay */
 #define DECREASE_OF_RATE 0.85    /* GCC: 0.85 x the incoming rate */
+#define LINK_LIMITED 1.2         /* sent this much more than arrived: the link's rate */
+#define FLUSH_EPOCH_US 5000000   /* a flush's old packets are reported within this */
 #define INCREASE_PER_S 0.08      /* GCC: at most 8 % a second, multiplicative */
 #define PACKET_BITS (1200.0 * 8) /* the largest packet: the additive step's unit */
 #define ADDITIVE_MIN_KBPS 4.0    /* a second, at the least (GCC: 4 kbit/s) */
@@ -142,14 +144,18 @@ struct cc {
   double congestion_kbps; /* the receive rate when the link last filled (0: never) */
   int64_t near_cap_us;    /* since when NEAR_CAP has held the target back (0: it does not) */
   int64_t last_decrease_us, last_update_us;
-  double cut_qdelay;  /* the queuing delay at the last cut on delay */
-  double cut_target;  /* the target that cut set */
-  double cut_rate;    /* the receive rate it cut from */
-  double cut_least;   /* the least queuing delay since that cut */
-  int cuts;           /* on delay since the queue last drained */
-  int64_t shared_us;  /* when sharing began */
-  int64_t grew_us;    /* since when the queue has stood grown after our cut (0: not) */
-  int64_t flushed_us; /* packets sent before this are an answered episode (cc_flushed) */
+  double cut_qdelay;     /* the queuing delay at the last cut on delay */
+  double cut_target;     /* the target that cut set */
+  double cut_rate;       /* the receive rate it cut from */
+  double cut_least;      /* the least queuing delay since that cut */
+  int cuts;              /* on delay since the queue last drained */
+  int64_t shared_us;     /* when sharing began */
+  int64_t grew_us;       /* since when the queue has stood grown after our cut (0: not) */
+  int flush_on;          /* packets before flush_seq are an answered episode (cc_flushed) */
+  uint16_t flush_seq;    /* the first packet of the units after the flush */
+  int64_t flushed_us;    /* when: the episode is forgotten FLUSH_EPOCH_US later */
+  int64_t rate_from_us;  /* remote clock: the receive rate counts arrivals from here */
+  int rate_from_pending; /* ... the first arrival of a packet sent after the flush */
   floor_t floor[FLOOR_RING];
   unsigned floor_head;
   cc_stats_t st;
@@ -170,6 +176,7 @@ cc_t *cc_new(int min_kbps, int max_kbps, int start_kbps) {
   self->qdelay = self->qdelay_prev = self->qdelay_prev2 = -1;
   self->st.qdelay_us = -1;
   self->base_cur = self->base_prev = INT64_MAX;
+  self->rate_from_us = INT64_MIN;
   cc_set_bounds(self, min_kbps, max_kbps);
   self->target = s_clamp(self, start_kbps);
   self->st.target_kbps = (int)self->target;
@@ -228,6 +235,13 @@ void cc_feedback_begin(cc_t *self, uint32_t report_ts) {
   self->qd_n = self->fb_reported = self->fb_lost = 0;
 }
 
+/* Sent before the last flush's units (the rest of a unit partly sent went
+ * after the flush, behind the full modem queue: its 230 ms read as the
+ * queue of the units after, a cut to 50 kbit/s). */
+static int s_before_flush(const cc_t *self, uint16_t seq) {
+  return self->flush_on && (int16_t)(seq - self->flush_seq) < 0;
+}
+
 void cc_report(cc_t *self, uint16_t seq, int received, uint16_t ato_1024) {
   sent_t *e = &self->sent[seq % CC_SENT_RING];
   self->st.reported++;
@@ -241,7 +255,7 @@ void cc_report(cc_t *self, uint16_t seq, int received, uint16_t ato_1024) {
    * were sent at the old rate, and cutting for them again would compound;
    * nor before a flush (cc_flushed). */
   int fresh = (!self->last_decrease_us || e->send_us > self->last_decrease_us) &&
-              e->send_us >= self->flushed_us;
+              !s_before_flush(self, seq);
   if (!received) {
     if (!e->lost) { /* a later report may still see it arrive (reordered, resent) */
       e->lost = 1;
@@ -258,12 +272,16 @@ void cc_report(cc_t *self, uint16_t seq, int received, uint16_t ato_1024) {
   int timed = ato_1024 < 0x1FFE;
   if (timed)
     arrival -= (int64_t)ato_1024 * 1000000 / 1024;
+  if (self->rate_from_pending && !s_before_flush(self, seq) && !e->resent) {
+    self->rate_from_pending = 0;
+    self->rate_from_us = arrival;
+  }
   arrival_t *a = &self->arr[self->arr_head];
   *a = (arrival_t){arrival, e->bytes};
   self->arr_head = (self->arr_head + 1) % RATE_RING;
   if (self->arr_n < RATE_RING)
     self->arr_n++;
-  if (!timed || e->lost || e->send_us < self->flushed_us)
+  if (!timed || e->lost || s_before_flush(self, seq))
     return; /* a resend's delay includes the wait for the NACK; see cc_flushed */
   int64_t owd = arrival - e->send_us;
   if (owd < self->base_cur)
@@ -289,7 +307,7 @@ static double s_receive_rate(const cc_t *self, int64_t window_us) {
   uint64_t bytes = 0, first = 0;
   for (unsigned i = 0; i < self->arr_n; i++) {
     const arrival_t *a = &self->arr[(newest + RATE_RING - i) % RATE_RING];
-    if (a->arrival_us > end)
+    if (a->arrival_us > end || a->arrival_us < self->rate_from_us)
       continue;
     if (end - a->arrival_us > window_us)
       break;
@@ -493,6 +511,8 @@ int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us) {
   if (dt < 0)
     dt = 0;
   self->last_update_us = now_us;
+  if (self->flush_on && now_us - self->flushed_us > FLUSH_EPOCH_US)
+    self->flush_on = 0; /* before sequence numbers wrap past it */
   int64_t response = (rtt_us > 0 ? rtt_us : RTT_UNKNOWN_US) + RESPONSE_EXTRA_US;
   if (self->st.shared && (now_us - self->shared_us >= SHARED_HOLD_US ||
                           (self->qdelay >= 0 && self->qdelay < CC_QDELAY_LOW_US))) {
@@ -568,7 +588,15 @@ int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us) {
     } else if ((on_delay || lossy) && (!self->last_decrease_us || since >= spacing)) {
       double to = self->target, r = 0;
       if (on_delay) {
-        r = recent > 0 && (rate <= 0 || recent < rate) ? recent : rate;
+        /* The newest arrivals say the link's rate only when we sent more
+         * than they carried meanwhile; else they are our own (after a
+         * flush, the frames the encoder's rate guard skipped behind a
+         * keyframe): cut on them, a 250 kbit/s link that carried 235 over
+         * the half second went 212 -> 71 kbit/s. */
+        r = rate;
+        if (recent > 0 && (rate <= 0 || recent < rate) &&
+            s_send_rate(self, now_us, CC_RATE_WINDOW_US / 2) > LINK_LIMITED * recent)
+          r = recent;
         to = r > 0 ? DECREASE_OF_RATE * r : DECREASE_OF_RATE * self->target;
         /* ... less what drains the queue that stands within about a second
          * (at 0.85 alone, 200 ms of queue on a 300 kbit/s link takes 1.3 s),
@@ -648,10 +676,20 @@ int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us) {
   return (int)self->target != before;
 }
 
-void cc_flushed(cc_t *self, int64_t now_us) {
+void cc_flushed(cc_t *self, int64_t now_us, uint16_t next_seq) {
+  self->flush_on = 1;
+  self->flush_seq = next_seq;
   self->flushed_us = now_us;
+  /* The rate that arrives across the silence until the keyframe is ours,
+   * not the link's: from the first packet after it on, arrivals queued
+   * behind each other say the link's rate again (over a window holding the
+   * silence, 132 kbit/s "carried" on a 250 kbit/s link: a cut to 95). */
+  self->rate_from_pending = 1;
   self->qdelay = self->qdelay_prev = self->qdelay_prev2 = -1;
-  memset(self->loss, 0, sizeof self->loss);
+  /* The loss window stays: while it says the link drops, resends wait
+   * (media.c's HOLD_LOSS_PCT); emptied here, the step's tail drops were all
+   * resent into the modem the keyframe was waiting for (its queue 194-240
+   * ms when the keyframe came, a cut to 50 kbit/s, 3.3 s frozen). */
 }
 
 int cc_settle(cc_t *self, int64_t now_us) {

@@ -105,13 +105,14 @@ int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us);
  * was lost. 1 when the target changed. */
 int cc_settle(cc_t *self, int64_t now_us);
 
-/* The pacer dropped its queue at now_us: the delay and loss of packets sent
- * before then are the episode the cut answered, and the delay starts afresh
- * from the packets sent after. Smoothed across the flush's silence, the old
+/* The pacer dropped its queue at now_us, next_seq the first packet of the
+ * units to come: the delay and loss of packets before it are the episode the cut answered, and the
+ * delay starts afresh from the packets sent after, the receive rate from the first of them to
+ * arrive. Smoothed across the flush's silence, the old
  * queue's 250 ms read 126 ms on the keyframe's first report, and a handful
  * of the step's tail drops read 84-90 % loss: cuts to 57 and 114 kbit/s on
  * a 250 kbit/s link, 0.9-3.7 s frozen (link.cc's step, two runs of six). */
-void cc_flushed(cc_t *self, int64_t now_us);
+void cc_flushed(cc_t *self, int64_t now_us, uint16_t next_seq);
 
 int cc_target_kbps(const cc_t *self);
 /* 1 while the link is full (delay above the high mark since the last cut). */

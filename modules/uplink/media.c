@@ -957,7 +957,7 @@ static int s_flush(media_t *self, int64_t now) {
   pacer_flush(self->pacer, s_unsend, self);
   self->st.pacer_flushes++;
   if (self->cc)
-    cc_flushed(self->cc, now);
+    cc_flushed(self->cc, now, self->seq);
   if (self->on_flush)
     self->on_flush(self->rate_ctx);
   return 1;
