@@ -372,9 +372,11 @@ def test_step_down():
     keeps to the target while the link is full: 700-999 ms after the file's
     other cases, and in one run of three a second flush and keyframe. With
     the encoder's rate guard and no delay cut while we hardly send (stop 24):
-    one flush and one keyframe, 431-633 ms in ten runs of thirteen, 966 ms in
-    two (the keyframe's wait for the modem to drain), 1767 ms in one (shared
-    mode taken after the flush, fixed). Not in ctest while 966 ms recurs."""
+    431-633 ms in 14 runs of 19, 934-966 ms in three, 1767 ms (shared mode
+    taken after the flush, fixed) and 3700 ms (the old queue read as the new
+    link after the flush, fixed) once each; with a flush's episode ended at
+    the units after it, 499-600 ms in ten runs of twelve, 1033 and 1866 ms in
+    two (a second flush once the first's hold ended). Not in ctest yet."""
     with lab_spine("always", bitrate=1500, congestion_control=True, size=SIZE, speed=SPEED) as (lab, srv, k):
         srv.wait(flowing, 20, "media flowing")
         w = Watch(lab)
