@@ -412,6 +412,12 @@ static void s_set(cc_t *self, double kbps, cc_reason_t why) {
   else
     self->st.increases++;
   self->target = kbps;
+  /* The status too: the uplink reads it when told of a change, and a change
+   * outside a feedback (cc_settle before a keyframe) reached the encoder
+   * only with the next one that changed it again (0.7 s at 479 kbit/s
+   * instead of 209 after a step's flush: frames of 9 KB behind the keyframe,
+   * a second flush and keyframe). */
+  self->st.target_kbps = (int)kbps;
   self->st.reason = why;
 }
 

@@ -84,6 +84,7 @@ struct media {
   /* The picture a refused resend broke (s_resend): from broken_seq on nothing
    * decodes until a keyframe, whose first packet, key_seq, comes after it. */
   int have_key, broken;
+  int repaired; /* the keyframe at key_seq ended a break from broken_seq */
   uint16_t key_seq, broken_seq;
   int64_t flushed_us;  /* the pacer's queue last dropped (0: never) */
   int64_t key_left_us; /* a keyframe's packet last left the pacer (0: never) */
@@ -252,7 +253,7 @@ void media_set_stream(media_t *self, uint32_t ssrc, int pt) {
     self->sr_packets = self->sr_octets = 0;
     self->fir_seen = 0;
     history_clear(self->hist); /* those packets carry the old SSRC */
-    self->have_key = self->broken = 0;
+    self->have_key = self->broken = self->repaired = 0;
     self->st.rtt_us = -1;
     if (self->mode == MODE_SRTP)
       media_shut(self); /* the keys were the old session's */
@@ -408,6 +409,7 @@ static int s_emit(void *ctx, const uint8_t *payload, size_t len, int marker) {
   if (m->cc_key_sent && m->cc_unit_start) { /* a refusal before it is repaired */
     m->have_key = 1;
     m->key_seq = m->seq;
+    m->repaired = m->broken;
     m->broken = 0;
   }
   /* Sequence numbers this far apart no longer order (RFC 3550's wrap): a
@@ -415,7 +417,7 @@ static int s_emit(void *ctx, const uint8_t *payload, size_t len, int marker) {
   if (m->broken && (uint16_t)(m->seq - m->broken_seq) >= SEQ_HORIZON)
     m->broken = 0;
   if (m->have_key && (uint16_t)(m->seq - m->key_seq) >= SEQ_HORIZON)
-    m->have_key = 0;
+    m->have_key = m->repaired = 0;
   m->seq++;
   if (!plen) {
     m->st.srtp_protect_errors += m->mode == MODE_SRTP;
@@ -526,6 +528,14 @@ static void s_resend(media_t *self, uint16_t seq, int64_t now) {
   /* In a picture broken by a refusal (s_refused), until its keyframe: the
    * budget this saves repairs the keyframe's own losses. */
   if (self->broken && rtp_seq_diff(seq, self->broken_seq) >= 0) {
+    self->st.retransmit_futile++;
+    return;
+  }
+  /* ... nor once its keyframe is on its way: the keyframe repairs it, and a
+   * resend would go before the keyframe (12 of them after a step's flush,
+   * charged to the pacer ahead of the keyframe). */
+  if (self->repaired && rtp_seq_diff(seq, self->broken_seq) >= 0 &&
+      rtp_seq_diff(seq, self->key_seq) < 0) {
     self->st.retransmit_futile++;
     return;
   }
@@ -956,6 +966,13 @@ static int s_flush(media_t *self, int64_t now) {
   }
   pacer_flush(self->pacer, s_unsend, self);
   self->st.pacer_flushes++;
+  /* The picture is broken from the first unit dropped until the keyframe
+   * that follows: resends asked for meanwhile (a step's tail drops) would
+   * show a few frames before the freeze, and their bytes, charged to the
+   * pacer, held the keyframe back as long (~20 KB of resends: 0.9 s at 197
+   * kbit/s, and the receiver's PLI asked for a second keyframe). */
+  self->broken = 1;
+  self->broken_seq = (uint16_t)(self->seq - SEQ_HORIZON / 2);
   if (self->cc)
     cc_flushed(self->cc, now, self->seq);
   if (self->on_flush)

@@ -56,7 +56,7 @@ typedef struct media_stats {
   uint64_t retransmit_missed;      /* asked for, but no longer (or never) in the history */
   uint64_t retransmit_suppressed;  /* asked for again within a round trip of the last resend */
   uint64_t retransmit_over_budget; /* asked for, held, but over the retransmission budget */
-  uint64_t retransmit_futile;      /* asked for in a picture a refusal broke: a keyframe comes */
+  uint64_t retransmit_futile;      /* in a picture a refusal or flush broke: a keyframe comes */
   uint64_t media_bytes;            /* UDP payload bytes of first transmissions (RTP) */
   uint64_t nacks_received;         /* NACK messages for our stream */
   uint64_t nacked_packets;         /* packets they asked for */

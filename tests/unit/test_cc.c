@@ -176,6 +176,11 @@ static void follows_a_cap_down_and_up(void **state) {
   mean = s_run(&l, cc, &now, 20000000, &queue);
   print_message("cap 3000: %.0f kbit/s over the 20th second\n", mean);
   cc_reason_t why = cc_stats(cc)->reason;
+  /* Settling before a keyframe (at 0.85 x the 1500 the link carries) is a
+   * change the status shows at once: the uplink tells the encoder from it. */
+  assert_int_equal(cc_settle(cc, now), 1);
+  assert_int_equal(cc_stats(cc)->target_kbps, cc_target_kbps(cc));
+  assert_true(cc_target_kbps(cc) < 1500);
   cc_destroy(&cc);
   assert_null(cc);
   assert_true(mean >= 0.8 * 1500);
