@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 BUILD = os.environ.get("OUTPOST_BUILD", os.path.join(os.path.dirname(__file__), "../../build"))
 BIN = os.path.join(BUILD, "bin")
@@ -211,7 +212,8 @@ def pid_alive(pid):
         with open(f"/proc/{pid}/stat") as f:
             state = f.read().rsplit(")", 1)[1].split()[0]
         return state != "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
+        # ESRCH: reaped between the open and the read (two CI runs failed on it)
         return False
 
 
@@ -234,7 +236,10 @@ def run_cases(cases):
             print(f"ok   {fn.__name__} ({time.monotonic() - t0:.2f} s)", flush=True)
         except Exception as e:  # noqa: BLE001 - report every failure the same way
             failed += 1
-            print(f"FAIL {fn.__name__}: {type(e).__name__}: {e}", flush=True)
+            # where it failed: a bare "ProcessLookupError" in a CI log says nothing
+            where = traceback.extract_tb(e.__traceback__)[-3:]
+            print(f"FAIL {fn.__name__}: {type(e).__name__}: {e}\n" +
+                  "".join(traceback.format_list(where)), flush=True)
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 

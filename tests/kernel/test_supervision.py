@@ -89,7 +89,11 @@ def _hung_is_replaced(how):
         pid = before["relay"]
         if how == "sigstop":
             t0 = time.monotonic()
-            os.kill(pid, signal.SIGSTOP)
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                raise AssertionError(f"the relay (pid {pid}, running by the status) was gone "
+                                     f"before it could be stopped:\n{k.read_log()}") from None
         else:
             # The command never gets its answer (outpostctl gives up after the
             # kernel's 2 s), so send it from a thread and time the hang itself:

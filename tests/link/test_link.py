@@ -30,7 +30,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from fixture import FPS, H, W, LabServer, device_kernel, flowing  # noqa: E402
-from harness import run_cases  # noqa: E402
+from harness import pid_alive, run_cases  # noqa: E402
 from lab import Lab, bill_bytes, bill_diff, sweep  # noqa: E402
 from media import decode, read_stamps  # noqa: E402
 from mjr import longest_freeze  # noqa: E402
@@ -96,7 +96,7 @@ def test_lab_itself():
     left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert n in swept and f"olab{n}-" not in left, (swept, left)
     for p in inside:
-        assert not os.path.exists(f"/proc/{p}") or open(f"/proc/{p}/stat").read().split()[2] == "Z"
+        assert not pid_alive(p), f"process {p} of the lab outlived it"
     print(f"     up {up * 1000:.0f} ms, down {down * 1000:.0f} ms; 20 echoes billed "
           f"{paid['up']['udp'][0]} B up, {paid['down']['udp'][0]} B down; a lab left by kill -9 "
           f"swept with {len(inside)} process inside")
