@@ -73,6 +73,7 @@ static void s_dump(sink_t *s, const outpost_frame_t *f) {
   fprintf(s->meta, "%" PRIu64 " %" PRId64 " %u %u %u %u %zu %016" PRIx64 " %u\n", f->number,
           f->capture_us, f->width, f->height, f->format, f->flags, f->size,
           s_fnv1a(f->data, f->size), f->encode_us);
+  fflush(s->meta); /* tests read the dump while it grows */
 }
 
 static int s_frame(void *self, const outpost_frame_t *f) {
