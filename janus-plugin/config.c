@@ -38,6 +38,7 @@ typedef struct {
 #define DEV(f) offsetof(op_device_def_t, f)
 
 static const char *s_modes[] = {"on-demand", "always", "manual", NULL};
+static const char *s_latencies[] = {"auto", "low", "smooth", NULL}; /* op_latency_t's order */
 /* In protocol/srtp_keys.h's order (media_srtp.c maps index i to profile i + 1),
  * then "none": media in clear, for a network trusted end to end (a benchmark
  * tee, a LAN behind a VPN), never the default. */
@@ -64,6 +65,7 @@ static const cfg_key_t s_general[] = {
 static const cfg_key_t s_device[] = {{"public_key", K_KEY, DEV(public_key), 40, 40, NULL},
                                      {"description", K_STRING, DEV(description), 0, 256, NULL},
                                      {"mode", K_ENUM, DEV(mode), 0, 0, s_modes},
+                                     {"latency", K_ENUM, DEV(latency), 0, 0, s_latencies},
                                      {"pin", K_STRING, DEV(pin), 1, 64, NULL},
                                      {"is_private", K_BOOL, DEV(is_private), 0, 1, NULL},
                                      {NULL, 0, 0, 0, 0, NULL}};

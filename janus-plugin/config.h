@@ -14,6 +14,7 @@ typedef struct op_device_def {
   char *description;   /* owned, or NULL */
   char *pin;           /* owned, or NULL: viewers need it to watch */
   int mode;            /* op_mode_t */
+  int latency;         /* op_latency_t (playout.h) */
   gboolean is_private; /* hidden from list */
   int line;            /* where it was declared */
 } op_device_def_t;

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "gopcache.h"
 #include "nack.h"
+#include "playout.h"
 #include "usage.h"
 
 #include <glib.h>
@@ -80,9 +81,10 @@ typedef struct op_device {
   gint64 rate_slot[OP_RATE_SLOTS];
   gint64 last_pli_us; /* keyframe requests to the device: at most one a second */
   uint64_t plis_sent;
-  op_nack_t nack;    /* loss on the ingest leg, asked back from the device's history */
-  op_rx_t rx;        /* receiver statistics for our receiver reports (this session's stream) */
-  op_ccfb_rx_t ccfb; /* congestion control feedback (RFC 8888) on this session's stream */
+  op_nack_t nack;       /* loss on the ingest leg, asked back from the device's history */
+  op_rx_t rx;           /* receiver statistics for our receiver reports (this session's stream) */
+  op_ccfb_rx_t ccfb;    /* congestion control feedback (RFC 8888) on this session's stream */
+  op_playout_t playout; /* the playout delay its viewers' browsers are told */
   /* Our RTCP to the device over its paid link, in UDP payload bytes (SRTCP
    * trailer included), since the plugin started: */
   uint64_t rr_sent, rr_bytes, nack_bytes, pli_bytes;

@@ -78,6 +78,7 @@ int op_devices_load(GList *defs) {
     d->pin = g_strdup(def->pin);
     d->is_private = def->is_private;
     d->mode = (op_mode_t)def->mode;
+    op_playout_init(&d->playout, (op_latency_t)def->latency);
     if (op_conf.gop_cache_kb > 0) {
       d->gop =
           op_gop_new((size_t)op_conf.gop_cache_kb * 1024, (int64_t)op_conf.gop_cache_ms * 1000);
@@ -465,6 +466,11 @@ json_t *op_device_summary(op_device_t *d, op_summary_t detail) {
                                     : d->mode == MODE_MANUAL ? "manual"
                                                              : "on-demand"));
     json_object_set_new(j, "is_private", json_boolean(d->is_private));
+    static const char *latencies[] = {"auto", "low", "smooth"};
+    json_object_set_new(j, "latency",
+                        json_pack("{s:s, s:s, s:I}", "setting", latencies[d->playout.setting],
+                                  "now", op_playout_name(&d->playout), "switches",
+                                  (json_int_t)d->playout.switches));
     char where[INET6_ADDRSTRLEN + 8] = "";
     if (d->latched)
       s_addr_text(&d->source, where, sizeof where);

@@ -311,6 +311,10 @@ static void s_send_report(op_device_t *d, gint64 now) {
   if (d->rx.rr_sent && now - d->rx.last_rr_us < OP_RR_INTERVAL_US)
     return;
   s_device_history(d); /* as often as reports: the status changes seldom */
+  if (op_playout_window(&d->playout, (double)d->rx.jitter * 1000.0 / OP_RR_CLOCK_HZ,
+                        d->nack.missing, d->rx.received, now))
+    JANUS_LOG(LOG_INFO, "outpost: device %s: viewers' playout delay now %s (jitter %.1f ms)\n",
+              d->id, op_playout_name(&d->playout), (double)d->rx.jitter * 1000.0 / OP_RR_CLOCK_HZ);
   s_rr(d, now, op_device_media_over_control(d) ? PATH_CONTROL : PATH_UDP, FALSE);
 }
 
@@ -415,6 +419,7 @@ static void s_forward(op_device_t *d, char *buf, int len) {
     janus_rtp_header_update(h, &s->context, TRUE, 0);
     janus_plugin_rtp pkt = {.mindex = 0, .video = TRUE, .buffer = buf, .length = (uint16_t)len};
     janus_plugin_rtp_extensions_reset(&pkt.extensions);
+    op_playout_delays(&d->playout, &pkt.extensions.min_delay, &pkt.extensions.max_delay);
     op_gateway->relay_rtp(s->handle, &pkt);
     h->ssrc = ssrc;
     h->timestamp = ts;

@@ -98,7 +98,7 @@ gboolean op_join(op_device_t *d, op_session_t *s, gboolean asked) {
 }
 
 /* One cached packet to s, its timestamp the squeezed one (d's mutex held). */
-static void s_send(op_session_t *s, const op_gop_pkt_t *p) {
+static void s_send(op_device_t *d, op_session_t *s, const op_gop_pkt_t *p) {
   _Alignas(8) char buf[OP_GOP_PKT_MAX];
   memcpy(buf, p->data, p->len);
   uint32_t shift = s->cur_src - s->cur_v;
@@ -107,6 +107,7 @@ static void s_send(op_session_t *s, const op_gop_pkt_t *p) {
   janus_rtp_header_update(h, &s->context, TRUE, 0);
   janus_plugin_rtp pkt = {.mindex = 0, .video = TRUE, .buffer = buf, .length = p->len};
   janus_plugin_rtp_extensions_reset(&pkt.extensions);
+  op_playout_delays(&d->playout, &pkt.extensions.min_delay, &pkt.extensions.max_delay);
   op_gateway->relay_rtp(s->handle, &pkt);
 }
 
@@ -152,7 +153,7 @@ static gboolean s_pace(op_device_t *d, op_session_t *s, gint64 now, gboolean *lo
       s->next_due_us = MAX(s->next_due_us + s->step_us, now - s->step_us);
       d->gop_frames_sent++;
     }
-    s_send(s, p);
+    s_send(d, s, p);
   }
 }
 

@@ -118,7 +118,9 @@ static char *s_offer(op_device_t *d) {
   janus_sdp *offer = janus_sdp_generate_offer(
       d->id, "127.0.0.1", JANUS_SDP_OA_MLINE, JANUS_SDP_VIDEO, JANUS_SDP_OA_PT, pt,
       JANUS_SDP_OA_DIRECTION, JANUS_SDP_SENDONLY, JANUS_SDP_OA_CODEC, codec,
-      JANUS_SDP_OA_VIDEO_RTCPFB_DEFAULTS, TRUE, JANUS_SDP_OA_DONE);
+      JANUS_SDP_OA_VIDEO_RTCPFB_DEFAULTS, TRUE, JANUS_SDP_OA_EXTENSION,
+      JANUS_RTP_EXTMAP_PLAYOUT_DELAY, janus_rtp_extension_id(JANUS_RTP_EXTMAP_PLAYOUT_DELAY),
+      JANUS_SDP_OA_DONE);
   char *sdp = offer ? janus_sdp_write(offer) : NULL;
   janus_sdp_destroy(offer);
   return sdp;

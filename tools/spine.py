@@ -148,7 +148,7 @@ class Spine:
 
     def __init__(self, devices, secret="operator-secret", keys_dir=None, control_port=None,
                  web_port=0, name="spine", recordings=None, mode="always", pins=None,
-                 general=None):
+                 general=None, latency=None):
         self.web = WebServer(web_port)  # first: a taken port fails before anything is made
         self.secret = secret
         self.devices = list(devices)
@@ -160,12 +160,21 @@ class Spine:
         self.recordings = recordings or tempfile.mkdtemp(prefix="outpost-rec-", dir="/tmp")
         cfg = plugin_config(self.control_port, self.ingest_port, self.server_keys[1], secret,
                             self.recordings,
-                            {d: (self.device_keys[d][0], mode,
-                                 {"pin": (pins or {})[d]} if d in (pins or {}) else {})
+                            {d: (self.device_keys[d][0], mode, self._device_keys(d, pins, latency))
                              for d in self.devices}, **(general or {}))
         self.janus = Janus({PKG: os.path.join(BUILD, "janus", "libjanus_outpost.so")},
                            {PKG: cfg}, name=name)
         self.kernels = {}
+
+    @staticmethod
+    def _device_keys(d, pins, latency):
+        """A device's optional jcfg keys: its pin, its latency ("auto" / "low" / "smooth")."""
+        keys = {}
+        if d in (pins or {}):
+            keys["pin"] = pins[d]
+        if d in (latency or {}):
+            keys["latency"] = latency[d]
+        return keys
 
     @property
     def url(self):
@@ -200,6 +209,34 @@ class Spine:
     def status(self, device):
         return self.admin({"request": "status", "secret": self.secret, "id": device})["device"]
 
+    def viewer_packets(self, seconds):
+        """What Janus sends every viewer (each handle of the plugin with a
+        PeerConnection) for `seconds`, as Janus's own packet capture
+        (Admin API start_pcap: the RTP before SRTP) sees it: per handle, the
+        number of RTP packets and, for every one-byte header extension id, the
+        values it carried {id: {hex: count}}."""
+        raw = self.janus.admin_raw
+        folder = tempfile.mkdtemp(prefix="outpost-pcap-", dir="/tmp")
+        handles = []
+        try:
+            for s in raw({"janus": "list_sessions"}).get("sessions", []):
+                for h in raw({"janus": "list_handles"}, path=f"/{s}").get("handles", []):
+                    info = raw({"janus": "handle_info"}, path=f"/{s}/{h}").get("info", {})
+                    if info.get("plugin") == PKG and info.get("flags", {}).get("ready"):
+                        handles.append((s, h, info))
+            for s, h, _ in handles:
+                r = raw({"janus": "start_pcap", "folder": folder, "filename": f"{h}.pcap"},
+                        path=f"/{s}/{h}")
+                assert r.get("janus") == "success", r
+            time.sleep(seconds)
+            out = []
+            for s, h, info in handles:
+                raw({"janus": "stop_pcap"}, path=f"/{s}/{h}")
+                out.append(dict(handle=h, **_rtp_extensions(os.path.join(folder, f"{h}.pcap"))))
+            return out
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
     def stop(self):
         for k in self.kernels.values():
             k.stop()
@@ -213,9 +250,42 @@ class Spine:
         shutil.rmtree(self.recordings, ignore_errors=True)
 
 
+def _rtp_extensions(pcap):
+    """Janus's pcap of a handle (Ethernet, IPv4, UDP with port 2000 for what it
+    sent): the RTP packets sent and the one-byte header extensions in them."""
+    data = open(pcap, "rb").read()
+    at, packets, ext = 24, 0, {}
+    while at + 16 <= len(data):
+        n = int.from_bytes(data[at + 8:at + 12], "little")
+        frame = data[at + 16:at + 16 + n]
+        at += 16 + n
+        udp, rtp = frame[34:42], frame[42:]
+        if len(rtp) < 12 or int.from_bytes(udp[:2], "big") != 2000 or rtp[0] >> 6 != 2 \
+                or 192 <= rtp[1] <= 223:  # not RTP Janus sent (RTCP: PT 192-223 with M)
+            continue
+        packets += 1
+        if not rtp[0] & 0x10:
+            continue
+        x = 12 + 4 * (rtp[0] & 0x0F)
+        if rtp[x:x + 2] != b"\xbe\xde":
+            continue
+        end, i = x + 4 + 4 * int.from_bytes(rtp[x + 2:x + 4], "big"), x + 4
+        while i < end and i < len(rtp):
+            if rtp[i] == 0:  # padding
+                i += 1
+                continue
+            eid, ln = rtp[i] >> 4, (rtp[i] & 0x0F) + 1
+            v = rtp[i + 1:i + 1 + ln].hex()
+            ext.setdefault(eid, {})[v] = ext.setdefault(eid, {}).get(v, 0) + 1
+            i += 1 + ln
+    return {"packets": packets, "extensions": ext}
+
+
 def _serve(args):
     pins = dict(a.split("=", 1) for a in args.pin)
-    spine = Spine(args.devices.split(","), secret=args.secret, mode=args.mode, pins=pins).start()
+    latency = dict(a.split("=", 1) for a in args.latency)
+    spine = Spine(args.devices.split(","), secret=args.secret, mode=args.mode, pins=pins,
+                  latency=latency).start()
     encoders = args.encoder.split(",")  # one for all, or one per device in order
     y4m = dict(a.split("=", 1) for a in args.y4m)
     kernels = {} if args.no_kernels else {
@@ -241,6 +311,9 @@ def _serve(args):
                 if cmd == "quit":
                     out({"ok": True})
                     break
+                if cmd == "viewer_packets":
+                    out({"ok": True, "viewers": spine.viewer_packets(req.get("seconds", 2))})
+                    continue
                 k = kernels[dev]
                 if cmd == "kill":
                     pid = k.mod(req["module"])["pid"]
@@ -279,6 +352,8 @@ if __name__ == "__main__":
     ap.add_argument("--pin", action="append", default=[], metavar="DEVICE=PIN",
                     help="viewers need that pin to watch that device")
     ap.add_argument("--mode", default="always", choices=["always", "on-demand", "manual"])
+    ap.add_argument("--latency", action="append", default=[], metavar="DEVICE=SETTING",
+                    help="that device's latency in the jcfg: auto, low or smooth")
     ap.add_argument("--y4m", action="append", default=[], metavar="DEVICE=FILE",
                     help="that device captures a y4m file (no stamp) instead of the pattern")
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))

@@ -3,7 +3,9 @@
 //
 // URL parameters: janus=<Janus HTTP API URL> (default: port 8088 of the page's
 // host), watch=<id,id,...> to open tiles at load, keepbands=1 to keep the
-// stamp pixels behind each latency sample (the browser tests read them).
+// stamp pixels behind each latency sample (the browser tests read them),
+// jbt=<ms> to set each tile's receiver jitterBufferTarget (the browser's hint
+// for its jitter buffer; unset: the browser's own choice).
 // State for tests and the curious: window.outpost.
 import { Tile } from './tile.js';
 
@@ -23,6 +25,7 @@ const app = {
   wanted: new Set((params.get('watch') || '').split(',').filter(Boolean)),
   pins: new Map(), // device id -> the pin the viewer gave (this tab only, never stored)
   keepBands: params.get('keepbands') === '1',
+  jitterBufferTarget: params.has('jbt') ? Number(params.get('jbt')) : null,
   secret: sessionStorage.getItem('outpost-secret') || '',
   grid: document.getElementById('grid'),
   banner: null,

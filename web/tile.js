@@ -188,6 +188,11 @@ export class Tile {
     const cur = this.video.srcObject;
     if (cur && cur.getVideoTracks()[0] === track) return; // janus.js reports a track twice
     this.video.srcObject = new MediaStream([track]);
+    if (this.app.jitterBufferTarget !== null) {
+      const pc = this.handle && this.handle.webrtcStuff && this.handle.webrtcStuff.pc;
+      const r = pc && pc.getReceivers().find((x) => x.track === track);
+      if (r && 'jitterBufferTarget' in r) r.jitterBufferTarget = this.app.jitterBufferTarget;
+    }
     this.video.play().catch(() => {});
     if (!this.frameLoop) {
       this.frameLoop = true;
@@ -219,8 +224,16 @@ export class Tile {
     if (!s) return void this.noStamp++;
     const prev = this.samples[this.samples.length - 1];
     if (prev && prev.frame === s.frame) return; // shown again: its latency is the first showing's
-    const displayMs = performance.timeOrigin + meta.expectedDisplayTime;
-    const sample = { frame: s.frame, captureMs: s.timeMs, displayMs, latencyMs: displayMs - s.timeMs };
+    const at = (t) => (t === undefined ? null : performance.timeOrigin + t);
+    const displayMs = at(meta.expectedDisplayTime);
+    // Where the browser's share went (requestVideoFrameCallback's metadata): the
+    // frame's last packet received, handed to the compositor (decoded), the
+    // decoder's own part of it, and the display it is expected on.
+    const sample = {
+      frame: s.frame, captureMs: s.timeMs, displayMs, latencyMs: displayMs - s.timeMs,
+      receiveMs: at(meta.receiveTime), presentMs: at(meta.presentationTime),
+      decodeMs: meta.processingDuration === undefined ? null : meta.processingDuration * 1000,
+    };
     if (this.app.keepBands) sample.band = { width: w, height: rows, rgba: img.data };
     this.samples.push(sample);
     if (this.samples.length > WINDOW) this.samples.shift();

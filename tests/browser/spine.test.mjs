@@ -7,6 +7,8 @@
 //    the stamps (read again by the C reader); a screenshot is kept.
 // 1b. a second viewer (another page) joins from the plugin's GOP cache: no keyframe
 //    request reaches the device, the encoder is not asked, its frames decode.
+// 1c. the device's latency is "low": the answer took the playout-delay extension, and
+//    every RTP packet Janus sends the viewer (Janus's own capture, before SRTP) says 0/0.
 // 2. the operator sets 250 kbit/s on the page: the inbound rate falls to 250 +- 25 %
 //    within 5 s.
 // 3. kill -9 of the encoder: frames captured after the kill decode within 3 s,
@@ -52,7 +54,7 @@ async function openPage(browser, spine, watch) {
 describe('one device', { timeout: 180000 }, () => {
   let spine, browser;
   before(async () => {
-    spine = await startSpine(['cam1']);
+    spine = await startSpine(['cam1'], ['--latency', 'cam1=low']);
     browser = await launchBrowser();
     await openPage(browser, spine, ['cam1']);
   });
@@ -115,6 +117,26 @@ describe('one device', { timeout: 180000 }, () => {
     assert.equal(readout.latencyMs, own);
     assert.match(overlay, new RegExp(`latency ${own} ms`));
     assert.ok(own > 0 && own < 2000, `a plausible glass-to-glass latency: ${own} ms`);
+  });
+
+  test('latency "low": the playout-delay extension negotiated, 0/0 on every packet to the viewer', async () => {
+    const uri = 'http://www.webrtc.org/experiments/rtp-hdrext/playout-delay';
+    const ext = await browser.page.evaluate((uri) => {
+      const pc = window.outpost.tiles.get('cam1').handle.webrtcStuff.pc;
+      const r = pc.getReceivers().find((x) => x.track && x.track.kind === 'video');
+      return r.getParameters().headerExtensions.find((e) => e.uri === uri) || null;
+    }, uri);
+    assert.ok(ext, 'the viewer\'s answer took the playout-delay extension');
+    const { viewers } = await spine.cmd({ cmd: 'viewer_packets', seconds: 2 });
+    const device = (await spine.cmd({ cmd: 'status', device: 'cam1' })).device;
+    console.log(`  playout-delay is extension ${ext.id}; to the viewer in 2 s: ` +
+      `${JSON.stringify(viewers)}; the device's latency ${JSON.stringify(device.latency)}`);
+    assert.equal(viewers.length, 1, 'one viewer');
+    const v = viewers[0];
+    assert.ok(v.packets >= 20, `${v.packets} RTP packets in 2 s`);
+    // 0/0 (min and max delay, 12 bits each): the browser shows each frame once decoded
+    assert.deepEqual(v.extensions[ext.id], { '000000': v.packets }, 'every packet says 0/0');
+    assert.deepEqual(device.latency, { setting: 'low', now: 'low', switches: 0 });
   });
 
   test('a second viewer joins from the GOP cache: no keyframe request reaches the device', async () => {

@@ -254,6 +254,8 @@ BAD_CONFIGS = [
      r"jcfg:4: general\.ingest_port: must be an integer from 1 to 65535"),
     ("port not a number", lambda t: re.sub(r"ingest_port = \d+", 'ingest_port = "77x"', t),
      r"jcfg:4: general\.ingest_port: must be an integer"),
+    ("misspelt latency", lambda t: t.replace('mode = "always"', 'mode = "always"\n  latency = "lowest"'),
+     r"jcfg:\d+: cam1\.latency: must be one of"),
     ("bad boolean", lambda t: t.replace('mode = "always"', 'mode = "always"\n  is_private = "maybe"'),
      r"jcfg:\d+: cam1\.is_private: must be true or false"),
     ("device id too long", lambda t: t.replace("cam1: {", "c" * 65 + ": {"),

@@ -68,29 +68,36 @@ def decoded_stamps(mjr):
     return [ms for _, ms in filter(None, stamps)]
 
 
-def server_latency(mjr):
-    """Per frame: arrival at Janus - capture time, pairing RTP timestamps with stamps."""
+def server_arrivals(mjr):
+    """Per frame of the recording: its capture time (ms, from the RTP timestamp)
+    -> the arrival at Janus of its last packet (epoch ms); and how many of the
+    decoded stamps agree with the RTP timestamps (+-1 ms), of how many."""
     arrivals = mjr_arrivals(mjr)
     captures = decoded_stamps(mjr)
-    # ts = capture_us * 9 / 100 + offset (mod 2^32): find the offset from the pairs
-    # that agree, then every frame of the recording has its capture time.
-    offsets = {}
+    # ts = capture_us * 9 / 100 + offset (mod 2^32), the stamp holds whole ms:
+    # for the right pairs, ts - stamp * 90 lies in [offset, offset + 90). Pair
+    # every timestamp with every stamp near it in order (the recording may
+    # start a few frames apart from the decoded stream) and take the 90-tick
+    # bin most pairs fall in: one frame off would be 2970 ticks away.
     tss = sorted(arrivals, key=arrivals.get)
-    for ts, cap in zip(tss, captures):
-        off = (ts - cap * 90) % 2**32
-        offsets[off] = offsets.get(off, 0) + 1
-    off = max(offsets.items(), key=lambda kv: kv[1])[0]
-    ref_ts, ref_cap = next((ts, cap) for ts, cap in zip(tss, captures)
-                           if (ts - cap * 90) % 2**32 == off)
+    bins = {}
+    for i, ts in enumerate(tss):
+        for cap in captures[max(0, i - 10):i + 10]:
+            b = ((ts - cap * 90) % 2**32) // 90
+            bins[b] = bins.get(b, 0) + 1
+    b = max(bins.items(), key=lambda kv: kv[1] + bins.get(kv[0] + 1, 0))[0]
+    pairs = [(ts, cap) for i, ts in enumerate(tss) for cap in captures[max(0, i - 10):i + 10]
+             if ((ts - cap * 90) % 2**32) // 90 in (b, b + 1)]
+    off = min((ts - cap * 90) % 2**32 for ts, cap in pairs)  # the timestamp of a stamp's 0 us
+    ref_ts, ref_cap = next((ts, cap) for ts, cap in pairs if (ts - cap * 90) % 2**32 - off < 90)
 
     def capture_ms(ts):  # 90 kHz timestamps wrap every 13 h: count from the reference
         d = (ts - ref_ts) % 2**32
         return ref_cap + (d - 2**32 if d >= 2**31 else d) / 90.0
     # the stamp holds whole ms, the timestamp 1/90 ms: agreement is to within 1 ms
-    from_ts = [capture_ms(ts) for ts in arrivals]
-    agree = sum(1 for c in captures if any(abs(c - t) <= 1.0 for t in from_ts))
-    lat = [arrivals[ts] - capture_ms(ts) for ts in arrivals]
-    return lat, agree, len(captures)
+    at = {capture_ms(ts): arrivals[ts] for ts in arrivals}
+    agree = sum(1 for c in captures if any(abs(c - t) <= 1.0 for t in at))
+    return at, agree, len(captures)
 
 
 def encoder_delay(kernel):
@@ -98,8 +105,8 @@ def encoder_delay(kernel):
     return enc.get("latency_ms_mean"), enc.get("latency_ms_p99")
 
 
-def run(encoder, browser):
-    spine = Spine(["cam1"], name="lat").start()
+def run(encoder, browser, latency="auto", jbt=None):
+    spine = Spine(["cam1"], name="lat", latency={"cam1": latency}).start()
     k = spine.kernel("cam1", encoder, bitrate=KBPS, width=W, height=H, fps=FPS).start()
     try:
         t0 = time.monotonic()
@@ -108,8 +115,9 @@ def run(encoder, browser):
             time.sleep(0.1)
         page = None
         if browser:
+            url = spine.url + ("" if jbt is None else f"&jbt={jbt}")
             page = subprocess.Popen(["node", os.path.join(ROOT, "tools/bench/latency_page.mjs"),
-                                     spine.url, "cam1", str(SECONDS)], stdout=subprocess.PIPE,
+                                     url, "cam1", str(SECONDS)], stdout=subprocess.PIPE,
                                     text=True)
             time.sleep(3)  # the browser's launch and first keyframe
         spine.admin({"request": "record", "secret": spine.secret, "id": "cam1",
@@ -117,35 +125,87 @@ def run(encoder, browser):
         time.sleep(SECONDS)
         rec = stop_recording(spine.admin, spine.secret, "cam1")
         enc = encoder_delay(k)
+        now = spine.status("cam1")["latency"]["now"]
         shown = None
         if page:
             out, _ = page.communicate(timeout=SECONDS + 60)
             shown = json.loads(out.strip().splitlines()[-1])
-        lat, agree, decoded = server_latency(rec["file"])
-        return enc, lat, agree, decoded, shown
+        at, agree, decoded = server_arrivals(rec["file"])
+        return enc, at, agree, decoded, shown, now
     finally:
         spine.stop()
         spine.cleanup()
 
 
+def breakdown(at, samples):
+    """Per frame shown whose capture time is in the recording: where its time
+    went, in ms. The stages add up to glass to glass by construction."""
+    rows = []
+    for s in samples:
+        arrival = next((a for c, a in at.items() if abs(c - s["captureMs"]) <= 1.0), None)
+        if arrival is None or s.get("receiveMs") is None or s.get("presentMs") is None:
+            continue
+        rows.append({"to Janus": arrival - s["captureMs"],
+                     "Janus -> browser": s["receiveMs"] - arrival,
+                     "jitter buffer + decode": s["presentMs"] - s["receiveMs"],
+                     "decode alone": s["decodeMs"],
+                     "decoded -> shown": s["displayMs"] - s["presentMs"],
+                     "glass to glass": s["latencyMs"]})
+    return rows
+
+
+def smoothness(samples):
+    """How evenly frames were shown: the intervals between consecutive stamped
+    frames' display times (ms), and how many were over 1.5 frame intervals."""
+    d = sorted(s["displayMs"] for s in samples)
+    gaps = [b - a for a, b in zip(d, d[1:])]
+    return gaps, sum(1 for g in gaps if g > 1.5 * 1000 / FPS)
+
+
+# (encoder, latency in the jcfg, the page's jitterBufferTarget): today's
+# behaviour first (the browser's own jitter buffer), then each change alone.
+RUNS = [("encoder-aom", "smooth", None), ("encoder-aom", "smooth", 0),
+        ("encoder-aom", "low", None), ("encoder-rav1e", "low", None), ("encoder-x265", "auto", None)]
+
+
 def main():
-    print(f"640x480@{FPS}, {KBPS} kbit/s, test pattern, {SECONDS:.0f} s per encoder; "
+    print(f"640x480@{FPS}, {KBPS} kbit/s, test pattern, {SECONDS:.0f} s per run; "
           f"build {os.environ['OUTPOST_BUILD']}")
-    for encoder, browser in (("encoder-rav1e", True), ("encoder-aom", True), ("encoder-x265", False)):
-        (emean, ep99), lat, agree, decoded, shown = run(encoder, browser)
-        print(f"{encoder}: encoder's own delay (capture -> coded unit, its status): mean "
+    pick = os.environ.get("OUTPOST_RUNS")  # e.g. OUTPOST_RUNS=0,2: those of RUNS only
+    runs = [RUNS[int(i)] for i in pick.split(",")] if pick else RUNS
+    table = []
+    for encoder, latency, jbt in runs:
+        browser = encoder != "encoder-x265"  # Chromium has no H.265 decoder here
+        (emean, ep99), at, agree, decoded, shown, now = run(encoder, browser, latency, jbt)
+        lat = [a - c for c, a in at.items()]
+        name = f"{encoder}, latency {latency} ({now})" + (
+            f", jitterBufferTarget {jbt} ms" if jbt is not None else "")
+        print(f"{name}:\n  encoder's own delay (capture -> coded unit, its status): mean "
               f"{emean:.1f} ms, p99 {ep99:.1f} ms")
         print(f"  capture -> at Janus (last packet): {summary(lat)}; "
               f"{agree}/{decoded} decoded stamps agree with the RTP timestamps (+-1 ms)")
-        if shown:
-            g2g = [s["latencyMs"] for s in shown["samples"]]
-            st = shown["stats"]
-            print(f"  glass to glass in Chromium:        {summary(g2g)}; "
-                  f"{st['framesDecoded'] / st['seconds']:.1f} fps decoded, "
-                  f"{st['packetsLost']} packets lost")
-            print(f"  shares (medians): encoder {emean:.0f} ms, network + Janus "
-                  f"{pct(lat, 50) - emean:.0f} ms, browser (jitter buffer, decode, show) "
-                  f"{pct(g2g, 50) - pct(lat, 50):.0f} ms")
+        if not shown:
+            continue
+        g2g = [s["latencyMs"] for s in shown["samples"]]
+        st = shown["stats"]
+        gaps, stutters = smoothness(shown["samples"])
+        print(f"  glass to glass in Chromium:        {summary(g2g)}; "
+              f"{st['framesDecoded'] / st['seconds']:.1f} fps decoded, "
+              f"{st['packetsLost']} packets lost")
+        print(f"  shown every {pct(gaps, 50):.1f} ms (p95 {pct(gaps, 95):.1f}, max {max(gaps):.1f}); "
+              f"{stutters} intervals over 1.5 frames")
+        rows = breakdown(at, shown["samples"])
+        if rows:
+            print(f"  per frame, median (p99) ms over {len(rows)} frames:")
+            for stage in rows[0]:
+                v = [r[stage] for r in rows if r[stage] is not None]
+                print(f"    {stage:24s} {pct(v, 50):7.1f} ({pct(v, 99):.1f})")
+        table.append((name, pct(g2g, 50), pct(g2g, 95), pct(g2g, 99), stutters, len(g2g)))
+    if table:
+        print("\nglass to glass, side by side (ms):")
+        for name, m, p95, p99, stutters, n in table:
+            print(f"  {name:60s} median {m:6.1f}  p95 {p95:6.1f}  p99 {p99:6.1f}  "
+                  f"({n} frames, {stutters} late intervals)")
 
 
 if __name__ == "__main__":
