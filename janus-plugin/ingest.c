@@ -419,7 +419,7 @@ static void s_forward(op_device_t *d, char *buf, int len) {
     janus_rtp_header_update(h, &s->context, TRUE, 0);
     janus_plugin_rtp pkt = {.mindex = 0, .video = TRUE, .buffer = buf, .length = (uint16_t)len};
     janus_plugin_rtp_extensions_reset(&pkt.extensions);
-    op_playout_delays(&d->playout, &pkt.extensions.min_delay, &pkt.extensions.max_delay);
+    op_playout_delays(&d->playout, FALSE, &pkt.extensions.min_delay, &pkt.extensions.max_delay);
     op_gateway->relay_rtp(s->handle, &pkt);
     h->ssrc = ssrc;
     h->timestamp = ts;

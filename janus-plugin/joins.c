@@ -25,9 +25,11 @@
  * GOP's size per second meanwhile (a 10 s GOP at 300 kbit/s: ~3 Mbit/s for a
  * second), to the viewer, not over the device's link.
  *
- * A viewer's PLI or FIR replays the cached GOP to it (at most once per
- * REPLAY_MIN_US); only when the cache holds no keyframe does a request go to
- * the device (rate-limited, ingest.c).
+ * A viewer's PLI or FIR replays the cached GOP to it, unless it joined or
+ * had a replay within REPLAY_MIN_US: then what it was given did not decode,
+ * and giving it again would loop (a PLI every 3-4 s, each replay of a GOP
+ * older than the last, was measured), so the device is asked for a keyframe
+ * (rate-limited, ingest.c), as when the cache holds none.
  *
  * The pacer is a thread of its own that sleeps while nobody catches up. */
 #include "joins.h"
@@ -46,7 +48,7 @@
 #define MIN_STEP_US 1000
 #define MAX_STEP_US 4000
 #define TICKS_PER_US(us) ((uint32_t)((us)*90 / 1000)) /* the video clock: 90 kHz */
-#define REPLAY_MIN_US 2000000
+#define REPLAY_MIN_US 10000000
 #define IDLE_WAIT_US 200000
 
 static GThread *s_thread;
@@ -74,7 +76,7 @@ gboolean op_join(op_device_t *d, op_session_t *s, gboolean asked) {
     s->next_due_us = now;
     gint64 frames = MAX(1, (gint64)op_gop_frames(d->gop));
     s->step_us = CLAMP(CATCHUP_US / frames, MIN_STEP_US, MAX_STEP_US);
-    s->last_replay_us = asked ? now : s->last_replay_us;
+    s->last_replay_us = now;
     /* As if the stream switched: Janus re-bases sequence numbers and
      * timestamps on what this viewer got last, so a replay's older numbers
      * continue its stream instead of arriving as duplicates. */
@@ -107,7 +109,7 @@ static void s_send(op_device_t *d, op_session_t *s, const op_gop_pkt_t *p) {
   janus_rtp_header_update(h, &s->context, TRUE, 0);
   janus_plugin_rtp pkt = {.mindex = 0, .video = TRUE, .buffer = buf, .length = p->len};
   janus_plugin_rtp_extensions_reset(&pkt.extensions);
-  op_playout_delays(&d->playout, &pkt.extensions.min_delay, &pkt.extensions.max_delay);
+  op_playout_delays(&d->playout, TRUE, &pkt.extensions.min_delay, &pkt.extensions.max_delay);
   op_gateway->relay_rtp(s->handle, &pkt);
 }
 

@@ -12,8 +12,9 @@
  * - smooth: 0 to 10 s, i.e. the browser's own adaptive jitter buffer (its
  *   default bounds; sent explicitly, because a browser that was told 0/0 keeps
  *   that until told otherwise).
- * - auto (the default): low while the device's link delivers on time, smooth
- *   while it does not (op_playout_window).
+ * - auto (the default): low unless the device's link is worse than a
+ *   cellular link at 200 ms RTT and 3 % loss (op_playout_window; playout.c
+ *   has the measurements).
  * Layer: the bottom of the plugin (no Janus state). */
 #ifndef OUTPOST_PLUGIN_PLAYOUT_H
 #define OUTPOST_PLUGIN_PLAYOUT_H
@@ -26,6 +27,7 @@ typedef enum { LATENCY_AUTO, LATENCY_LOW, LATENCY_SMOOTH } op_latency_t;
 typedef struct {
   op_latency_t setting;
   int low;                    /* what is sent now: 1 low, 0 smooth */
+  int bad;                    /* auto: bad windows in a row */
   int64_t clean_since;        /* auto: monotonic us since which every window was clean; 0: not */
   uint64_t switches;          /* auto's changes of mind */
   uint64_t missing, received; /* the counters at the last window */
@@ -40,8 +42,14 @@ void op_playout_init(op_playout_t *p, op_latency_t setting);
 int op_playout_window(op_playout_t *p, double jitter_ms, uint64_t missing, uint64_t received,
                       int64_t now_us);
 
-/* What goes in every forwarded packet, in 10 ms units. */
-void op_playout_delays(const op_playout_t *p, int16_t *min_delay, int16_t *max_delay);
+/* What goes in every forwarded packet, in 10 ms units. A viewer catching up
+ * from the GOP cache (joins.c) is told smooth whatever the setting: its frames
+ * come squeezed, 1-4 ms apart, and Chromium told 0/0 decodes them as they
+ * come, drops what its queue cannot hold and asks for a keyframe (the link
+ * lab, 50 ms RTT: a PLI every 3-4 s, each answered by a replay of a GOP older
+ * every time, the viewer 30 s behind); the live frames after it say 0/0. */
+void op_playout_delays(const op_playout_t *p, int catching_up, int16_t *min_delay,
+                       int16_t *max_delay);
 
 const char *op_playout_name(const op_playout_t *p); /* "low" / "smooth" */
 

@@ -78,8 +78,10 @@ export async function launchBrowser() {
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
       '--autoplay-policy=no-user-gesture-required', '--allow-loopback-in-peer-connection',
-      // every hostname stays unresolved: no DNS query leaves the machine
-      '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
+      // every hostname stays unresolved: no DNS query leaves the machine (but
+      // this machine's own addresses named in OUTPOST_BROWSER_HOSTS: the link lab's)
+      '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1' +
+        (process.env.OUTPOST_BROWSER_HOSTS || '').split(',').filter(Boolean).map((h) => ` , EXCLUDE ${h}`).join(''),
       '--disable-features=' + PW_DISABLED + ',WebRtcHideLocalIpsWithMdns',
     ],
   });

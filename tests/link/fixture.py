@@ -31,14 +31,16 @@ DEVICE_KEYS = keygen()
 class LabServer:
     """Janus + plugin in the lab's server namespace, one device `cam1`."""
 
-    def __init__(self, lab, mode="always", **general):
+    def __init__(self, lab, mode="always", device=None, **general):
+        """device: more jcfg keys for cam1 (e.g. latency)."""
         self.lab = lab
         self.control_port = free_port()
         self.ingest_port = free_port(socket.SOCK_DGRAM)
         # Not under /dev: Janus refuses to write recordings into its protected folders.
         self.recordings = tempfile.mkdtemp(prefix="outpost-rec-", dir="/tmp")
         cfg = plugin_config(self.control_port, self.ingest_port, SERVER_KEYS[1], SECRET,
-                            self.recordings, {"cam1": (DEVICE_KEYS[0], mode)}, ip=SERVER_IP,
+                            self.recordings, {"cam1": (DEVICE_KEYS[0], mode, device or {})},
+                            ip=SERVER_IP,
                             **general)
         self.janus = Janus({PKG: PLUGIN}, {PKG: cfg}, name="lab", http_ip=lab.mgmt_ip,
                            preexec=lab.preexec("srv"), nat={"ice_enforce_list": "mg0"})

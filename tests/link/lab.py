@@ -323,6 +323,15 @@ class Lab:
         else:
             self._unrule("faults", "tcp-blocked")
 
+    def cellular(self, rtt, loss):
+        """The benchmarks' link: rtt ms split over both directions with 10 %
+        jitter (seeded: the same in every run), and loss % on the way up."""
+        if rtt:
+            for d, seed in (("up", 1), ("down", 2)):
+                self.impair(d, delay=rtt / 2, jitter=rtt / 20, seed=seed)
+        if loss:
+            self.loss(loss, "up")
+
     def loss(self, pct, direction="up"):
         """Independent random loss of pct % of the packets (0 removes it)."""
         for d in self._dirs(direction):

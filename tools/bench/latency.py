@@ -27,7 +27,7 @@ from janus import janus_pp_rec  # noqa: E402
 from media import decode, read_stamps  # noqa: E402
 
 W, H, FPS, KBPS = 640, 480, 30, 500
-SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 else 12.0
+SECONDS = 12.0  # per run; main() takes it from the command line
 
 
 def pct(values, p):
@@ -169,6 +169,8 @@ RUNS = [("encoder-aom", "smooth", None), ("encoder-aom", "smooth", 0),
 
 
 def main():
+    global SECONDS
+    SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 else SECONDS
     print(f"640x480@{FPS}, {KBPS} kbit/s, test pattern, {SECONDS:.0f} s per run; "
           f"build {os.environ['OUTPOST_BUILD']}")
     pick = os.environ.get("OUTPOST_RUNS")  # e.g. OUTPOST_RUNS=0,2: those of RUNS only

@@ -19,6 +19,7 @@ try {
   // live (a frame shown within 1 s of its capture, then one more second).
   await waitFor(async () => {
     const s = await browser.page.evaluate((id) => window.outpost.tiles.get(id).samples.slice(-1)[0], id);
+    if (process.env.OUTPOST_DEBUG && s) console.error(`live? frame ${s.frame} latency ${s.latencyMs.toFixed(0)} received ${(s.receiveMs - s.captureMs).toFixed(0)}`);
     return { ok: s && s.latencyMs < 1000, seen: s };
   }, 20000, 'live video');
   await sleep(1000);
@@ -39,6 +40,14 @@ try {
     packetsLost: last.packetsLost - first.packetsLost,
   };
   console.log(JSON.stringify({ samples: [...seen.values()].sort((a, b) => a.frame - b.frame), stats }));
+} catch (e) {
+  // what the page said, for the diagnosis
+  const tile = await browser.page.evaluate((id) => {
+    const t = window.outpost && window.outpost.tiles.get(id);
+    return t ? { state: t.state, notice: t.notice.textContent } : null;
+  }, id).catch(() => null);
+  console.error(`${e.message}\ntile: ${JSON.stringify(tile)}\n${browser.log.slice(-20).join('\n')}`);
+  process.exitCode = 1;
 } finally {
   await browser.close();
 }

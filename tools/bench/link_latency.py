@@ -24,9 +24,7 @@ from fixture import SECRET, LabServer, device_kernel, flowing  # noqa: E402
 from lab import Lab  # noqa: E402
 from spine import stop_recording  # noqa: E402
 
-_argv, sys.argv = sys.argv, sys.argv[:1]  # latency.py reads its own argv at import
 from latency import decoded_stamps, mjr_arrivals, pct  # noqa: E402
-sys.argv = _argv
 
 
 def capture_to_janus(mjr, floor_ms):
@@ -72,11 +70,7 @@ def capture_to_janus(mjr, floor_ms):
 
 def cell(rtt, loss, seconds):
     with Lab() as lab:
-        if rtt:
-            for d, seed in (("up", 1), ("down", 2)):
-                lab.impair(d, delay=rtt / 2, jitter=rtt / 20, seed=seed)
-        if loss:
-            lab.loss(loss, "up")
+        lab.cellular(rtt, loss)
         srv = LabServer(lab).start()
         k = device_kernel(lab, srv).start()
         try:
