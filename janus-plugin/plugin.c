@@ -23,8 +23,8 @@
  *   1  config.c/.h              the jcfg, op_conf
  *      gateway.c/.h             Janus's callbacks and our descriptor (set here at init)
  *      usage.c/.h               the byte counts per device: buckets, file, TCP sampling
- *      nack.c/.h, ccfb_rx.c/.h, gopcache.c/.h, params.c/.h
- *                               pure: no Janus, no device
+ *      nack.c/.h, ccfb_rx.c/.h, gopcache.c/.h, params.c/.h,
+ *      playout.c/.h             pure: no Janus, no device
  *   0  ../protocol/             what crosses a boundary, shared with the device
  */
 #include "config.h"
