@@ -12,9 +12,9 @@
  * - smooth: 0 to 10 s, i.e. the browser's own adaptive jitter buffer (its
  *   default bounds; sent explicitly, because a browser that was told 0/0 keeps
  *   that until told otherwise).
- * - auto (the default): low unless the device's link is worse than a
- *   cellular link at 200 ms RTT and 3 % loss (op_playout_window; playout.c
- *   has the measurements).
+ * - auto (the default): low while the device's stream reaches Janus whole and
+ *   on time, smooth while packets go missing or its jitter is high
+ *   (op_playout_window; playout.c has the measurements).
  * Layer: the bottom of the plugin (no Janus state). */
 #ifndef OUTPOST_PLUGIN_PLAYOUT_H
 #define OUTPOST_PLUGIN_PLAYOUT_H
@@ -24,10 +24,16 @@
 /* The jcfg's `latency` (config.c's names, in this order). */
 typedef enum { LATENCY_AUTO, LATENCY_LOW, LATENCY_SMOOTH } op_latency_t;
 
+#define OP_PLAYOUT_LOSS_WINDOWS 5
+
 typedef struct {
   op_latency_t setting;
-  int low;                    /* what is sent now: 1 low, 0 smooth */
-  int bad;                    /* auto: bad windows in a row */
+  int low;     /* what is sent now: 1 low, 0 smooth */
+  int jittery; /* auto: windows in a row with too much jitter */
+  /* auto: the last OP_PLAYOUT_LOSS_WINDOWS windows' packets missing at first
+   * and received, a ring */
+  uint64_t win_missing[OP_PLAYOUT_LOSS_WINDOWS], win_received[OP_PLAYOUT_LOSS_WINDOWS];
+  int win_at;
   int64_t clean_since;        /* auto: monotonic us since which every window was clean; 0: not */
   uint64_t switches;          /* auto's changes of mind */
   uint64_t missing, received; /* the counters at the last window */

@@ -175,6 +175,9 @@ def main():
           f"build {os.environ['OUTPOST_BUILD']}")
     pick = os.environ.get("OUTPOST_RUNS")  # e.g. OUTPOST_RUNS=0,2: those of RUNS only
     runs = [RUNS[int(i)] for i in pick.split(",")] if pick else RUNS
+    # OUTPOST_ROUNDS=N: every run N times, interleaved (a shared 2-core machine's
+    # load moves between runs: one 12 s run of each is not a comparison)
+    runs = runs * int(os.environ.get("OUTPOST_ROUNDS", "1"))
     table = []
     for encoder, latency, jbt in runs:
         browser = encoder != "encoder-x265"  # Chromium has no H.265 decoder here
@@ -202,12 +205,23 @@ def main():
             for stage in rows[0]:
                 v = [r[stage] for r in rows if r[stage] is not None]
                 print(f"    {stage:24s} {pct(v, 50):7.1f} ({pct(v, 99):.1f})")
-        table.append((name, pct(g2g, 50), pct(g2g, 95), pct(g2g, 99), stutters, len(g2g)))
+        share = [x["displayMs"] - x["receiveMs"] for x in shown["samples"]
+                 if x.get("receiveMs") is not None]
+        table.append((name, pct(g2g, 50), pct(g2g, 95), pct(g2g, 99), stutters, len(g2g),
+                      pct(share, 50) if share else float("nan")))
     if table:
-        print("\nglass to glass, side by side (ms):")
-        for name, m, p95, p99, stutters, n in table:
+        print("\nglass to glass, side by side (ms); the browser's share: received -> shown:")
+        for name, m, p95, p99, stutters, n, share in table:
             print(f"  {name:60s} median {m:6.1f}  p95 {p95:6.1f}  p99 {p99:6.1f}  "
-                  f"({n} frames, {stutters} late intervals)")
+                  f"browser {share:5.1f}  ({n} frames, {stutters} late intervals)")
+        names = list(dict.fromkeys(t[0] for t in table))
+        if len(table) > len(names):
+            print("medians of the rounds' medians:")
+            for name in names:
+                rows = [t for t in table if t[0] == name]
+                med = lambda i: sorted(r[i] for r in rows)[len(rows) // 2]  # noqa: E731
+                print(f"  {name:60s} median {med(1):6.1f}  p95 {med(2):6.1f}  p99 {med(3):6.1f}  "
+                      f"browser {med(6):5.1f}  ({len(rows)} rounds)")
 
 
 if __name__ == "__main__":

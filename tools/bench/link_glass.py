@@ -76,8 +76,9 @@ def main():
           f"build {os.environ['OUTPOST_BUILD']}")
     print(f"{'link':22s} {'latency':14s} | {'median':>7} {'p95':>7} {'p99':>7} ms | "
           f"{'late':>5} {'shown':>11} | ingest jitter ms (median, max), missing")
+    rounds = int(os.environ.get("OUTPOST_ROUNDS", "1"))  # interleaved: the load moves
     for name, rtt, loss in LINKS:
-        for latency in SETTINGS:
+        for latency in SETTINGS * rounds:
             shown, jitter, missing, received, chosen = cell(rtt, loss, latency, a.seconds, a.kbps)
             s = shown["samples"]
             g2g = [x["latencyMs"] for x in s]
