@@ -4,9 +4,10 @@
 /* auto's judgement, once a second (a receiver-report interval), from the
  * link lab (tools/bench/link_glass.py, libaom 300 kbit/s, the page in
  * Chromium, 3 rounds of 12 s, medians of the rounds): at 50 ms RTT and 1 %
- * loss, low showed frames 58 ms after capture (median) against smooth's 64,
- * but its tail was longer: p95 116 against 81, p99 158 against 127 ms (a
- * retransmitted frame is shown late instead of the frames being spread). On
+ * loss, low showed frames 58.0 ms after capture (median) against smooth's
+ * 64.0, but its tail was longer: p95 116.2 against 81.1, p99 157.8 against
+ * 127.0 ms (a retransmitted frame is shown late instead of the frames being
+ * spread). On
  * loopback the two did not differ beyond the runs' noise (the browser's
  * share, received -> shown, 22.0 and 18.2 ms; tools/bench/latency.py). So:
  * smooth while packets go missing (more than 0.5 % of them over the last
