@@ -22,6 +22,25 @@ function median(values) {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
+// Where the latency of the frames shown in the last 2 s went, as means (they
+// add up, medians do not): capture -> the frame's last packet received by the
+// browser (device, network, Janus), -> handed to the compositor (jitter
+// buffer and decode; the decoder's own part of it), -> the display it is
+// expected on. null when the browser gives no such metadata.
+function breakdown(samples) {
+  const s = samples.filter((x) => x.receiveMs !== null && x.presentMs !== null);
+  if (!s.length) return null;
+  const mean = (f) => s.reduce((a, x) => a + f(x), 0) / s.length;
+  return {
+    frames: s.length,
+    totalMs: mean((x) => x.latencyMs),
+    toBrowserMs: mean((x) => x.receiveMs - x.captureMs),
+    bufferDecodeMs: mean((x) => x.presentMs - x.receiveMs),
+    decodeMs: mean((x) => x.decodeMs || 0),
+    toScreenMs: mean((x) => x.displayMs - x.presentMs),
+  };
+}
+
 export class Tile {
   // app: { janus, grid, keepBands, log(msg) }; id: the device id (a string)
   constructor(app, id) {
@@ -44,6 +63,12 @@ export class Tile {
     this.node = node;
     this.video = node.querySelector('video');
     this.overlay = node.querySelector('.overlay');
+    // A click on the overlay shows where the latency goes (and hides it again).
+    this.showBreakdown = false;
+    this.overlay.onclick = () => {
+      this.showBreakdown = !this.showBreakdown;
+      this.poll();
+    };
     this.budget = node.querySelector('.budget');
     this.notice = node.querySelector('.notice');
     this.stateLabel = node.querySelector('.tile-state');
@@ -282,11 +307,16 @@ export class Tile {
     const fresh = this.samples.filter((s) => now + performance.timeOrigin - s.displayMs < 2000);
     const lat = median(fresh.map((s) => s.latencyMs));
     this.readout = lat === null ? { latencyMs: null, samples: [] }
-      : { latencyMs: Math.round(lat), samples: fresh.map((s) => ({ ...s })) };
+      : { latencyMs: Math.round(lat), samples: fresh.map((s) => ({ ...s })),
+        breakdown: breakdown(fresh) };
     const st = this.stats;
     const latency = this.readout.latencyMs === null ? 'no stamp' : `latency ${this.readout.latencyMs} ms`;
+    const b = this.showBreakdown && this.readout.breakdown;
     this.overlay.textContent = `${st.width}x${st.height} · ${st.fps.toFixed(1)} fps · ` +
-      `${Math.round(st.kbps)} kbit/s · lost ${st.packetsLost} · ${latency}`;
+      `${Math.round(st.kbps)} kbit/s · lost ${st.packetsLost} · ${latency}` +
+      (b ? ` · mean ${b.totalMs.toFixed(1)} = to the browser ${b.toBrowserMs.toFixed(1)} + ` +
+        `jitter buffer and decode ${b.bufferDecodeMs.toFixed(1)} (decode ${b.decodeMs.toFixed(1)}) + ` +
+        `to the screen ${b.toScreenMs.toFixed(1)} ms` : '');
     this.overlay.dataset.latency = this.readout.latencyMs === null ? '' : String(this.readout.latencyMs);
     if (this.state === 'playing' && now - this.lastFrameAt > STALL_MS)
       this.setState('stalled', `No video for ${((now - this.lastFrameAt) / 1000).toFixed(0)} s`);

@@ -8,7 +8,8 @@
 // 1b. a second viewer (another page) joins from the plugin's GOP cache: no keyframe
 //    request reaches the device, the encoder is not asked, its frames decode.
 // 1c. the device's latency is "low": the answer took the playout-delay extension, and
-//    every RTP packet Janus sends the viewer (Janus's own capture, before SRTP) says 0/0.
+//    every RTP packet Janus sends the viewer (Janus's own capture, before SRTP) says 0/0;
+//    a click on the overlay shows where the latency goes, stages adding up to the total.
 // 2. the operator sets 250 kbit/s on the page: the inbound rate falls to 250 +- 25 %
 //    within 5 s.
 // 3. kill -9 of the encoder: frames captured after the kill decode within 3 s,
@@ -137,6 +138,22 @@ describe('one device', { timeout: 180000 }, () => {
     // 0/0 (min and max delay, 12 bits each): the browser shows each frame once decoded
     assert.deepEqual(v.extensions[ext.id], { '000000': v.packets }, 'every packet says 0/0');
     assert.deepEqual(device.latency, { setting: 'low', now: 'low', switches: 0 });
+
+    // The breakdown on demand: a click on the overlay; its stages add up to the total.
+    await browser.page.click('[data-device="cam1"] .overlay');
+    const { b, overlay } = await waitFor(async () => {
+      const r = await browser.page.evaluate(() => {
+        const t = window.outpost.tiles.get('cam1');
+        return { b: t.readout && t.readout.breakdown, overlay: t.overlay.textContent };
+      });
+      return { ok: r.b && /mean [\d.]+ = to the browser/.test(r.overlay), seen: r, ...r };
+    }, 5000, 'the breakdown on the overlay');
+    console.log(`  breakdown over ${b.frames} frames: ${overlay.split(' · ').slice(-1)[0]}`);
+    const sum = b.toBrowserMs + b.bufferDecodeMs + b.toScreenMs;
+    assert.ok(Math.abs(sum - b.totalMs) <= 2, `the stages add up: ${sum} against ${b.totalMs}`);
+    assert.ok(b.toBrowserMs > 0 && b.bufferDecodeMs >= 0 && b.decodeMs > 0 &&
+      b.decodeMs <= b.bufferDecodeMs + 1, JSON.stringify(b));
+    await browser.page.click('[data-device="cam1"] .overlay'); // and away again
   });
 
   test('a second viewer joins from the GOP cache: no keyframe request reaches the device', async () => {
