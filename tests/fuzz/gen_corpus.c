@@ -20,6 +20,7 @@
 #include "rtp.h"
 #include "rtp_av1.h"
 #include "rtp_h265.h"
+#include "rtp_timing.h"
 #include "stamp.h"
 
 static const char *s_root;
@@ -100,6 +101,28 @@ static void s_rtp(void) {
   uint8_t av1[] = {0x18, 0x0a, 0x0a, 0x00, 0x00, 0x00, 0x02, 0xaf, 0xff, 0x9f, 0xf0, 0x40};
   s_put(&b, av1, sizeof av1);
   s_save("rtp", "av1_sequence_header", b.b, b.n);
+}
+
+/* ---- rtp_timing -------------------------------------------------------------------- */
+
+static void s_rtp_timing(void) {
+  rtp_header_t h = {
+      .marker = 1, .payload_type = 96, .seq = 100, .timestamp = 90000, .ssrc = 0x11223344};
+  buf_t b = {.n = RTP_HEADER_SIZE};
+  rtp_header_write(&h, b.b, sizeof b.b);
+  b.b[0] |= 0x10;
+  rtp_timing_t t = {.in_ms = 2, .coded_ms = 18, .sent_ms = 40};
+  b.n += (size_t)rtp_timing_write(&t, b.b + b.n, sizeof b.b - b.n);
+  s_fill(&b, 20, 3);
+  s_save("rtp_timing", "timing", b.b, b.n);
+  /* after another element and padding, in a block of two words */
+  b.n = RTP_HEADER_SIZE;
+  s_u16(&b, 0xBEDE);
+  s_u16(&b, 2);
+  s_u32(&b, 0x31aabb00);
+  s_u32(&b, 0x12010203);
+  s_fill(&b, 10, 4);
+  s_save("rtp_timing", "after_another", b.b, b.n);
 }
 
 /* ---- AV1 ------------------------------------------------------------------------------ */
@@ -577,6 +600,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   s_rtp();
+  s_rtp_timing();
   s_av1();
   s_h265();
   s_rtcp();
