@@ -466,9 +466,8 @@ json_t *op_device_summary(op_device_t *d, op_summary_t detail) {
                                     : d->mode == MODE_MANUAL ? "manual"
                                                              : "on-demand"));
     json_object_set_new(j, "is_private", json_boolean(d->is_private));
-    static const char *latencies[] = {"auto", "low", "smooth"};
     json_object_set_new(j, "latency",
-                        json_pack("{s:s, s:s, s:I}", "setting", latencies[d->playout.setting],
+                        json_pack("{s:s, s:s, s:I}", "setting", op_playout_setting(&d->playout),
                                   "now", op_playout_name(&d->playout), "switches",
                                   (json_int_t)d->playout.switches));
     char where[INET6_ADDRSTRLEN + 8] = "";

@@ -311,10 +311,10 @@ static void s_send_report(op_device_t *d, gint64 now) {
   if (d->rx.rr_sent && now - d->rx.last_rr_us < OP_RR_INTERVAL_US)
     return;
   s_device_history(d); /* as often as reports: the status changes seldom */
-  if (op_playout_window(&d->playout, (double)d->rx.jitter * 1000.0 / OP_RR_CLOCK_HZ,
-                        d->nack.missing, d->rx.received, now))
+  double jitter_ms = (double)d->rx.jitter * 1000.0 / OP_RR_CLOCK_HZ;
+  if (op_playout_window(&d->playout, jitter_ms, d->nack.missing, d->rx.received, now))
     JANUS_LOG(LOG_INFO, "outpost: device %s: viewers' playout delay now %s (jitter %.1f ms)\n",
-              d->id, op_playout_name(&d->playout), (double)d->rx.jitter * 1000.0 / OP_RR_CLOCK_HZ);
+              d->id, op_playout_name(&d->playout), jitter_ms);
   s_rr(d, now, op_device_media_over_control(d) ? PATH_CONTROL : PATH_UDP, FALSE);
 }
 

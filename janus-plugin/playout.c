@@ -7,9 +7,9 @@
  * loss, low showed frames 58.0 ms after capture (median) against smooth's
  * 64.0, but its tail was longer: p95 116.2 against 81.1, p99 157.8 against
  * 127.0 ms (a retransmitted frame is shown late instead of the frames being
- * spread). On
- * loopback the two did not differ beyond the runs' noise (the browser's
- * share, received -> shown, 22.0 and 18.2 ms; tools/bench/latency.py). So:
+ * spread). On loopback the two did not differ beyond the runs' noise (the
+ * browser's share, received -> shown, 22.0 and 18.2 ms;
+ * tools/bench/latency.py). So:
  * smooth while packets go missing (more than 0.5 % of them over the last
  * LOSS_WINDOWS seconds: at 1 % a second often has none) or while the
  * interarrival jitter (RFC 3550's smoothed mean) is over half a frame
@@ -65,6 +65,10 @@ void op_playout_delays(const op_playout_t *p, int catching_up, int16_t *min_dela
                        int16_t *max_delay) {
   *min_delay = 0;
   *max_delay = p->low && !catching_up ? 0 : 1000; /* 10 s: the browser's own bound */
+}
+
+const char *op_playout_setting(const op_playout_t *p) {
+  return p->setting == LATENCY_LOW ? "low" : p->setting == LATENCY_SMOOTH ? "smooth" : "auto";
 }
 
 const char *op_playout_name(const op_playout_t *p) {

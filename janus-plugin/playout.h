@@ -57,6 +57,7 @@ int op_playout_window(op_playout_t *p, double jitter_ms, uint64_t missing, uint6
 void op_playout_delays(const op_playout_t *p, int catching_up, int16_t *min_delay,
                        int16_t *max_delay);
 
-const char *op_playout_name(const op_playout_t *p); /* "low" / "smooth" */
+const char *op_playout_name(const op_playout_t *p);    /* what is sent: "low" / "smooth" */
+const char *op_playout_setting(const op_playout_t *p); /* "auto" / "low" / "smooth" */
 
 #endif

@@ -41,6 +41,8 @@ static void fixed_settings_never_move(void **state) {
   s_expect(&smooth, 0, 1000);
   assert_string_equal(op_playout_name(&low), "low");
   assert_string_equal(op_playout_name(&smooth), "smooth");
+  assert_string_equal(op_playout_setting(&low), "low");
+  assert_string_equal(op_playout_setting(&smooth), "smooth");
 }
 
 /* One window of 100 packets: `miss` of them missing at first, `jitter` ms. */
@@ -56,6 +58,7 @@ static void auto_goes_smooth_with_loss_or_lasting_jitter(void **state) {
   (void)state;
   op_playout_t p;
   op_playout_init(&p, LATENCY_AUTO);
+  assert_string_equal(op_playout_setting(&p), "auto");
   s_expect(&p, 0, 0); /* low until the link says otherwise */
   uint64_t m = 0, r = 0;
   int64_t t = 0;
