@@ -69,8 +69,12 @@
  * link that grew looked full for 20 s (link.cc). */
 #define NEAR_CAP_HOLD_US 3000000
 #define RATE_MIN_SPAN_US 100000 /* a receive rate over less than this is noise */
-#define STEP_MAX_US 1000000     /* growth is not banked over silent gaps */
-#define DRAIN_HOLD_US 1000000   /* a queue neither growing nor draining: cut again after */
+/* A short window holds at least this many packets: at 208 kbit/s an eighth
+ * of a second holds three, one skipped frame read as 82 kbit/s "carried",
+ * and a cut to 68 froze the picture 1.1-1.3 s (link.cc, in CI twice). */
+#define RATE_MIN_PACKETS 8
+#define STEP_MAX_US 1000000   /* growth is not banked over silent gaps */
+#define DRAIN_HOLD_US 1000000 /* a queue neither growing nor draining: cut again after */
 /* Between two cuts at least this, whatever the round trip: a cut shows in the
  * feedback only once the encoder follows (a few frames) and the report comes
  * (up to 200 ms). Cutting on each feedback meanwhile cascaded (1500 -> 740 ->
@@ -105,8 +109,20 @@ typedef struct {
 
 typedef struct {
   int64_t arrival_us; /* remote clock */
+  int64_t send_us;    /* local clock: its (latest) send */
   uint32_t bytes;
+  int resent; /* its send time is a NACK's answer, not the flow's pace */
 } arrival_t;
+
+/* A window of arrivals: what arrived, and how fast the same packets were
+ * sent. Sent faster than they arrived (by LINK_LIMITED), the link spread
+ * them: its rate. Sent as slowly, the gaps are our own (a frame the
+ * encoder skipped, a flush's silence), and the rate says nothing of the
+ * link. */
+typedef struct {
+  double kbps;      /* 0: too little is known */
+  double sent_kbps; /* the same bytes over the span they were sent in */
+} window_t;
 
 typedef struct {
   int64_t at_us; /* local clock */
@@ -277,7 +293,7 @@ void cc_report(cc_t *self, uint16_t seq, int received, uint16_t ato_1024) {
     self->rate_from_us = arrival;
   }
   arrival_t *a = &self->arr[self->arr_head];
-  *a = (arrival_t){arrival, e->bytes};
+  *a = (arrival_t){arrival, e->send_us, e->bytes, e->resent};
   self->arr_head = (self->arr_head + 1) % RATE_RING;
   if (self->arr_n < RATE_RING)
     self->arr_n++;
@@ -295,34 +311,73 @@ void cc_report(cc_t *self, uint16_t seq, int received, uint16_t ato_1024) {
   self->qd_newest = self->qd_n == 1 ? q : self->qd_newest + (q - self->qd_newest) / NEWEST_WEIGHT;
 }
 
-/* The bytes that arrived over the last CC_RATE_WINDOW_US of the newest
- * arrival, as kbit/s; 0 when too little is known. */
-static double s_receive_rate(const cc_t *self, int64_t window_us) {
+/* The arrivals over the last window_us before the newest one that is not a
+ * resend (an answer to a NACK that comes after a silence says nothing of
+ * the flow), widened to hold min_packets if the ring's CC_RATE_WINDOW_US
+ * has them. */
+static window_t s_window(const cc_t *self, int64_t window_us, unsigned min_packets) {
+  window_t w = {0, 0};
   if (self->arr_n < 2)
-    return 0;
-  unsigned newest = (self->arr_head + RATE_RING - 1) % RATE_RING;
-  int64_t end = self->arr[newest].arrival_us, start = end;
+    return w;
+  unsigned last = (self->arr_head + RATE_RING - 1) % RATE_RING, skip = 0;
+  while (skip < self->arr_n && self->arr[(last + RATE_RING - skip) % RATE_RING].resent)
+    skip++;
+  if (skip == self->arr_n)
+    return w;
+  int64_t end = self->arr[(last + RATE_RING - skip) % RATE_RING].arrival_us, start = end;
+  int64_t sent_first = INT64_MAX, sent_last = INT64_MIN;
   /* Arrivals come in report order, not time order: the newest is the last
    * reported; what came before it inside the window counts. */
-  uint64_t bytes = 0, first = 0;
-  for (unsigned i = 0; i < self->arr_n; i++) {
-    const arrival_t *a = &self->arr[(newest + RATE_RING - i) % RATE_RING];
+  uint64_t bytes = 0, first = 0, sent_bytes = 0, first_sent = 0;
+  unsigned n = 0;
+  for (unsigned i = skip; i < self->arr_n; i++) {
+    const arrival_t *a = &self->arr[(last + RATE_RING - i) % RATE_RING];
     if (a->arrival_us > end || a->arrival_us < self->rate_from_us)
       continue;
-    if (end - a->arrival_us > window_us)
+    if (end - a->arrival_us > CC_RATE_WINDOW_US ||
+        (end - a->arrival_us > window_us && n >= min_packets))
       break;
+    n++;
     bytes += a->bytes;
     if (a->arrival_us <= start) {
       start = a->arrival_us;
       first = a->bytes;
+    }
+    if (!a->resent) {
+      sent_bytes += a->bytes;
+      if (a->send_us < sent_first) {
+        sent_first = a->send_us;
+        first_sent = a->bytes;
+      }
+      if (a->send_us > sent_last)
+        sent_last = a->send_us;
     }
   }
   /* n packets span n - 1 gaps: the first one's bytes arrived before the span. */
   bytes -= first;
   int64_t span = end - start;
   if (span < RATE_MIN_SPAN_US)
-    return 0;
-  return (double)bytes * 8 / 1000 / ((double)span / 1e6);
+    return w;
+  w.kbps = (double)bytes * 8 / 1000 / ((double)span / 1e6);
+  if (sent_last > sent_first)
+    w.sent_kbps =
+        (double)(sent_bytes - first_sent) * 8 / 1000 / ((double)(sent_last - sent_first) / 1e6);
+  else if (sent_bytes)
+    w.sent_kbps = 1e9; /* sent at once */
+  return w;
+}
+
+/* The least rate of the windows from CC_RATE_WINDOW_US / 4 up to
+ * longest_us that the link limited (see window_t): what it carries while it
+ * queues; 0 when none did. */
+static double s_link_rate(const cc_t *self, int64_t longest_us) {
+  double r = 0;
+  for (int64_t span = CC_RATE_WINDOW_US / 4; span <= longest_us; span *= 2) {
+    window_t w = s_window(self, span, RATE_MIN_PACKETS);
+    if (w.kbps > 0 && w.sent_kbps > LINK_LIMITED * w.kbps && (r <= 0 || w.kbps < r))
+      r = w.kbps;
+  }
+  return r;
 }
 
 /* Loss over the last LOSS_WINDOW_US, %; -1: too few reports to judge. */
@@ -466,16 +521,13 @@ int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us) {
     self->base_cur = INT64_MAX;
     self->base_start_us = now_us;
   }
-  double rate = s_receive_rate(self, CC_RATE_WINDOW_US);
+  double rate = s_window(self, CC_RATE_WINDOW_US, 0).kbps;
   /* What the link carries now, for a cut: on a link that just stepped down
    * the half-second window still holds the old rate (941 kbit/s measured
    * 0.3 s into a step to 250), and a cut to 0.85 of it would not empty the
    * queue. The newest quarter or eighth of a second (the lower) is the
-   * link's own rate while it queues. */
-  double recent = s_receive_rate(self, CC_RATE_WINDOW_US / 2);
-  double newest = s_receive_rate(self, CC_RATE_WINDOW_US / 4);
-  if (newest > 0 && (recent <= 0 || newest < recent))
-    recent = newest;
+   * link's own rate while it queues, if the link spread them (window_t). */
+  double recent = s_link_rate(self, CC_RATE_WINDOW_US / 2);
   int loss = s_loss_pct(self, now_us);
   self->st.estimate_kbps = (int)rate;
   self->st.loss_pct = loss < 0 ? 0 : loss;
@@ -568,7 +620,9 @@ int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us) {
      * the tail drops broke the picture for 2 s, in the lab). */
     double sent = self->cut_rate > 0 ? s_send_rate(self, now_us, SHARED_SEND_WINDOW_US) : 0;
     int below = sent >= 0.3 * self->cut_rate && sent <= 0.95 * self->cut_rate;
-    double own = queue && below ? s_own_queue_us(self, now_us, SHARED_SEND_WINDOW_US, recent) : 0;
+    double own = queue && below ? s_own_queue_us(self, now_us, SHARED_SEND_WINDOW_US,
+                                                 recent > 0 ? recent : rate)
+                                : 0;
     int grew = self->cuts >= 1 && since >= response + SHARED_SETTLE_US &&
                self->qdelay > self->cut_least + SHARED_GROWTH_US + own &&
                self->target <= 1.05 * self->cut_target;
@@ -594,14 +648,13 @@ int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us) {
     } else if ((on_delay || lossy) && (!self->last_decrease_us || since >= spacing)) {
       double to = self->target, r = 0;
       if (on_delay) {
-        /* The newest arrivals say the link's rate only when we sent more
-         * than they carried meanwhile; else they are our own (after a
+        /* The newest arrivals say the link's rate only when we sent them
+         * faster than they came (s_link_rate); else the gaps are our own (after a
          * flush, the frames the encoder's rate guard skipped behind a
          * keyframe): cut on them, a 250 kbit/s link that carried 235 over
          * the half second went 212 -> 71 kbit/s. */
         r = rate;
-        if (recent > 0 && (rate <= 0 || recent < rate) &&
-            s_send_rate(self, now_us, CC_RATE_WINDOW_US / 2) > LINK_LIMITED * recent)
+        if (recent > 0 && (rate <= 0 || recent < rate))
           r = recent;
         to = r > 0 ? DECREASE_OF_RATE * r : DECREASE_OF_RATE * self->target;
         /* ... less what drains the queue that stands within about a second
@@ -699,12 +752,9 @@ void cc_flushed(cc_t *self, int64_t now_us, uint16_t next_seq) {
 }
 
 int cc_settle(cc_t *self, int64_t now_us) {
-  double r = 0; /* the least of the windows that hold enough arrivals */
-  for (int64_t w = CC_RATE_WINDOW_US / 4; w <= CC_RATE_WINDOW_US; w *= 2) {
-    double x = s_receive_rate(self, w);
-    if (x > 0 && (r <= 0 || x < r))
-      r = x;
-  }
+  double r = s_link_rate(self, CC_RATE_WINDOW_US);
+  if (r <= 0) /* none was spread by the link: what it carried, at the most */
+    r = s_window(self, CC_RATE_WINDOW_US, RATE_MIN_PACKETS).kbps;
   if (r <= 0 || self->target <= DECREASE_OF_RATE * r)
     return 0;
   s_set(self, DECREASE_OF_RATE * r, CC_DELAY);

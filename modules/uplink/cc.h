@@ -97,8 +97,9 @@ void cc_report(cc_t *self, uint16_t seq, int received, uint16_t ato_1024);
 int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us);
 
 /* Before a keyframe that follows a flush: the target at most 0.85 x what
- * the link delivered over its newest 1/8, 1/4 or 1/2 s (the least: the
- * packets of the old queue, arriving at the link's rate), whatever the spacing since
+ * the link delivered over its newest 1/8, 1/4 or 1/2 s (the least of those
+ * sent faster than they came: the packets of the old queue, arriving at
+ * the link's rate), whatever the spacing since
  * the last cut. The first cut of a step comes from its first 30-40 ms of
  * queue, before the link's new rate shows (1500 -> 311-650 kbit/s on a
  * step to 250), and a keyframe made at that rate overflowed the modem and
