@@ -13,9 +13,10 @@ typedef struct frameio frameio_t;
 
 typedef struct frameio_counters {
   uint64_t frames_in, frames_out;
-  uint64_t drops_out;     /* no consumer, or its queue full */
-  uint64_t drops_overrun; /* an unread ring slot was reused (consumer too slow) */
-  uint64_t drops_in;      /* stale or malformed descriptors received */
+  uint64_t drops_out;        /* no consumer, or its queue full */
+  uint64_t drops_overrun;    /* an unread ring slot was reused (consumer too slow) */
+  uint64_t drops_in;         /* stale or malformed descriptors received */
+  uint64_t drops_superseded; /* raw frames left for a newer one already waiting */
 } frameio_counters_t;
 
 /* zctx: borrowed. in_name: the previous module, or NULL for a source. */
@@ -28,7 +29,9 @@ uint8_t *frameio_begin(frameio_t *fio, uint32_t format, size_t size);
 int frameio_commit(frameio_t *fio, const outpost_frame_t *meta);
 
 /* The next input frame, borrowed until frameio_done: 0, or -EAGAIN (none
- * waiting), or -EBADMSG / -ESTALE (dropped and counted; try again). */
+ * waiting), or -EBADMSG / -ESTALE (dropped and counted; try again). A raw
+ * frame comes only when no newer one waits (the older are dropped and
+ * counted as superseded); coded frames come every one. */
 int frameio_recv(frameio_t *fio, outpost_frame_t *frame);
 void frameio_done(frameio_t *fio);
 

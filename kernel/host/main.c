@@ -99,12 +99,13 @@ static void s_send(outpost_host_t *h, const char *type, json_t *body) {
 
 static void s_heartbeat(outpost_host_t *h) {
   const frameio_counters_t *c = frameio_counters(h->fio);
-  json_t *b = json_pack("{s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:I, s:s, s:O?}", "frames_in",
-                        (json_int_t)c->frames_in, "frames_out", (json_int_t)c->frames_out, "drops",
-                        (json_int_t)(c->drops_out + c->drops_overrun + c->drops_in), "drops_detail",
-                        "out", (json_int_t)c->drops_out, "overrun", (json_int_t)c->drops_overrun,
-                        "in", (json_int_t)c->drops_in, "errors", (json_int_t)h->errors,
-                        "last_error", h->last_error, "module", h->status);
+  json_t *b = json_pack(
+      "{s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:I, s:s, s:O?}", "frames_in",
+      (json_int_t)c->frames_in, "frames_out", (json_int_t)c->frames_out, "drops",
+      (json_int_t)(c->drops_out + c->drops_overrun + c->drops_in + c->drops_superseded),
+      "drops_detail", "out", (json_int_t)c->drops_out, "overrun", (json_int_t)c->drops_overrun,
+      "in", (json_int_t)c->drops_in, "superseded", (json_int_t)c->drops_superseded, "errors",
+      (json_int_t)h->errors, "last_error", h->last_error, "module", h->status);
   s_send(h, "heartbeat", b);
 }
 
