@@ -192,14 +192,20 @@ class Spine:
                     public_key=pub, secret_key=sec, device=device)
 
     def kernel(self, device, encoder="encoder-aom", bitrate=500, width=640, height=480, fps=30,
-               y4m=None, **encoder_settings):
+               y4m=None, profile=None, **encoder_settings):
         """A device kernel (not started): test pattern (or a y4m file, which has no
-        stamp: a camera, as far as the page can tell) -> encoder -> uplink."""
+        stamp: a camera, as far as the page can tell) -> encoder -> uplink.
+        profile: device.profile; "lan" leaves the frame rate and the bitrate to
+        it (60 fps, 20000 kbit/s)."""
+        rate = {} if profile == "lan" else {"fps": fps}
         cap = (module("capture", "capture-y4m", file=y4m) if y4m else
-               module("capture", "capture-testsrc", width=width, height=height, fps=fps))
+               module("capture", "capture-testsrc", width=width, height=height, **rate))
+        if profile != "lan":
+            encoder_settings["bitrate"] = bitrate
         k = Kernel([cap,
-                    module("encoder", encoder, bitrate=bitrate, fps=fps, **encoder_settings),
-                    module("uplink", "uplink", **self.uplink_settings(device))], name=device)
+                    module("encoder", encoder, **rate, **encoder_settings),
+                    module("uplink", "uplink", **self.uplink_settings(device))], name=device,
+                   profile=profile)
         self.kernels[device] = k
         return k
 

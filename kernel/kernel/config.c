@@ -18,6 +18,12 @@ static const char *s_top_keys[] = {"device",     "runtime_dir", "module_dir",
 static const char *s_supervisor_keys[] = {
     "intensity", "period", "heartbeat_timeout", "grace", "backoff_min", "backoff_max", NULL};
 static const char *s_module_keys[] = {"name", "plugin", "restart", "fallback", "settings", NULL};
+static const char *s_device_keys[] = {"id", "profile", NULL};
+/* device.profile: what the device is for, given to every module as
+ * settings.profile (its own setting wins): each module chooses its defaults
+ * by it (capture and encoder 60 fps on a LAN, the encoder's bitrate, the
+ * uplink's pacing). The kernel checks the name only. */
+static const char *s_profiles[] = {"cellular", "lan", NULL};
 
 typedef struct {
   const char *file;
@@ -192,6 +198,8 @@ static int s_module(s_ctx_t *c, kconf_t *k, const config_setting_t *g, size_t i)
   if (settings && !config_setting_is_group(settings))
     return s_fail(c, s_line(settings), where, "settings must be a group { ... }");
   json_t *js = settings ? s_to_json(settings) : json_object();
+  if (k->profile && !json_object_get(js, "profile"))
+    json_object_set_new(js, "profile", json_string(k->profile));
   m->settings_json = json_dumps(js, JSON_COMPACT | JSON_SORT_KEYS);
   json_decref(js);
   m->input = i > 0 ? strdup(k->modules[i - 1].name) : NULL;
@@ -253,8 +261,19 @@ static int s_parse(s_ctx_t *c, kconf_t *k, config_t *cfg) {
   config_setting_t *dev = config_lookup(cfg, "device");
   if (!dev || !config_setting_is_group(dev))
     return s_fail(c, s_line(dev), "device", "missing group device = { id = \"...\"; }");
-  if (s_string(c, dev, "id", "device.id", 1, &k->device_id) ||
-      s_string(c, root, "runtime_dir", "runtime_dir", 0, &k->runtime_dir))
+  if (s_known(c, dev, "device", s_device_keys) ||
+      s_string(c, dev, "id", "device.id", 1, &k->device_id) ||
+      s_string(c, dev, "profile", "device.profile", 0, &k->profile))
+    return -1;
+  if (k->profile) {
+    int ok = 0;
+    for (const char **p = s_profiles; *p; p++)
+      ok |= !strcmp(*p, k->profile);
+    if (!ok)
+      return s_fail(c, s_line(config_setting_get_member(dev, "profile")), "device.profile",
+                    "must be \"cellular\" (the default) or \"lan\"");
+  }
+  if (s_string(c, root, "runtime_dir", "runtime_dir", 0, &k->runtime_dir))
     return -1;
   if (!k->runtime_dir && asprintf(&k->runtime_dir, "/dev/shm/outpost-%s", k->device_id) < 0)
     return -1;
@@ -362,6 +381,7 @@ void kconf_destroy(kconf_t **conf) {
   free(k->modules);
   free(k->path);
   free(k->device_id);
+  free(k->profile);
   free(k->runtime_dir);
   for (size_t i = 0; i < k->n_module_dirs; i++)
     free(k->module_dirs[i]);

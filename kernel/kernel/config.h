@@ -19,6 +19,7 @@ typedef struct module_conf {
 typedef struct kconf {
   char *path;         /* owned; the file it was read from */
   char *device_id;    /* owned */
+  char *profile;      /* owned; device.profile, NULL when not set (modules: "cellular") */
   char *runtime_dir;  /* owned; sockets and frame rings */
   char **module_dirs; /* owned; absolute folders searched in order for <plugin>.so */
   size_t n_module_dirs;

@@ -1,7 +1,8 @@
 /* capture-testsrc: a source of I420 frames drawn in place of a camera.
  *
  * Settings: width, height (even, 64..4096; default 640x480), fps (1..240,
- * default 30). Commands: fps {"fps":N}, resolution {"width":W,"height":H}, ping.
+ * default 30; 60 with profile "lan"). Commands: fps {"fps":N}, resolution {"width":W,"height":H},
+ * ping.
  *
  * Every frame holds a moving picture, so that encoders do the work a camera
  * would give them, and a stamp (protocol/stamp.h) with its number and capture
@@ -23,6 +24,7 @@
  * since the last resize). */
 #include "clock.h"
 #include "framenum.h"
+#include "profile.h"
 #include "stamp.h"
 
 #include <outpost/module.h>
@@ -271,7 +273,11 @@ static void s_destroy(void **self) {
 }
 
 static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t *st, void **self) {
-  int width = 640, height = 480, fps = 30;
+  int lan = profile_of(st), width = 640, height = 480, fps = lan == PROFILE_LAN ? 60 : 30;
+  if (lan < 0) {
+    api->error(h, "settings.profile: must be \"cellular\" or \"lan\"");
+    return -1;
+  }
   if (s_int(st, "width", MIN_SIZE, MAX_SIZE, &width) ||
       s_int(st, "height", MIN_SIZE, MAX_SIZE, &height) || !s_size_ok(width, height)) {
     api->error(h, "width and height must be even, %d..%d", MIN_SIZE, MAX_SIZE);

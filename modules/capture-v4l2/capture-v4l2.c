@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "convert.h"
 #include "framenum.h"
+#include "profile.h"
 #include "v4l2dev.h"
 
 #include <errno.h>
@@ -203,13 +204,19 @@ static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t
   c->h = h;
   c->api = api;
   const char *dev = json_string_value(json_object_get(st, "device"));
+  int lan = profile_of(st); /* 60 fps on a LAN: what the camera offers nearest */
   c->device = strdup(dev ? dev : "/dev/video0");
-  c->want =
-      (v4l2dev_want_t){.device = c->device,
-                       .width = (int)json_integer_value(json_object_get(st, "width")) ?: 640,
-                       .height = (int)json_integer_value(json_object_get(st, "height")) ?: 480,
-                       .fps = (int)json_integer_value(json_object_get(st, "fps")) ?: 30,
-                       .buffers = (int)json_integer_value(json_object_get(st, "buffers")) ?: 4};
+  c->want = (v4l2dev_want_t){
+      .device = c->device,
+      .width = (int)json_integer_value(json_object_get(st, "width")) ?: 640,
+      .height = (int)json_integer_value(json_object_get(st, "height")) ?: 480,
+      .fps = (int)json_integer_value(json_object_get(st, "fps")) ?: (lan == PROFILE_LAN ? 60 : 30),
+      .buffers = (int)json_integer_value(json_object_get(st, "buffers")) ?: 4};
+  if (lan < 0) {
+    api->error(h, "settings.profile: must be \"cellular\" or \"lan\"");
+    s_destroy((void **)&c);
+    return -1;
+  }
   const char *fmt = json_string_value(json_object_get(st, "format"));
   c->want.format = s_fourcc(fmt);
   if (fmt && !c->want.format) {

@@ -5,7 +5,10 @@
  * Settings: bitrate (kbit/s, 500), fps (30), keyframe_interval (seconds, 300:
  * keyframes are expensive on a paid uplink and come on request), speed
  * (rav1e 10, SVT-AV1 preset 12, libaom cpu-used 8: the backend's
- * speed_default), preset (x265, "ultrafast"), tiles, threads.
+ * speed_default), preset (x265, "ultrafast"), tiles, threads; profile
+ * (the kernel's device.profile): "lan" makes the defaults 60 fps, 20000
+ * kbit/s and the backend's fastest speed (a local network carries the
+ * bytes; the time per frame is the latency).
  * Commands: keyframe, bitrate {"kbps":N}, fps {"fps":N}.
  * A change the library cannot apply in place, and a change of frame size,
  * drain the encoder (nothing in flight is lost), close and re-open it at a
@@ -25,6 +28,7 @@
 #include "stats.h"
 
 #include "av1_obu.h"
+#include "profile.h"
 
 #include <errno.h>
 #include <outpost/module.h>
@@ -323,12 +327,16 @@ static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t
   e->h = h;
   e->api = api;
   e->be = &encoder_backend;
-  int keyint = 0;
-  if (s_int(st, "bitrate", 500, 10, 100000, &e->cfg.bitrate_kbps, api, h) ||
-      s_int(st, "fps", 30, 1, 240, &e->cfg.fps, api, h) ||
+  int keyint = 0, lan = profile_of(st), fastest = e->be->speed_max ? e->be->speed_max : 10;
+  if (lan < 0 ||
+      s_int(st, "bitrate", lan ? 20000 : 500, 10, 100000, &e->cfg.bitrate_kbps, api, h) ||
+      s_int(st, "fps", lan ? 60 : 30, 1, 240, &e->cfg.fps, api, h) ||
       s_int(st, "keyframe_interval", 300, 1, 86400, &keyint, api, h) ||
-      s_int(st, "speed", e->be->speed_default ? e->be->speed_default : 10, 0,
-            e->be->speed_max ? e->be->speed_max : 10, &e->cfg.speed, api, h) ||
+      s_int(st, "speed",
+            lan                    ? fastest
+            : e->be->speed_default ? e->be->speed_default
+                                   : 10,
+            0, fastest, &e->cfg.speed, api, h) ||
       s_int(st, "tiles", 0, 0, 64, &e->cfg.tiles, api, h) ||
       s_int(st, "threads", 0, 0, 64, &e->cfg.threads, api, h)) {
     free(e);

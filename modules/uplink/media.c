@@ -79,6 +79,7 @@ struct media {
   /* Congestion control (media_set_cc): NULL while off */
   cc_t *cc;          /* owned */
   pacer_t *pacer;    /* owned */
+  int unpaced;       /* media_set_pacing(0): the pacer is not used for sending */
   int cc_key_sent;   /* the current unit (being packetized) is a keyframe */
   int cc_unit_start; /* ... and its next packet is its first */
   /* The picture a refused resend broke (s_resend): from broken_seq on nothing
@@ -423,7 +424,7 @@ static int s_emit(void *ctx, const uint8_t *payload, size_t len, int marker) {
     m->st.srtp_protect_errors += m->mode == MODE_SRTP;
     return 0; /* lost on our side, like a send error; never sent in clear */
   }
-  if (!m->pacer)
+  if (!m->pacer || m->unpaced)
     s_send_first(m, slot, u->now);
   else if (pacer_push(m->pacer, slot->seq, s_wire(m, (size_t)plen),
                       (m->cc_key_sent ? PACER_KEY : 0) | (m->cc_unit_start ? PACER_START : 0),
@@ -916,6 +917,10 @@ int media_set_cc(media_t *self, int on, int min_kbps, int max_kbps, int start_kb
   }
   media_set_cc_bounds(self, min_kbps, max_kbps);
   return 0;
+}
+
+void media_set_pacing(media_t *self, int on) {
+  self->unpaced = !on;
 }
 
 void media_set_cc_bounds(media_t *self, int min_kbps, int max_kbps) {

@@ -307,6 +307,9 @@ typedef void(media_flush_fn)(void *ctx);
 /* On (with bounds and a start, kbit/s: a controller that exists keeps its
  * target, clamped) or off. 0, or -1 on allocation failure (then off). */
 int media_set_cc(media_t *self, int on, int min_kbps, int max_kbps, int start_kbps);
+/* Off: packets leave at once even with the controller on (a LAN, where
+ * spreading a keyframe is only latency). On by default. */
+void media_set_pacing(media_t *self, int on);
 /* New bounds for the controller (the operator, the budget). */
 void media_set_cc_bounds(media_t *self, int min_kbps, int max_kbps);
 void media_set_rate_callbacks(media_t *self, media_rate_fn *on_rate, media_flush_fn *on_flush,

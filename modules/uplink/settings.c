@@ -3,6 +3,7 @@
 #include "budget.h"
 #include "media.h"
 #include "meter.h"
+#include "profile.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,8 @@ static const char *s_known[] = {"server",
                                 "congestion_control",
                                 "min_kbps",
                                 "max_kbps",
+                                "pacing",
+                                "profile",
                                 NULL};
 
 /* A string setting: 0 with it copied into out (def when absent), -1 when it
@@ -214,6 +217,22 @@ static int s_cc(const json_t *st, uplink_settings_t *out, char *err, size_t errl
     return -1;
   }
   out->congestion_control = v ? json_is_true(v) : 1;
+  /* Pacing spreads a unit's packets at PACER_FACTOR x the target, so that a
+   * keyframe does not overflow a modem's buffer; on a LAN it only adds a
+   * keyframe's spreading to the latency. */
+  int profile = profile_of(st);
+  if (profile < 0) {
+    snprintf(err, errlen, "settings.profile: must be \"cellular\" or \"lan\" (device.profile)");
+    return -1;
+  }
+  v = json_object_get(st, "pacing");
+  if (v && !json_is_boolean(v)) {
+    snprintf(err, errlen,
+             "settings.pacing: must be true or false (a unit's packets spread at the "
+             "congestion control's rate; default true, false with profile \"lan\")");
+    return -1;
+  }
+  out->pacing = v ? json_is_true(v) : profile != PROFILE_LAN;
   if (s_int(st, "min_kbps", 50, 10, 100000, &out->min_kbps, err, errlen)) {
     snprintf(err, errlen,
              "settings.min_kbps: must be an integer from 10 to 100000 (kbit/s: congestion "
@@ -246,7 +265,7 @@ int uplink_settings_parse(const json_t *st, uplink_settings_t *out, char *err, s
                "device, encoder, capture, mtu, nack_history_ms, media_host, "
                "retransmit_budget_pct, udp_probe_s, keepalive_idle_s, usage_file, "
                "usage_reset_day, usage_save_s, budget_mb, budget_steps_pct, budget_reserve_kb, "
-               "budget_override_max_mb, congestion_control, min_kbps, max_kbps)",
+               "budget_override_max_mb, congestion_control, min_kbps, max_kbps, pacing, profile)",
                key);
       return -1;
     }

@@ -32,6 +32,7 @@ typedef struct uplink_settings {
   /* Congestion control (cc.h) */
   int congestion_control; /* 1: the bitrate follows the link (default 0, for now) */
   int min_kbps, max_kbps; /* its bounds; max 0: the operator's bitrate */
+  int pacing;             /* 1: a unit's packets leave through the pacer (media.h) */
 } uplink_settings_t;
 
 /* Fills *out from the settings object st (borrowed). 0, or -1 with a message

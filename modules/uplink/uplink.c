@@ -1134,11 +1134,12 @@ static void s_cc_start(uplink_t *u) {
     return;
   }
   media_set_rate_callbacks(u->media, s_on_rate, s_on_flush, u);
+  media_set_pacing(u->media, u->set.pacing);
   u->cc_on = 1;
   u->cc_applied_kbps = u->bitrate_kbps;
   u->cc_changed_us = clock_mono_us();
-  u->api->log(u->h, "congestion control: %d to %d kbit/s, starting at %d", u->set.min_kbps, max,
-              u->bitrate_kbps);
+  u->api->log(u->h, "congestion control: %d to %d kbit/s, starting at %d%s", u->set.min_kbps, max,
+              u->bitrate_kbps, u->set.pacing ? "" : "; not paced");
 }
 
 /* ---- The monthly budget (budget.h) ------------------------------------------------------ */

@@ -136,11 +136,11 @@ def clip(kind, w=W, h=H):
     return path
 
 
-def run(modules, seconds, actions=(), name="enc"):
+def run(modules, seconds, actions=(), name="enc", profile=None):
     """Runs a chain for at least `seconds`; actions: (at_s, fn(kernel)) -> results
     by at_s, run in order (an action may wait; the next one then starts late).
     Also returns the wall-clock start and end ("t0", "t_end", seconds since the epoch)."""
-    k = Kernel(modules, name=name).start()
+    k = Kernel(modules, name=name, profile=profile).start()
     out = {"t0": time.time()}
     try:
         t0 = time.monotonic()
@@ -209,6 +209,24 @@ def keyframes(units):
     return [i for i, (m, _) in enumerate(units) if m["key"]]
 
 
+def source_psnr(units, src, tag, w, h):
+    """PSNR-Y of the decoded units against the clip they were coded from.
+    Aligned: the first decoded picture is the file frame it is closest to; from
+    there numbers count frame intervals, as the file's index does."""
+    yuv = decoded(units, tag, w, h)
+    _, _, frames = read_y4m(src)
+    first = open(yuv, "rb").read(w * h)
+    sample = range(0, w * h, 61)
+    i0 = min(range(len(frames)),
+             key=lambda i: sum(abs(first[p] - frames[i][p]) for p in sample))
+    n0 = units[0][0]["number"]
+    ref = os.path.join(WORK, f"{tag}.ref")
+    with open(ref, "wb") as f:
+        for m, _ in units:
+            f.write(frames[(i0 + m["number"] - n0) % len(frames)])
+    return psnr_y(yuv, ref, w, h)
+
+
 def quality(enc, kind):
     spec = ENCODERS[enc]
     w, h, fps, rate = pace(enc, "quality")
@@ -224,20 +242,7 @@ def quality(enc, kind):
     keys = keyframes(units)
     enc_st = next(m for m in out["status"]["modules"] if m["name"] == "encoder")["module"]
     assert keys == [0], f"keyframes at units {keys}: only the first was wanted ({enc_st})"
-    yuv = decoded(units, f"{enc}-{kind}", w, h)
-    # Align the source: the first decoded picture is the file frame it is closest
-    # to; from there numbers count frame intervals, as the file's index does.
-    _, _, frames = read_y4m(src)
-    first = open(yuv, "rb").read(w * h)
-    sample = range(0, w * h, 61)
-    i0 = min(range(len(frames)),
-             key=lambda i: sum(abs(first[p] - frames[i][p]) for p in sample))
-    n0 = units[0][0]["number"]
-    ref = os.path.join(WORK, f"{enc}-{kind}.ref")
-    with open(ref, "wb") as f:
-        for m, _ in units:
-            f.write(frames[(i0 + m["number"] - n0) % len(frames)])
-    psnr = psnr_y(yuv, ref, w, h)
+    psnr = source_psnr(units, src, f"{enc}-{kind}", w, h)
     skipped = enc_st.get("skipped_over_rate", 0)
     kbps = unit_kbps(units, fps, skipped)
     assert psnr >= spec["min_psnr"], f"PSNR-Y {psnr:.2f} dB < {spec['min_psnr']}"
@@ -546,6 +551,42 @@ def lost_unit_recovery(enc):
           f"that arrived ({len(keys)} keyframes) decode as one stream, stamps {good}/{len(units)}")
 
 
+def lan_profile(enc):
+    """device.profile = "lan" (one line): the test pattern captured at 60 fps,
+    coded at 60 fps with the LAN's defaults (20000 kbit/s, the fastest speed),
+    near-lossless: PSNR-Y >= 45 dB (issue 15); every unit decodes."""
+    src = clip("testsrc")
+    dump = os.path.join(WORK, f"{enc}-lan.units")
+    # The pattern's file at 60 fps, as the LAN's camera would give it (the
+    # capture of a file keeps the file's rate unless told).
+    out = run([module("capture", "capture-y4m", file=src, fps=60),
+               module("encoder", enc),
+               module("sink", "test-sink", pattern=False, dump=dump, dump_frames=1000)], 4,
+              profile="lan")
+    units = read_units(dump)
+    flowing(units, out["t0"], out["t_end"], f"{enc} on a LAN")
+    st = next(m for m in out["status"]["modules"] if m["name"] == "encoder")["module"]
+    assert (st["target_fps"], st["target_kbps"]) == (60, 20000), st
+    psnr = source_psnr(units, src, f"{enc}-lan", W, H)
+    assert psnr >= 45.0, f"PSNR-Y {psnr:.2f} dB < 45 on a LAN"
+    kbps = unit_kbps(units, 60, st.get("skipped_over_rate", 0))
+    # The test pattern's own capture at 60 fps on a LAN: capture-testsrc's default.
+    k = Kernel([module("capture", "capture-testsrc"),
+                module("sink", "test-sink", pattern=False)], name="lan", profile="lan").start()
+    try:
+        k.wait(lambda s: (k.mod("capture", s).get("module") or {}).get("fps"), 10,
+               "the capture's status")
+        fps = k.mod("capture")["module"]["fps"]
+    finally:
+        k.stop()
+        k.check_clean_log()
+        k.cleanup()
+    assert fps == 60, f"capture-testsrc at {fps} fps on a LAN"
+    print(f"     {enc} with profile \"lan\": {st['target_fps']} fps at {st['target_kbps']} "
+          f"kbit/s; {len(units)} units decode, PSNR-Y {psnr:.2f} dB at {kbps:.0f} kbit/s per "
+          f"unit ({kept(units):.0%} of the frames captured); capture-testsrc at {fps} fps")
+
+
 def case(fn, *args):
     def wrapped():
         fn(*args)
@@ -559,6 +600,8 @@ try:
     for enc in only:
         cases += [case(quality, enc, "hard"), case(quality, enc, "testsrc"), case(live, enc),
                   case(rate_change_and_kill, enc), case(resize, enc)]
+    if "encoder-aom" in only:
+        cases.append(case(lan_profile, "encoder-aom"))
     cases.append(test_fallback_to_av1)
     # x265 (fast, strict decoder) and SVT-AV1 (one frame in flight) stand for
     # every encoder on the same core.

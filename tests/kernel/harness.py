@@ -50,8 +50,10 @@ def _value(v):
     return str(v)
 
 
-def render(modules, device="test", runtime_dir=None, module_dir=TEST_MODULES, supervisor=None):
-    lines = [f'device = {{ id = "{device}"; }};']
+def render(modules, device="test", runtime_dir=None, module_dir=TEST_MODULES, supervisor=None,
+           profile=None):
+    extra = f' profile = "{profile}";' if profile else ""
+    lines = [f'device = {{ id = "{device}";{extra} }};']
     if runtime_dir:
         lines.append(f'runtime_dir = "{runtime_dir}";')
     if module_dir:
@@ -77,8 +79,9 @@ def render(modules, device="test", runtime_dir=None, module_dir=TEST_MODULES, su
 
 
 class Kernel:
-    def __init__(self, modules, supervisor=None, name="k", preexec=None):
+    def __init__(self, modules, supervisor=None, name="k", preexec=None, profile=None):
         self.preexec = preexec  # e.g. into the link lab's device namespace
+        self.profile = profile  # device.profile: "lan", "cellular"; None: not set
         # tmpfs, as on a device: the frame rings live in the runtime dir
         self.dir = tempfile.mkdtemp(prefix=f"outpost-{name}-", dir="/dev/shm")
         self.rundir = os.path.join(self.dir, "run")
@@ -108,7 +111,7 @@ class Kernel:
                    else m for m in modules]
         with open(self.config, "w") as f:
             f.write(render(modules, runtime_dir=self.rundir, module_dir=self.module_dir,
-                           supervisor=self.supervisor))
+                           supervisor=self.supervisor, profile=self.profile))
 
     def start(self, wait_running=True):
         self.log = open(self.log_path, "wb")

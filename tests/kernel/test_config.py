@@ -86,6 +86,16 @@ def test_duplicate_name():
                  "modules.src")
 
 
+def test_bad_profile():
+    # device.profile is checked by the kernel (a misspelt one would run the
+    # device as cellular, paced and at 30 fps, on a LAN), and so is any other
+    # key in the device group.
+    expect_error(HEAD.replace('id = "d";', 'id = "d"; profile = "LAN";') + "modules = ( " +
+                 GOOD_MODULE + " );\n", 1, "device.profile")
+    expect_error(HEAD.replace('id = "d";', 'id = "d"; profil = "lan";') + "modules = ( " +
+                 GOOD_MODULE + " );\n", 1, "profil")
+
+
 def runs_then_stops_cleanly(path):
     """The kernel takes the config, runs its test-source for 1 s, and stops on SIGTERM."""
     p = subprocess.Popen([os.path.join(BIN, "outpost-kernel"), "-c", path],
@@ -130,4 +140,5 @@ def test_include_relative_to_file():
 
 run_cases([test_include_relative_to_file, test_module_dir_search_path, test_missing_file, test_syntax_error, test_unknown_plugin, test_unknown_fallback,
            test_missing_key, test_missing_device, test_unknown_key_is_a_typo,
-           test_bad_restart_value, test_bad_supervisor_value, test_duplicate_name])
+           test_bad_restart_value, test_bad_supervisor_value, test_duplicate_name,
+           test_bad_profile])

@@ -1208,7 +1208,8 @@ static uint16_t s_send_paced(rig_t *r, const uint8_t *unit, size_t len, int64_t 
   return first;
 }
 
-/* With it on, a unit's packets leave at the pacing rate (not in one burst);
+/* With it on, a unit's packets leave at the pacing rate (not in one burst),
+ * or at once with pacing off;
  * the server's feedback reaches the controller; a queue growing behind a slow link
  * lowers the target (the uplink is told; a cut to under half drops the
  * pacer's queue) and holds resends while the full link also drops (a full
@@ -1250,6 +1251,18 @@ static void cc_paces_and_follows_feedback(void **state) {
    * ~1000 B owed at 150 kbit/s: ~52 ms, not at once. */
   assert_true(sent[2] - t0 >= 40000);
   assert_int_equal(media_pace(r->m, clock_mono_us()), 0);
+  /* Unpaced (profile "lan"): the same unit's packets leave at once, the
+   * controller still on; nothing waits in the pacer. */
+  media_set_pacing(r->m, 0);
+  first = media_next_seq(r->m);
+  assert_int_equal(media_send_unit(r->m, OUTPOST_FMT_AV1, unit, len, 1, 1700000000040000), 3);
+  for (int i = 0; i < 3; i++) {
+    assert_true(s_recv(r, buf, sizeof buf, 0) > 0);
+    assert_int_equal(s_seq(buf), (uint16_t)(first + i));
+  }
+  assert_int_equal(media_pace(r->m, clock_mono_us()), 0);
+  assert_non_null(media_cc(r->m));
+  media_set_pacing(r->m, 1);
   /* Afresh at 1000 kbit/s (what the two units below show the link carried,
    * ~300 kbit/s, is then below the target). Feedback: the packets arrived 20
    * ms after they left. */

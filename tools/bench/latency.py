@@ -105,9 +105,10 @@ def encoder_delay(kernel):
     return enc.get("latency_ms_mean"), enc.get("latency_ms_p99")
 
 
-def run(encoder, browser, latency="auto", jbt=None):
+def run(encoder, browser, latency="auto", jbt=None, profile=None, settings=None):
     spine = Spine(["cam1"], name="lat", latency={"cam1": latency}).start()
-    k = spine.kernel("cam1", encoder, bitrate=KBPS, width=W, height=H, fps=FPS).start()
+    k = spine.kernel("cam1", encoder, bitrate=KBPS, width=W, height=H, fps=FPS,
+                     profile=profile, **(settings or {})).start()
     try:
         t0 = time.monotonic()
         while spine.status("cam1")["packets"] < 60:
@@ -154,18 +155,21 @@ def breakdown(at, samples):
     return rows
 
 
-def smoothness(samples):
+def smoothness(samples, fps=FPS):
     """How evenly frames were shown: the intervals between consecutive stamped
     frames' display times (ms), and how many were over 1.5 frame intervals."""
     d = sorted(s["displayMs"] for s in samples)
     gaps = [b - a for a, b in zip(d, d[1:])]
-    return gaps, sum(1 for g in gaps if g > 1.5 * 1000 / FPS)
+    return gaps, sum(1 for g in gaps if g > 1.5 * 1000 / fps)
 
 
-# (encoder, latency in the jcfg, the page's jitterBufferTarget): today's
-# behaviour first (the browser's own jitter buffer), then each change alone.
+# (encoder, latency in the jcfg, the page's jitterBufferTarget[, device.profile[,
+# the encoder's settings]]):
+# today's behaviour first (the browser's own jitter buffer), then each change
+# alone; last the LAN profile (60 fps, 20000 kbit/s at most, unpaced).
 RUNS = [("encoder-aom", "smooth", None), ("encoder-aom", "smooth", 0),
-        ("encoder-aom", "low", None), ("encoder-rav1e", "low", None), ("encoder-x265", "auto", None)]
+        ("encoder-aom", "low", None), ("encoder-rav1e", "low", None), ("encoder-x265", "auto", None),
+        ("encoder-aom", "low", None, "lan")]
 
 
 def main():
@@ -179,12 +183,16 @@ def main():
     # load moves between runs: one 12 s run of each is not a comparison)
     runs = runs * int(os.environ.get("OUTPOST_ROUNDS", "1"))
     table = []
-    for encoder, latency, jbt in runs:
+    for encoder, latency, jbt, *rest in runs:
+        profile, settings = (list(rest) + [None, None])[:2]
         browser = encoder != "encoder-x265"  # Chromium has no H.265 decoder here
-        (emean, ep99), at, agree, decoded, shown, now = run(encoder, browser, latency, jbt)
+        (emean, ep99), at, agree, decoded, shown, now = run(encoder, browser, latency, jbt,
+                                                            profile, settings)
         lat = [a - c for c, a in at.items()]
         name = f"{encoder}, latency {latency} ({now})" + (
-            f", jitterBufferTarget {jbt} ms" if jbt is not None else "")
+            f", jitterBufferTarget {jbt} ms" if jbt is not None else "") + (
+            f", profile {profile}" if profile else "") + (
+            "".join(f", {k} {v}" for k, v in settings.items()) if settings else "")
         print(f"{name}:\n  encoder's own delay (capture -> coded unit, its status): mean "
               f"{emean:.1f} ms, p99 {ep99:.1f} ms")
         print(f"  capture -> at Janus (last packet): {summary(lat)}; "
@@ -193,7 +201,7 @@ def main():
             continue
         g2g = [s["latencyMs"] for s in shown["samples"]]
         st = shown["stats"]
-        gaps, stutters = smoothness(shown["samples"])
+        gaps, stutters = smoothness(shown["samples"], 60 if profile == "lan" else FPS)
         print(f"  glass to glass in Chromium:        {summary(g2g)}; "
               f"{st['framesDecoded'] / st['seconds']:.1f} fps decoded, "
               f"{st['packetsLost']} packets lost")
