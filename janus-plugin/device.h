@@ -20,6 +20,7 @@
 #include "gopcache.h"
 #include "nack.h"
 #include "playout.h"
+#include "timing.h"
 #include "usage.h"
 
 #include <glib.h>
@@ -85,6 +86,7 @@ typedef struct op_device {
   op_rx_t rx;           /* receiver statistics for our receiver reports (this session's stream) */
   op_ccfb_rx_t ccfb;    /* congestion control feedback (RFC 8888) on this session's stream */
   op_playout_t playout; /* the playout delay its viewers' browsers are told */
+  op_timing_t timing;   /* its share of the latency, per frame, while asked (timing.h) */
   /* Our RTCP to the device over its paid link, in UDP payload bytes (SRTCP
    * trailer included), since the plugin started: */
   uint64_t rr_sent, rr_bytes, nack_bytes, pli_bytes;

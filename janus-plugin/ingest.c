@@ -62,6 +62,7 @@
 #include "../protocol/rtp.h" /* ours, not Janus's rtp.h */
 #include "../protocol/rtp_av1.h"
 #include "../protocol/rtp_h265.h"
+#include "../protocol/rtp_timing.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -599,6 +600,12 @@ static void s_packet(char *buf, int len, const s_src_t *src) {
     op_device_unref(d);
     return;
   }
+  rtp_timing_t timing; /* a first transmission's: a resend's arrival is the NACK's */
+  if (rh.extension && resent == 0 && !rtp_timing_find(rh.ext, rh.ext_len, rh.ext_profile, &timing))
+    op_timing_push(
+        &d->timing, rh.timestamp, &timing,
+        g_get_real_time() -
+            (now - (src->arrival_us > 0 && src->arrival_us <= now ? src->arrival_us : now)));
   uint64_t given_up = d->nack.given_up;
   s_send_nacks(d, now);
   /* A packet given up breaks its frame and every frame that refers to it

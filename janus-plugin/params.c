@@ -35,7 +35,7 @@ static const p_param_t s_configure[] = {{"video", P_BOOL, 0, 0, 0}, P_END};
 static const p_request_t s_viewer[] = {
     {"list", s_none},  {"info", s_id},    {"watch", s_watch}, {"switch", s_watch},
     {"start", s_none}, {"pause", s_none}, {"stop", s_none},   {"configure", s_configure},
-    {NULL, NULL}};
+    {"timing", s_id},  {NULL, NULL}};
 
 static const p_param_t s_op_status[] = {P_ID(0), P_END};
 static const p_param_t s_op_configure[] = {P_ID(1),
@@ -48,17 +48,11 @@ static const p_param_t s_op_record[] = {P_ID(1), {"action", P_STRING, 1, 4, 5}, 
 /* Extra allowance for this period, in MB (the device's budget command). */
 static const p_param_t s_op_budget[] = {P_ID(1), {"extra_mb", P_INT, 1, 1, 1000000}, P_END};
 
-static const p_request_t s_operator[] = {{"list", s_none},
-                                         {"status", s_op_status},
-                                         {"start", s_id},
-                                         {"stop", s_id},
-                                         {"keyframe", s_id},
-                                         {"configure", s_op_configure},
-                                         {"record", s_op_record},
-                                         {"refresh", s_id},
-                                         {"usage", s_op_status},
-                                         {"budget", s_op_budget},
-                                         {NULL, NULL}};
+static const p_request_t s_operator[] = {
+    {"list", s_none},        {"status", s_op_status}, {"start", s_id},
+    {"stop", s_id},          {"keyframe", s_id},      {"configure", s_op_configure},
+    {"record", s_op_record}, {"refresh", s_id},       {"usage", s_op_status},
+    {"budget", s_op_budget}, {"timing", s_id},        {NULL, NULL}};
 
 static int s_ok(const json_t *v, const p_param_t *p) {
   switch (p->kind) {

@@ -261,6 +261,33 @@ static json_t *s_usage(const char *id) {
 }
 
 /* Operator requests: the secret first, then the device. */
+/* The device's timing per frame (timing.h), asking it for more while someone
+ * reads: for a viewer (s) in the timestamps it sees, for an operator in the
+ * device's. */
+static json_t *s_timing(op_session_t *s, op_device_t *d, const char *kind) {
+  uint32_t shift = 0;
+  if (s) {
+    janus_mutex_lock(&s->mutex);
+    gboolean watching = s->device == d;
+    janus_mutex_unlock(&s->mutex);
+    janus_mutex_lock(&d->mutex); /* the ingest changes them under the device's */
+    /* What s_forward does to a timestamp: less the catch-up's shift, then
+     * Janus's switching context (janus_rtp_header_update): less its base,
+     * plus the base it continues from. */
+    shift = watching ? s->ts_shift + s->context.base_ts - s->context.base_ts_prev : 0;
+    janus_mutex_unlock(&d->mutex);
+  }
+  janus_mutex_lock(&d->mutex);
+  int ask = d->online && op_timing_renew(&d->timing, janus_get_monotonic_time());
+  json_t *r =
+      json_pack("{s:s, s:s, s:I, s:o}", kind, "timing", "id", d->id, "received",
+                (json_int_t)d->timing.received, "frames", op_timing_json(&d->timing, shift));
+  janus_mutex_unlock(&d->mutex);
+  if (ask) /* 8 bytes a frame on its link, for OP_TIMING_LEASE_S */
+    op_control_command(d, "timing", json_pack("{s:i}", "seconds", OP_TIMING_LEASE_S));
+  return r;
+}
+
 static json_t *s_operator(op_session_t *s, json_t *message) {
   const char *req = json_string_value(json_object_get(message, "request")); /* checked */
   const char *secret = json_string_value(json_object_get(message, "secret"));
@@ -314,6 +341,8 @@ static json_t *s_operator(op_session_t *s, json_t *message) {
     op_device_status(d, !strcmp(req, "start") ? "streaming" : "stopped", NULL);
   } else if (!strcmp(req, "keyframe")) {
     json_array_append_new(sent, json_integer(op_control_command(d, "keyframe", NULL)));
+  } else if (!strcmp(req, "timing")) {
+    r = s_timing(NULL, d, "outpost");
   } else if (!strcmp(req, "refresh")) {
     /* The device's status is what changed, kept part by part; every counter
      * and its whole module table cost bytes on its link, so they come only
@@ -403,6 +432,23 @@ json_t *op_request(op_session_t *s, json_t *message, json_t *jsep, gboolean admi
       return s_error("streaming", E_NO_SUCH_DEVICE, "No such device");
     json_t *r = json_pack("{s:s, s:o}", "streaming", "info", "info",
                           op_device_summary(d, OP_SUMMARY_PUBLIC));
+    op_device_unref(d);
+    return r;
+  }
+  if (!strcmp(req, "timing")) {
+    op_device_t *d = op_device_get(json_string_value(json_object_get(message, "id")));
+    gboolean watching = FALSE;
+    if (d) {
+      janus_mutex_lock(&s->mutex);
+      watching = s->device == d;
+      janus_mutex_unlock(&s->mutex);
+    }
+    if (!d || (d->is_private && !watching)) { /* a private one: its viewers only */
+      if (d)
+        op_device_unref(d);
+      return s_error("streaming", E_NO_SUCH_DEVICE, "No such device");
+    }
+    json_t *r = s_timing(s, d, "streaming");
     op_device_unref(d);
     return r;
   }

@@ -64,8 +64,8 @@ static const struct {
     [CTL_ERROR] = {"error", s_error},
 };
 
-static const char *s_commands[] = {"start",    "stop",   "bitrate", "fps", "resolution",
-                                   "keyframe", "status", "budget",  NULL};
+static const char *s_commands[] = {"start",    "stop",   "bitrate", "fps",    "resolution",
+                                   "keyframe", "status", "budget",  "timing", NULL};
 
 const char *ctl_type_name(ctl_type_t type) {
   return type < CTL__TYPES ? s_types[type].name : "?";

@@ -10,7 +10,9 @@
 // getImageData of it per frame: ~24 rows at 640 wide.
 import { readStamp, stampBandHeight } from './stamp.js';
 
-const WINDOW = 30; // stamped frames behind the latency readout (1 s at 30 fps)
+// Stamped frames kept: the readout's last 2 s at 60 fps, and the device's
+// times (asked every second, so up to a second old) still find their frames.
+const WINDOW = 120;
 const STATS_EVERY_MS = 1000;
 const STALL_MS = 2500; // no frame for this long while the device streams: say so
 const RETRY_MS = 2000;
@@ -27,19 +29,41 @@ function median(values) {
 // browser (device, network, Janus), -> handed to the compositor (jitter
 // buffer and decode; the decoder's own part of it), -> the display it is
 // expected on. null when the browser gives no such metadata.
-function breakdown(samples) {
+//
+// With the device's own times (the plugin's `timing`, by RTP timestamp: the
+// frame taken by the encoder, coded, its last packet sent, each from the
+// capture), "to the browser" splits further, over the frames that have them:
+// waiting for the encoder, encoding, the uplink (its pacer), and the network
+// with Janus. Those means add up to that subset's own "to the browser".
+function breakdown(samples, timing) {
   const s = samples.filter((x) => x.receiveMs !== null && x.presentMs !== null);
   if (!s.length) return null;
-  const mean = (f) => s.reduce((a, x) => a + f(x), 0) / s.length;
-  return {
+  const mean = (f, of = s) => of.reduce((a, x) => a + f(x), 0) / of.length;
+  const b = {
     frames: s.length,
     totalMs: mean((x) => x.latencyMs),
     toBrowserMs: mean((x) => x.receiveMs - x.captureMs),
     bufferDecodeMs: mean((x) => x.presentMs - x.receiveMs),
     decodeMs: mean((x) => x.decodeMs || 0),
     toScreenMs: mean((x) => x.displayMs - x.presentMs),
+    device: null,
   };
+  const timed = s.filter((x) => timing && timing.has(x.rtpTimestamp));
+  if (timed.length) {
+    const d = (x) => timing.get(x.rtpTimestamp);
+    b.device = {
+      frames: timed.length,
+      toBrowserMs: mean((x) => x.receiveMs - x.captureMs, timed),
+      toEncoderMs: mean((x) => d(x).in, timed),
+      encodeMs: mean((x) => d(x).coded - d(x).in, timed),
+      uplinkMs: mean((x) => d(x).sent - d(x).coded, timed),
+      networkMs: mean((x) => x.receiveMs - x.captureMs - d(x).sent, timed),
+    };
+  }
+  return b;
 }
+
+const TIMING_KEEP = 256; // device timings kept by RTP timestamp (~8 s at 30 fps)
 
 export class Tile {
   // app: { janus, grid, keepBands, log(msg) }; id: the device id (a string)
@@ -65,6 +89,7 @@ export class Tile {
     this.overlay = node.querySelector('.overlay');
     // A click on the overlay shows where the latency goes (and hides it again).
     this.showBreakdown = false;
+    this.timing = new Map(); // RTP timestamp -> the device's times (the plugin's `timing`)
     this.overlay.onclick = () => {
       this.showBreakdown = !this.showBreakdown;
       this.poll();
@@ -258,6 +283,7 @@ export class Tile {
       frame: s.frame, captureMs: s.timeMs, displayMs, latencyMs: displayMs - s.timeMs,
       receiveMs: at(meta.receiveTime), presentMs: at(meta.presentationTime),
       decodeMs: meta.processingDuration === undefined ? null : meta.processingDuration * 1000,
+      rtpTimestamp: meta.rtpTimestamp === undefined ? null : meta.rtpTimestamp,
     };
     if (this.app.keepBands) sample.band = { width: w, height: rows, rgba: img.data };
     this.samples.push(sample);
@@ -304,11 +330,12 @@ export class Tile {
       keyFramesDecoded: inbound.keyFramesDecoded || 0,
       codec: inbound.codecId,
     };
+    if (this.showBreakdown) this.askTiming();
     const fresh = this.samples.filter((s) => now + performance.timeOrigin - s.displayMs < 2000);
     const lat = median(fresh.map((s) => s.latencyMs));
     this.readout = lat === null ? { latencyMs: null, samples: [] }
       : { latencyMs: Math.round(lat), samples: fresh.map((s) => ({ ...s })),
-        breakdown: breakdown(fresh) };
+        breakdown: breakdown(fresh, this.timing) };
     const st = this.stats;
     const latency = this.readout.latencyMs === null ? 'no stamp' : `latency ${this.readout.latencyMs} ms`;
     const b = this.showBreakdown && this.readout.breakdown;
@@ -316,10 +343,33 @@ export class Tile {
       `${Math.round(st.kbps)} kbit/s · lost ${st.packetsLost} · ${latency}` +
       (b ? ` · mean ${b.totalMs.toFixed(1)} = to the browser ${b.toBrowserMs.toFixed(1)} + ` +
         `jitter buffer and decode ${b.bufferDecodeMs.toFixed(1)} (decode ${b.decodeMs.toFixed(1)}) + ` +
-        `to the screen ${b.toScreenMs.toFixed(1)} ms` : '');
+        `to the screen ${b.toScreenMs.toFixed(1)} ms` : '') +
+      (b && b.device ? ` · device: to the encoder ${b.device.toEncoderMs.toFixed(1)} + encode ` +
+        `${b.device.encodeMs.toFixed(1)} + uplink ${b.device.uplinkMs.toFixed(1)} + network and ` +
+        `Janus ${b.device.networkMs.toFixed(1)} ms (${b.device.frames} frames)` : '');
     this.overlay.dataset.latency = this.readout.latencyMs === null ? '' : String(this.readout.latencyMs);
     if (this.state === 'playing' && now - this.lastFrameAt > STALL_MS)
       this.setState('stalled', `No video for ${((now - this.lastFrameAt) / 1000).toFixed(0)} s`);
+  }
+
+  // The device's times for the frames of the last seconds (asking keeps the
+  // device sending them: 8 bytes a frame on its link, only while a breakdown
+  // is shown somewhere).
+  askTiming() {
+    if (!this.handle || this.timingAsked) return;
+    this.timingAsked = true;
+    this.handle.send({
+      message: { request: 'timing', id: this.id },
+      success: (r) => {
+        this.timingAsked = false;
+        for (const f of (r && r.frames) || []) this.timing.set(f.ts, f);
+        for (const k of this.timing.keys()) {
+          if (this.timing.size <= TIMING_KEEP) break;
+          this.timing.delete(k); // a Map iterates in insertion order: the oldest first
+        }
+      },
+      error: () => { this.timingAsked = false; },
+    });
   }
 
   destroy() {

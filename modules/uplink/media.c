@@ -77,11 +77,12 @@ struct media {
   media_path_fn *on_path;
   void *path_ctx;
   /* Congestion control (media_set_cc): NULL while off */
-  cc_t *cc;          /* owned */
-  pacer_t *pacer;    /* owned */
-  int unpaced;       /* media_set_pacing(0): the pacer is not used for sending */
-  int cc_key_sent;   /* the current unit (being packetized) is a keyframe */
-  int cc_unit_start; /* ... and its next packet is its first */
+  cc_t *cc;                /* owned */
+  pacer_t *pacer;          /* owned */
+  int unpaced;             /* media_set_pacing(0): the pacer is not used for sending */
+  int64_t timing_until_us; /* media_set_timing: monotonic; 0 off */
+  int cc_key_sent;         /* the current unit (being packetized) is a keyframe */
+  int cc_unit_start;       /* ... and its next packet is its first */
   /* The picture a refused resend broke (s_resend): from broken_seq on nothing
    * decodes until a keyframe, whose first packet, key_seq, comes after it. */
   int have_key, broken;
@@ -145,7 +146,7 @@ media_t *media_new(size_t mtu, size_t history_bytes, int64_t history_us, media_k
   self->h265 = rtp_h265_pack_new(mtu);
   /* Room for the SRTP trailer libsrtp may write after the packet, and slots on an
    * 8-byte boundary: libsrtp reads and writes the packet as 32-bit words. */
-  size_t slot = (mtu + RTP_HEADER_SIZE + SRTP_MAX_TRAILER_LEN + 7) / 8 * 8;
+  size_t slot = (mtu + RTP_HEADER_SIZE + RTP_TIMING_EXT_SIZE + SRTP_MAX_TRAILER_LEN + 7) / 8 * 8;
   self->hist = history_new(history_bytes, slot);
   uint32_t rnd[2] = {0, 0};
   if (!self->av1 || !self->h265 || !self->hist ||
@@ -384,7 +385,22 @@ typedef struct {
   media_t *m;
   uint32_t ts;
   int64_t now;
+  const rtp_timing_t *timing; /* for the last packet; NULL: none */
 } unit_ctx_t;
+
+/* The timing extension after the header at p (room checked by the caller):
+ * sent_ms is when this packet leaves, after whatever the pacer holds ahead
+ * of it. The bytes it adds. */
+static size_t s_timing(media_t *m, const unit_ctx_t *u, uint8_t *p) {
+  rtp_timing_t t = *u->timing;
+  int64_t now = clock_mono_us(), wait = m->pacer && !m->unpaced ? pacer_wait_us(m->pacer, now) : 0;
+  t.sent_ms = t.coded_ms + (int)((now - u->now + wait) / 1000);
+  p[0] |= 0x10; /* X: a header extension follows */
+  rtp_timing_write(&t, p + RTP_HEADER_SIZE, RTP_TIMING_EXT_SIZE);
+  m->st.timing_units++;
+  m->st.timing_bytes += RTP_TIMING_EXT_SIZE;
+  return RTP_TIMING_EXT_SIZE;
+}
 
 static int s_emit(void *ctx, const uint8_t *payload, size_t len, int marker) {
   unit_ctx_t *u = ctx;
@@ -395,8 +411,15 @@ static int s_emit(void *ctx, const uint8_t *payload, size_t len, int marker) {
   rtp_header_t h = {
       .marker = marker, .payload_type = m->pt, .seq = m->seq, .timestamp = u->ts, .ssrc = m->ssrc};
   rtp_header_write(&h, slot->data, RTP_HEADER_SIZE);
-  memcpy(slot->data + RTP_HEADER_SIZE, payload, len);
-  int plen = (int)(RTP_HEADER_SIZE + len);
+  size_t ext = 0;
+  if (marker && u->timing) { /* the slot has room for it; the MTU may not */
+    if (len + RTP_TIMING_EXT_SIZE <= m->mtu)
+      ext = s_timing(m, u, slot->data);
+    else
+      m->st.timing_no_room++;
+  }
+  memcpy(slot->data + RTP_HEADER_SIZE + ext, payload, len);
+  int plen = (int)(RTP_HEADER_SIZE + ext + len);
   if (m->mode == MODE_SRTP) {
     /* Protected once, in its slot (sized for the trailer): a resend is these bytes. */
     if (srtp_protect(m->tx, slot->data, &plen) != srtp_err_status_ok)
@@ -439,8 +462,10 @@ static int s_emit(void *ctx, const uint8_t *payload, size_t len, int marker) {
 }
 
 int media_send_unit(media_t *self, uint32_t format, const uint8_t *data, size_t len, int key,
-                    int64_t capture_us) {
-  unit_ctx_t u = {self, media_rtp_ts(self, capture_us), clock_mono_us()};
+                    int64_t capture_us, const rtp_timing_t *timing) {
+  int64_t now = clock_mono_us();
+  unit_ctx_t u = {self, media_rtp_ts(self, capture_us), now,
+                  timing && now < self->timing_until_us ? timing : NULL};
   self->cc_key_sent = key;
   self->cc_unit_start = 1;
   int rc;
@@ -648,8 +673,10 @@ static int s_flush(media_t *self, int64_t now);
  * waits where a flush can drop it (MEDIA_QUEUE_MAX_US), and the modem's queue
  * drains at the cut's margin. */
 static void s_pace(media_t *self) {
-  int kbps = cc_target_kbps(self->cc);
-  pacer_set_rate(self->pacer, cc_link_full(self->cc) ? kbps : (int)(kbps * PACER_FACTOR));
+  int kbps = cc_target_kbps(self->cc), full = cc_link_full(self->cc);
+  pacer_set_rate(self->pacer, full ? kbps : (int)(kbps * PACER_FACTOR));
+  /* A frame at once while the link has room; packet by packet when full. */
+  pacer_set_burst(self->pacer, full ? PACER_BURST_US : PACER_BURST_ROOM_US);
 }
 
 /* The controller's target moved: the pacer and the uplink follow. The target. */
@@ -919,6 +946,10 @@ int media_set_cc(media_t *self, int on, int min_kbps, int max_kbps, int start_kb
   return 0;
 }
 
+void media_set_timing(media_t *self, int64_t until_us) {
+  self->timing_until_us = until_us;
+}
+
 void media_set_pacing(media_t *self, int on) {
   self->unpaced = !on;
 }
@@ -927,7 +958,7 @@ void media_set_cc_bounds(media_t *self, int min_kbps, int max_kbps) {
   if (!self->cc)
     return;
   cc_set_bounds(self->cc, min_kbps, max_kbps);
-  pacer_set_rate(self->pacer, (int)(cc_target_kbps(self->cc) * PACER_FACTOR));
+  s_pace(self);
 }
 
 void media_set_rate_callbacks(media_t *self, media_rate_fn *on_rate, media_flush_fn *on_flush,

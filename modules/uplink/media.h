@@ -37,6 +37,7 @@
 #define OUTPOST_UPLINK_MEDIA_H
 
 #include "cc.h"
+#include "rtp_timing.h"
 #include "srtp_keys.h"
 
 #include <stddef.h>
@@ -91,6 +92,10 @@ typedef struct media_stats {
   uint64_t pacer_skips;          /* ... only up to a keyframe waiting in them (pacer_skip_to_key) */
   uint64_t pacer_dropped;        /* packets dropped with them */
   uint64_t pacer_queue_bytes;    /* waiting in the pacer as of the last media_pace */
+  /* The device's timing on the wire (media_set_timing, rtp_timing.h) */
+  uint64_t timing_units;   /* units whose last packet carried it */
+  uint64_t timing_bytes;   /* what it cost: RTP_TIMING_EXT_SIZE each */
+  uint64_t timing_no_room; /* a last packet too full to carry it (mtu): left without */
   /* From the last receiver report on our stream: */
   int64_t rtt_us; /* -1 until known */
   uint8_t fraction_lost;
@@ -164,11 +169,19 @@ void media_set_cname(media_t *self, const char *cname);
 
 /* Sends one coded unit: OUTPOST_FMT_AV1 (a temporal unit; key: it starts a
  * coded video sequence) or OUTPOST_FMT_H265 (an Annex B access unit), with
- * the RTP timestamp of capture_us (wall clock). The number of packets sent,
+ * the RTP timestamp of capture_us (wall clock), and timing (NULL: none) on
+ * its last packet while media_set_timing asks. The number of packets sent,
  * or -1 when the unit is malformed (nothing sent, counted) or the format
  * unknown. */
 int media_send_unit(media_t *self, uint32_t format, const uint8_t *data, size_t len, int key,
-                    int64_t capture_us);
+                    int64_t capture_us, const rtp_timing_t *timing);
+
+/* Until until_us (monotonic; 0: stop), the last packet of every unit carries
+ * the timing media_send_unit was given (in_ms and coded_ms; sent_ms is
+ * filled here: when the packet leaves, the pacer's queue ahead of it
+ * included), 8 bytes a unit, counted in the stats. Off by default: the
+ * server asks while someone looks at the breakdown. */
+void media_set_timing(media_t *self, int64_t until_us);
 
 /* Sends a sender report (SR + SDES CNAME) for the stream, timed now. */
 void media_send_report(media_t *self);

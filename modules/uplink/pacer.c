@@ -11,6 +11,7 @@ typedef struct {
 
 struct pacer {
   double bytes_per_us;
+  int64_t burst_us;
   double credit; /* bytes; negative: owed */
   int64_t credit_us;
   int have_time;
@@ -19,7 +20,7 @@ struct pacer {
 };
 
 static double s_burst(const pacer_t *self) {
-  double b = self->bytes_per_us * PACER_BURST_US;
+  double b = self->bytes_per_us * (double)self->burst_us;
   return b < 1500 ? 1500 : b; /* at least a packet */
 }
 
@@ -39,8 +40,10 @@ static void s_refill(pacer_t *self, int64_t now_us) {
 
 pacer_t *pacer_new(int kbps) {
   pacer_t *self = calloc(1, sizeof *self);
-  if (self)
+  if (self) {
     pacer_set_rate(self, kbps);
+    self->burst_us = PACER_BURST_US;
+  }
   return self;
 }
 
@@ -53,6 +56,12 @@ void pacer_destroy(pacer_t **self_p) {
 
 void pacer_set_rate(pacer_t *self, int kbps) {
   self->bytes_per_us = (kbps < 1 ? 1 : kbps) / 8000.0; /* kbit/s = 1000/8 B per 10^6 µs */
+}
+
+void pacer_set_burst(pacer_t *self, int64_t us) {
+  self->burst_us = us < 0 ? 0 : us;
+  if (self->have_time && self->credit > s_burst(self))
+    self->credit = s_burst(self);
 }
 
 int pacer_rate_kbps(const pacer_t *self) {
@@ -96,6 +105,21 @@ void pacer_charge(pacer_t *self, size_t bytes, int64_t now_us) {
 
 int64_t pacer_drain_us(const pacer_t *self) {
   return (int64_t)((double)self->bytes / self->bytes_per_us);
+}
+
+int64_t pacer_wait_us(const pacer_t *self, int64_t now_us) {
+  double credit = self->credit;
+  if (!self->have_time)
+    credit = s_burst(self);
+  else if (now_us > self->credit_us) {
+    credit += (double)(now_us - self->credit_us) * self->bytes_per_us;
+    if (credit > s_burst(self))
+      credit = s_burst(self);
+  }
+  /* A packet goes once the credit is not negative: after the queue's bytes
+   * less what the credit covers. */
+  double owed = (double)self->bytes - credit;
+  return owed <= 0 ? 0 : (int64_t)(owed / self->bytes_per_us);
 }
 
 int pacer_head_is_key(const pacer_t *self) {

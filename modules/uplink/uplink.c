@@ -99,6 +99,7 @@
 #define HELLO_MAX_US 10000000
 #define TICK_US 1000000         /* sender report, local status */
 #define STREAMING_KEEPALIVE_S 2 /* the server sees a dead link within 6 s while streaming */
+#define TIMING_LEASE_MAX_S 60   /* the device stages on the wire (timing): at most this at a time */
 #define RELAYS 16
 #define RELAY_TIMEOUT_US 5000000 /* the kernel answers within ~2 s: a backstop */
 #define KEY_WAIT_MIN_US 500000
@@ -358,6 +359,8 @@ static json_t *s_counters(uplink_t *u) {
   json_object_set_new(o, "retransmit_link_full", json_integer((json_int_t)m->retransmit_link_full));
   json_object_set_new(o, "keyframes_deferred", json_integer((json_int_t)u->keyframes_deferred));
   json_object_set_new(o, "pacer_flushes", json_integer((json_int_t)m->pacer_flushes));
+  json_object_set_new(o, "timing_units", json_integer((json_int_t)m->timing_units));
+  json_object_set_new(o, "timing_bytes", json_integer((json_int_t)m->timing_bytes));
   json_object_set_new(o, "pacer_skips", json_integer((json_int_t)m->pacer_skips));
   json_object_set_new(o, "pacer_dropped", json_integer((json_int_t)m->pacer_dropped));
   json_object_set_new(o, "pacer_refused", json_integer((json_int_t)m->pacer_refused));
@@ -944,6 +947,14 @@ static int s_command(uplink_t *u, origin_t origin, json_int_t server_id, const c
   }
   if (!strcmp(cmd, "keyframe"))
     return s_relay(u, origin, server_id, cmd, u->set.encoder, NULL, NULL, reply);
+  int seconds = 0;
+  if (!strcmp(cmd, "timing") && !s_arg_int(args, "seconds", 0, TIMING_LEASE_MAX_S, &seconds)) {
+    /* The breakdown's device stages on the wire (8 bytes a unit) for a
+     * while: the server renews it while someone looks; 0 stops. */
+    media_set_timing(u->media, seconds ? clock_mono_us() + (int64_t)seconds * 1000000 : 0);
+    *reply = json_pack("{s:i}", "seconds", seconds);
+    return 0;
+  }
   /* The operator's bitrate, fps and size are the top of the budget's ladder:
    * below full quality the chain gets that rung's share of them. */
   ladder_point_t want = u->wanted;
@@ -974,7 +985,7 @@ static int s_command(uplink_t *u, origin_t origin, json_int_t server_id, const c
   *reply = json_pack("{s:s}", "error",
                      "commands: start, stop, keyframe, bitrate {\"kbps\": 10..100000}, fps "
                      "{\"fps\": 1..240}, resolution {\"width\", \"height\": 16..8192}, budget "
-                     "{\"extra_mb\": 1..1000000}");
+                     "{\"extra_mb\": 1..1000000}, timing {\"seconds\": 0..60}");
   return -1;
 }
 
@@ -1464,7 +1475,11 @@ static int s_frame(void *self, const outpost_frame_t *f) {
     u->units_dropped++; /* the stop line: media stops with this unit (s_budget_apply) */
     return 0;
   }
-  if (media_send_unit(u->media, f->format, f->data, f->size, key, f->capture_us) < 0) {
+  /* The device's share of the latency, for the server to show (rtp_timing.h):
+   * the unit reached us as it came out of the encoder (a local socket). */
+  int coded_ms = (int)((clock_real_us() - f->capture_us) / 1000);
+  rtp_timing_t timing = {coded_ms - (int)(f->encode_us / 1000), coded_ms, 0};
+  if (media_send_unit(u->media, f->format, f->data, f->size, key, f->capture_us, &timing) < 0) {
     u->units_dropped++;
     u->api->error(u->h, "malformed %s unit (frame %llu) dropped", codec,
                   (unsigned long long)f->number);

@@ -153,6 +153,24 @@ describe('one device', { timeout: 180000 }, () => {
     assert.ok(Math.abs(sum - b.totalMs) <= 2, `the stages add up: ${sum} against ${b.totalMs}`);
     assert.ok(b.toBrowserMs > 0 && b.bufferDecodeMs >= 0 && b.decodeMs > 0 &&
       b.decodeMs <= b.bufferDecodeMs + 1, JSON.stringify(b));
+    // ... and the device's stages (the plugin's `timing`, asked for while the
+    // breakdown shows), joined by RTP timestamp, add up to "to the browser".
+    const { d, text } = await waitFor(async () => {
+      const r = await browser.page.evaluate(() => {
+        const t = window.outpost.tiles.get('cam1');
+        return { d: t.readout && t.readout.breakdown && t.readout.breakdown.device,
+          text: t.overlay.textContent, timed: t.timing.size,
+          newest: [...t.timing.keys()].slice(-2), rtp: t.samples.slice(-2).map((x) => x.rtpTimestamp) };
+      });
+      return { ok: r.d && r.d.frames >= 10 && /device: to the encoder/.test(r.text), seen: r, ...r };
+    }, 8000, 'the device\'s stages on the overlay');
+    console.log(`  ${text.split(' · ').slice(-1)[0]}`);
+    const dsum = d.toEncoderMs + d.encodeMs + d.uplinkMs + d.networkMs;
+    assert.ok(Math.abs(dsum - d.toBrowserMs) <= 2, `the device's stages add up: ${JSON.stringify(d)}`);
+    // each stage in its order: "sent" (the pacer's wait predicted) is no later
+    // than the browser got the frame (2 ms steps: within rounding)
+    assert.ok(d.toEncoderMs >= 0 && d.encodeMs > 0 && d.uplinkMs >= 0 && d.networkMs >= -2,
+      JSON.stringify(d));
     await browser.page.click('[data-device="cam1"] .overlay'); // and away again
   });
 

@@ -25,7 +25,7 @@ RANK = {
     "session": 3, "media_srtp": 3, "record": 3,
     "device": 2,
     "config": 1, "gateway": 1, "nack": 1, "ccfb_rx": 1, "gopcache": 1, "params": 1, "usage": 1,
-    "playout": 1,
+    "playout": 1, "timing": 1,
 }
 # A .c and the header that declares what it offers, when the names differ.
 OWN_HEADER = {"control.c": "op_control.h"}

@@ -309,6 +309,61 @@ def test_operator_configure():
         srv.cleanup()
 
 
+def test_device_timing():
+    """The device's share of the latency per frame (issue 15): nothing on the
+    wire until asked; a `timing` request (Admin API, or a viewer's) asks the
+    device for a lease and returns the frames' encoder-in, coded and sent
+    times from the capture (in <= coded <= sent, 2 ms steps) with their
+    arrival; the extension costs 8 bytes a frame, counted."""
+    srv = Server()
+    srv.janus.start()
+    k = device_kernel(srv).start()
+    try:
+        srv.wait(flowing, 10, "media")
+        time.sleep(1.0)
+        up = k.mod("uplink")["module"]
+        assert up["timing_units"] == 0 and up["timing_bytes"] == 0, up
+        r = srv.admin({"request": "timing", "secret": SECRET, "id": "cam1"})
+        assert r["outpost"] == "timing" and r["frames"] == [], r
+        t0 = time.monotonic()
+        while len(r["frames"]) < 30:
+            assert time.monotonic() - t0 < 5, f"no timed frames: {r}"
+            time.sleep(0.2)
+            r = srv.admin({"request": "timing", "secret": SECRET, "id": "cam1"})
+        frames = r["frames"]
+        for f in frames:
+            assert 0 <= f["in"] <= f["coded"] <= f["sent"] <= 510, f
+            assert all(f[x] % 2 == 0 for x in ("in", "coded", "sent")), f
+        ats = [f["at"] for f in frames]
+        assert ats == sorted(ats) and abs(ats[-1] / 1000 - time.time()) < 2, ats[-3:]
+        tss = [f["ts"] for f in frames]
+        assert len(set(tss)) == len(tss), "a frame twice"
+        c = srv.janus.client()
+        c.create_session()
+        h = c.attach(PKG)
+        v = c.message(h, {"request": "timing", "id": "cam1"})
+        assert v["streaming"] == "timing" and len(v["frames"]) >= 30, v
+        try:
+            c.message(h, {"request": "timing", "id": "nope"})
+            raise AssertionError("timing of an unknown device")
+        except JanusError as e:
+            assert e.code == 455, e
+        st, _ = k.wait(lambda st: k.mod("uplink", st)["module"]["timing_units"] >= 30, 5,
+                       "the uplink's count of timed units")
+        up = k.mod("uplink", st)["module"]
+        assert up["timing_bytes"] == 8 * up["timing_units"], up
+        med = lambda x: sorted(f[x] for f in frames)[len(frames) // 2]  # noqa: E731
+        print(f"     {len(frames)} frames timed within {time.monotonic() - t0:.1f} s of the ask: "
+              f"median encoder in {med('in')} ms, coded {med('coded')} ms, sent {med('sent')} ms "
+              f"after capture; {up['timing_bytes']} B for {up['timing_units']} units "
+              f"({up['timing_bytes'] / max(1, up['media_bytes']):.2%} of the media bytes)")
+    finally:
+        k.stop()
+        k.check_clean_log()
+        k.cleanup()
+        srv.cleanup()
+
+
 def test_strangers_and_garbage():
     srv = Server()
     srv.janus.start()
@@ -622,7 +677,7 @@ def test_a_stalled_server_is_no_queue():
 if __name__ == "__main__":
     try:
         cases = [test_event_handlers, test_ingest_loss_recovered, test_rtt_aware_recovery,
-                 test_device_online, test_viewer_api, test_operator_configure,
+                 test_device_online, test_viewer_api, test_operator_configure, test_device_timing,
                  test_strangers_and_garbage, test_janus_restart, test_recording_av1,
                  test_recording_h265, test_a_stalled_server_is_no_queue]
         pick = os.environ.get("OUTPOST_CASES")

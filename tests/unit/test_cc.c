@@ -467,6 +467,43 @@ static void pacer_spreads_a_keyframe(void **state) {
   assert_null(p);
 }
 
+/* With room on the link (pacer_set_burst(PACER_BURST_ROOM_US)) a frame of
+ * the target's size leaves at once after an idle frame interval; the
+ * default burst spreads it; a smaller burst takes the credit down at once. */
+static void s_push_frame(pacer_t *p, uint16_t first, int64_t now) {
+  static const size_t sizes[] = {1200, 1200, 883}; /* 3283 bytes: 658 kbit/s at 30 fps */
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(pacer_push(p, (uint16_t)(first + i), sizes[i], i ? 0 : PACER_START, now), 0);
+}
+
+static int s_pop_all(pacer_t *p, int64_t now, int64_t *next) {
+  uint16_t seq;
+  size_t bytes;
+  int out = 0;
+  while (pacer_pop(p, now, &seq, &bytes, next))
+    out++;
+  return out;
+}
+
+static void pacer_lets_a_frame_go_when_there_is_room(void **state) {
+  (void)state;
+  pacer_t *p = pacer_new(750); /* 33 ms of it: 3125 bytes */
+  pacer_set_burst(p, PACER_BURST_ROOM_US);
+  int64_t next, now = 1000000;
+  assert_int_equal(s_pop_all(p, now, &next), 0); /* starts the clock */
+  now += 33333;
+  assert_int_equal(pacer_wait_us(p, now), 0);
+  s_push_frame(p, 0, now);
+  assert_int_equal(pacer_wait_us(p, now), 1685); /* a packet after it: 158 B owed at 750 kbit/s */
+  assert_int_equal(s_pop_all(p, now, &next), 3); /* the frame at once */
+  pacer_set_burst(p, PACER_BURST_US);            /* the link filled: a packet's credit, no more */
+  now += 33333;
+  s_push_frame(p, 3, now);
+  assert_int_equal(s_pop_all(p, now, &next), 2); /* the last waits for its credit */
+  assert_true(next > now);
+  pacer_destroy(&p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(follows_a_cap_down_and_up),
@@ -476,6 +513,7 @@ int main(void) {
       cmocka_unit_test(bounds_and_unknown_packets),
       cmocka_unit_test(resends_and_flushes_are_no_new_loss),
       cmocka_unit_test(pacer_spreads_a_keyframe),
+      cmocka_unit_test(pacer_lets_a_frame_go_when_there_is_room),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

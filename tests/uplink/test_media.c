@@ -250,11 +250,12 @@ static size_t s_unit(uint8_t *u, uint8_t *exp, size_t *exp_len, unsigned seed) {
 }
 
 /* Sends a unit (a keyframe or not) and collects its datagrams. */
-static void s_send_unit_as(rig_t *r, pkts_t *k, unsigned seed, int key, uint8_t *exp,
-                           size_t *exp_len) {
+static void s_send_unit_timed(rig_t *r, pkts_t *k, unsigned seed, int key,
+                              const rtp_timing_t *timing, uint8_t *exp, size_t *exp_len) {
   uint8_t unit[4096];
   size_t len = s_unit(unit, exp, exp_len, seed);
-  int sent = media_send_unit(r->m, OUTPOST_FMT_AV1, unit, len, key, 1700000000000000 + seed);
+  int sent =
+      media_send_unit(r->m, OUTPOST_FMT_AV1, unit, len, key, 1700000000000000 + seed, timing);
   assert_true(sent >= 3 && sent <= MAX_PKTS);
   k->n = 0;
   for (int i = 0; i < sent; i++) {
@@ -263,6 +264,11 @@ static void s_send_unit_as(rig_t *r, pkts_t *k, unsigned seed, int key, uint8_t 
     k->n++;
   }
   s_expect_quiet(r);
+}
+
+static void s_send_unit_as(rig_t *r, pkts_t *k, unsigned seed, int key, uint8_t *exp,
+                           size_t *exp_len) {
+  s_send_unit_timed(r, k, seed, key, NULL, exp, exp_len);
 }
 
 static void s_send_unit(rig_t *r, pkts_t *k, unsigned seed, uint8_t *exp, size_t *exp_len) {
@@ -620,7 +626,7 @@ static void s_expect_nothing_sent(rig_t *r) {
   size_t exp_len;
   size_t len = s_unit(unit, exp, &exp_len, 5);
   uint64_t bytes = media_stats(r->m)->bytes_sent;
-  media_send_unit(r->m, OUTPOST_FMT_AV1, unit, len, 1, 1700000000000000);
+  media_send_unit(r->m, OUTPOST_FMT_AV1, unit, len, 1, 1700000000000000, NULL);
   media_send_report(r->m);
   s_expect_quiet(r);
   assert_int_equal(media_stats(r->m)->bytes_sent, bytes);
@@ -685,7 +691,7 @@ static void full_mtu_packets_fit(void **state) {
   n += av1_leb128_write(60000, unit + n);
   for (int i = 0; i < 60000; i++)
     unit[n++] = (uint8_t)(i * 7);
-  int sent = media_send_unit(r->m, OUTPOST_FMT_AV1, unit, n, 0, 1700000000000000);
+  int sent = media_send_unit(r->m, OUTPOST_FMT_AV1, unit, n, 0, 1700000000000000, NULL);
   assert_true(sent >= 50);
   _Alignas(8) uint8_t buf[DGRAM];
   int full = 0;
@@ -1000,7 +1006,7 @@ static void s_send_unit_ctl(rig_t *r, pkts_t *k, unsigned seed) {
   size_t exp_len;
   size_t len = s_unit(unit, exp, &exp_len, seed);
   r->nctl = 0;
-  int sent = media_send_unit(r->m, OUTPOST_FMT_AV1, unit, len, 1, 1700000000000000 + seed);
+  int sent = media_send_unit(r->m, OUTPOST_FMT_AV1, unit, len, 1, 1700000000000000 + seed, NULL);
   assert_int_equal(sent, r->nctl);
   s_expect_quiet(r);
   k->n = r->nctl;
@@ -1101,7 +1107,7 @@ static void media_switches_paths(void **state) {
   size_t len = s_unit(unit, exp, &exp_len, 33);
   r->ctl_full = 1;
   uint64_t sent = st->packets_sent;
-  int pk = media_send_unit(r->m, OUTPOST_FMT_AV1, unit, len, 1, 1700000000000033);
+  int pk = media_send_unit(r->m, OUTPOST_FMT_AV1, unit, len, 1, 1700000000000033, NULL);
   assert_int_equal(st->control_dropped, (uint64_t)pk);
   assert_int_equal(st->packets_sent, sent + (uint64_t)pk);
   s_expect_quiet(r);
@@ -1157,6 +1163,56 @@ static void udp_only_without_control(void **state) {
   s_rig_free(r);
 }
 
+/* ---- The device's timing on the wire (media_set_timing) -------------------------------- */
+
+/* The timing extension of each packet of k: -1 none, else its coded_ms. */
+static void s_timings(const pkts_t *k, int *coded, rtp_timing_t *last) {
+  for (int i = 0; i < k->n; i++) {
+    rtp_header_t h;
+    const uint8_t *pl;
+    size_t plen;
+    rtp_timing_t t;
+    assert_int_equal(rtp_header_parse(k->data[i], (size_t)k->len[i], &h, &pl, &plen), 0);
+    coded[i] =
+        h.extension && !rtp_timing_find(h.ext, h.ext_len, h.ext_profile, &t) ? t.coded_ms : -1;
+    if (coded[i] >= 0)
+      *last = t;
+  }
+}
+
+/* Only while leased, only on a unit's last packet, which still depacketizes
+ * with the rest; 8 bytes a unit, counted. */
+static void timing_rides_the_last_packet_while_asked(void **state) {
+  (void)state;
+  rig_t *r = s_rig(SRTP_KEYS_PROFILE_NONE);
+  pkts_t k;
+  uint8_t exp[4096];
+  size_t exp_len;
+  int coded[MAX_PKTS];
+  rtp_timing_t t = {10, 25, 0}, got = {0};
+  s_send_unit_timed(r, &k, 11, 1, &t, exp, &exp_len); /* not asked for */
+  s_timings(&k, coded, &got);
+  for (int i = 0; i < k.n; i++)
+    assert_int_equal(coded[i], -1);
+  media_set_timing(r->m, clock_mono_us() + 1000000);
+  s_send_unit_timed(r, &k, 12, 1, &t, exp, &exp_len);
+  s_timings(&k, coded, &got);
+  for (int i = 0; i < k.n - 1; i++)
+    assert_int_equal(coded[i], -1);
+  assert_int_equal(got.in_ms, 10);
+  assert_true(got.coded_ms == 24 || got.coded_ms == 26); /* 2 ms steps */
+  assert_true(got.sent_ms >= 24 && got.sent_ms <= 26 + 100);
+  s_expect_unit(&k, exp, exp_len);
+  assert_int_equal(media_stats(r->m)->timing_units, 1);
+  assert_int_equal(media_stats(r->m)->timing_bytes, RTP_TIMING_EXT_SIZE);
+  media_set_timing(r->m, 0);
+  s_send_unit_timed(r, &k, 13, 1, &t, exp, &exp_len);
+  s_timings(&k, coded, &got);
+  assert_int_equal(coded[k.n - 1], -1);
+  assert_int_equal(media_stats(r->m)->timing_units, 1);
+  s_rig_free(r);
+}
+
 /* ---- Congestion control and pacing (media_set_cc) ---------------------------------------- */
 
 typedef struct {
@@ -1194,7 +1250,7 @@ static uint16_t s_send_paced(rig_t *r, const uint8_t *unit, size_t len, int64_t 
                              int64_t *sent) {
   uint8_t buf[DGRAM];
   uint16_t first = media_next_seq(r->m);
-  int n = media_send_unit(r->m, OUTPOST_FMT_AV1, unit, len, 1, capture_us);
+  int n = media_send_unit(r->m, OUTPOST_FMT_AV1, unit, len, 1, capture_us, NULL);
   assert_int_equal(n, 3);
   for (int got = 0; got < n;) {
     if (s_recv(r, buf, sizeof buf, 0) > 0) {
@@ -1226,7 +1282,7 @@ static void cc_paces_and_follows_feedback(void **state) {
   size_t exp_len, len = s_unit(unit, exp, &exp_len, 90);
   uint16_t first = media_next_seq(r->m);
   int64_t t0 = clock_mono_us();
-  int n = media_send_unit(r->m, OUTPOST_FMT_AV1, unit, len, 1, 1700000000000000);
+  int n = media_send_unit(r->m, OUTPOST_FMT_AV1, unit, len, 1, 1700000000000000, NULL);
   assert_int_equal(n, 3);
   int64_t sent[MAX_PKTS];
   int got = 0;
@@ -1255,7 +1311,7 @@ static void cc_paces_and_follows_feedback(void **state) {
    * controller still on; nothing waits in the pacer. */
   media_set_pacing(r->m, 0);
   first = media_next_seq(r->m);
-  assert_int_equal(media_send_unit(r->m, OUTPOST_FMT_AV1, unit, len, 1, 1700000000040000), 3);
+  assert_int_equal(media_send_unit(r->m, OUTPOST_FMT_AV1, unit, len, 1, 1700000000040000, NULL), 3);
   for (int i = 0; i < 3; i++) {
     assert_true(s_recv(r, buf, sizeof buf, 0) > 0);
     assert_int_equal(s_seq(buf), (uint16_t)(first + i));
@@ -1387,6 +1443,7 @@ int main(void) {
       cmocka_unit_test(path_selector_decides),
       cmocka_unit_test(media_switches_paths),
       cmocka_unit_test(udp_only_without_control),
+      cmocka_unit_test(timing_rides_the_last_packet_while_asked),
       cmocka_unit_test(cc_paces_and_follows_feedback),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

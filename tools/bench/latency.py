@@ -56,24 +56,24 @@ def mjr_arrivals(path):
     return arrivals
 
 
-def decoded_stamps(mjr):
+def decoded_stamps(mjr, w=W, h=H):
     mp4 = mjr[:-4] + ".mp4"
     rc, out = janus_pp_rec(mjr, mp4)
     assert rc == 0, out
     yuv = mp4 + ".yuv"
     rc, err = decode(mp4, None, yuv)
     assert rc == 0, err
-    stamps = read_stamps(yuv, W, H)
+    stamps = read_stamps(yuv, w, h)
     os.unlink(yuv)
     return [ms for _, ms in filter(None, stamps)]
 
 
-def server_arrivals(mjr):
+def server_arrivals(mjr, w=W, h=H):
     """Per frame of the recording: its capture time (ms, from the RTP timestamp)
     -> the arrival at Janus of its last packet (epoch ms); and how many of the
     decoded stamps agree with the RTP timestamps (+-1 ms), of how many."""
     arrivals = mjr_arrivals(mjr)
-    captures = decoded_stamps(mjr)
+    captures = decoded_stamps(mjr, w, h)
     # ts = capture_us * 9 / 100 + offset (mod 2^32), the stamp holds whole ms:
     # for the right pairs, ts - stamp * 90 lies in [offset, offset + 90). Pair
     # every timestamp with every stamp near it in order (the recording may
@@ -97,7 +97,7 @@ def server_arrivals(mjr):
     # the stamp holds whole ms, the timestamp 1/90 ms: agreement is to within 1 ms
     at = {capture_ms(ts): arrivals[ts] for ts in arrivals}
     agree = sum(1 for c in captures if any(abs(c - t) <= 1.0 for t in at))
-    return at, agree, len(captures)
+    return at, agree, len(captures), capture_ms
 
 
 def encoder_delay(kernel):
@@ -106,9 +106,11 @@ def encoder_delay(kernel):
 
 
 def run(encoder, browser, latency="auto", jbt=None, profile=None, settings=None):
+    settings = dict(settings or {})  # the encoder's, and width, height, bitrate of the run
+    w, h = settings.pop("width", W), settings.pop("height", H)
     spine = Spine(["cam1"], name="lat", latency={"cam1": latency}).start()
-    k = spine.kernel("cam1", encoder, bitrate=KBPS, width=W, height=H, fps=FPS,
-                     profile=profile, **(settings or {})).start()
+    k = spine.kernel("cam1", encoder, bitrate=settings.pop("bitrate", KBPS), width=w, height=h,
+                     fps=FPS, profile=profile, **settings).start()
     try:
         t0 = time.monotonic()
         while spine.status("cam1")["packets"] < 60:
@@ -123,7 +125,13 @@ def run(encoder, browser, latency="auto", jbt=None, profile=None, settings=None)
             time.sleep(3)  # the browser's launch and first keyframe
         spine.admin({"request": "record", "secret": spine.secret, "id": "cam1",
                      "action": "start"})
-        time.sleep(SECONDS)
+        # The device's stages per frame (the plugin's `timing`: its ring holds
+        # ~4 s, and asking keeps the device's lease on), by RTP timestamp.
+        timing, t_end = {}, time.monotonic() + SECONDS
+        while time.monotonic() < t_end:
+            r = spine.admin({"request": "timing", "secret": spine.secret, "id": "cam1"})
+            timing.update({f["ts"]: f for f in r["frames"]})
+            time.sleep(min(1.0, max(0.0, t_end - time.monotonic())))
         rec = stop_recording(spine.admin, spine.secret, "cam1")
         enc = encoder_delay(k)
         now = spine.status("cam1")["latency"]["now"]
@@ -131,22 +139,30 @@ def run(encoder, browser, latency="auto", jbt=None, profile=None, settings=None)
         if page:
             out, _ = page.communicate(timeout=SECONDS + 60)
             shown = json.loads(out.strip().splitlines()[-1])
-        at, agree, decoded = server_arrivals(rec["file"])
-        return enc, at, agree, decoded, shown, now
+        at, agree, decoded, capture_ms = server_arrivals(rec["file"], w, h)
+        device = {capture_ms(ts): f for ts, f in timing.items()}
+        return enc, at, agree, decoded, shown, now, device
     finally:
         spine.stop()
         spine.cleanup()
 
 
-def breakdown(at, samples):
+def breakdown(at, samples, device=None):
     """Per frame shown whose capture time is in the recording: where its time
-    went, in ms. The stages add up to glass to glass by construction."""
+    went, in ms. The stages add up to glass to glass by construction; the
+    device's (from the plugin's `timing`, 2 ms steps) split "to Janus" where
+    the frame was timed."""
     rows = []
     for s in samples:
         arrival = next((a for c, a in at.items() if abs(c - s["captureMs"]) <= 1.0), None)
         if arrival is None or s.get("receiveMs") is None or s.get("presentMs") is None:
             continue
-        rows.append({"to Janus": arrival - s["captureMs"],
+        d = next((f for c, f in (device or {}).items() if abs(c - s["captureMs"]) <= 1.0), None)
+        rows.append({"capture -> encoder in": d and d["in"],
+                     "encode": d and d["coded"] - d["in"],
+                     "uplink + pacer": d and d["sent"] - d["coded"],
+                     "network": d and arrival - s["captureMs"] - d["sent"],
+                     "to Janus": arrival - s["captureMs"],
                      "Janus -> browser": s["receiveMs"] - arrival,
                      "jitter buffer + decode": s["presentMs"] - s["receiveMs"],
                      "decode alone": s["decodeMs"],
@@ -169,7 +185,9 @@ def smoothness(samples, fps=FPS):
 # alone; last the LAN profile (60 fps, 20000 kbit/s at most, unpaced).
 RUNS = [("encoder-aom", "smooth", None), ("encoder-aom", "smooth", 0),
         ("encoder-aom", "low", None), ("encoder-rav1e", "low", None), ("encoder-x265", "auto", None),
-        ("encoder-aom", "low", None, "lan")]
+        ("encoder-aom", "low", None, "lan"),
+        ("encoder-aom", "low", None, None, {"width": 1280, "height": 720, "bitrate": 1500}),
+        ("encoder-svtav1", "low", None, None, {"width": 1280, "height": 720, "bitrate": 1500})]
 
 
 def main():
@@ -186,8 +204,8 @@ def main():
     for encoder, latency, jbt, *rest in runs:
         profile, settings = (list(rest) + [None, None])[:2]
         browser = encoder != "encoder-x265"  # Chromium has no H.265 decoder here
-        (emean, ep99), at, agree, decoded, shown, now = run(encoder, browser, latency, jbt,
-                                                            profile, settings)
+        (emean, ep99), at, agree, decoded, shown, now, device = run(encoder, browser, latency,
+                                                                    jbt, profile, settings)
         lat = [a - c for c, a in at.items()]
         name = f"{encoder}, latency {latency} ({now})" + (
             f", jitterBufferTarget {jbt} ms" if jbt is not None else "") + (
@@ -207,12 +225,15 @@ def main():
               f"{st['packetsLost']} packets lost")
         print(f"  shown every {pct(gaps, 50):.1f} ms (p95 {pct(gaps, 95):.1f}, max {max(gaps):.1f}); "
               f"{stutters} intervals over 1.5 frames")
-        rows = breakdown(at, shown["samples"])
+        rows = breakdown(at, shown["samples"], device)
         if rows:
-            print(f"  per frame, median (p99) ms over {len(rows)} frames:")
+            timed = sum(1 for r in rows if r["encode"] is not None)
+            print(f"  per frame, median (p99) ms over {len(rows)} frames ({timed} timed by the "
+                  f"device):")
             for stage in rows[0]:
                 v = [r[stage] for r in rows if r[stage] is not None]
-                print(f"    {stage:24s} {pct(v, 50):7.1f} ({pct(v, 99):.1f})")
+                if v:
+                    print(f"    {stage:24s} {pct(v, 50):7.1f} ({pct(v, 99):.1f})")
         share = [x["displayMs"] - x["receiveMs"] for x in shown["samples"]
                  if x.get("receiveMs") is not None]
         table.append((name, pct(g2g, 50), pct(g2g, 95), pct(g2g, 99), stutters, len(g2g),

@@ -28,7 +28,7 @@ try {
   const t0 = Date.now();
   const first = await inbound(browser.page, id);
   while (Date.now() - t0 < Number(seconds) * 1000) {
-    // the page keeps the last 30 samples (1 s): polling every 0.4 s misses none
+    // the page keeps the last 120 samples (2 s at 60 fps): polling every 0.4 s misses none
     const samples = await browser.page.evaluate((id) => window.outpost.tiles.get(id).samples, id);
     for (const s of samples) if (!before.has(s.frame)) seen.set(s.frame, s);
     await sleep(400);
