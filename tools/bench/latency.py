@@ -140,7 +140,18 @@ def run(encoder, browser, latency="auto", jbt=None, profile=None, settings=None)
             out, _ = page.communicate(timeout=SECONDS + 60)
             shown = json.loads(out.strip().splitlines()[-1])
         at, agree, decoded, capture_ms = server_arrivals(rec["file"], w, h)
-        device = {capture_ms(ts): f for ts, f in timing.items()}
+        # The recording's timestamps start at 0 (Janus's recorder takes off the
+        # first one); the device's are its own: the offset most frames agree on.
+        recorded = mjr_arrivals(rec["file"])
+        offsets = {}
+        for t in timing:
+            for m in recorded:
+                o = (t - m) % 2**32
+                offsets[o] = offsets.get(o, 0) + 1
+        off = max(offsets, key=offsets.get) if offsets else 0
+        device = {capture_ms((ts - off) % 2**32): f for ts, f in timing.items()}
+        print(f"  the device timed {len(timing)} frames (the plugin's `timing`), "
+              f"{offsets.get(off, 0)} of them recorded")
         return enc, at, agree, decoded, shown, now, device
     finally:
         spine.stop()
