@@ -197,6 +197,12 @@ const enc_backend_t encoder_backend = {
     .rate_in_place = 1,
     .speed_default = 8,
     .speed_max = 10,
+    /* cpu-used 10 leaves a changed block stale for a frame now and then: the
+     * stamp's top-right 64x48 block at 9 dB while the rest of the picture was
+     * at 54 (3-8 frames in 170-230 at 60 fps, encoder.modules lan_profile
+     * 43-45 dB). cpu-used 9: none in 4 runs, quiet or loaded, 51-53 dB, for
+     * 0.4-0.8 ms more per 640x480 frame (13.9 against 13.1-13.5 ms median). */
+    .speed_lan = 9,
     .open = s_open,
     .close = s_close,
     .reconfigure = s_reconfigure,

@@ -7,8 +7,8 @@
  * (rav1e 10, SVT-AV1 preset 12, libaom cpu-used 8: the backend's
  * speed_default), preset (x265, "ultrafast"), tiles, threads; profile
  * (the kernel's device.profile): "lan" makes the defaults 60 fps, 20000
- * kbit/s and the backend's fastest speed (a local network carries the
- * bytes; the time per frame is the latency).
+ * kbit/s and the backend's fastest clean speed (speed_lan: a local network
+ * carries the bytes; the time per frame is the latency).
  * Commands: keyframe, bitrate {"kbps":N}, fps {"fps":N}.
  * A change the library cannot apply in place, and a change of frame size,
  * drain the encoder (nothing in flight is lost), close and re-open it at a
@@ -105,6 +105,7 @@ static void s_publish(enc_t *e, int64_t now) {
       (json_int_t)e->lost_out, "skipped_undecodable", (json_int_t)e->skipped_undecodable);
   json_object_set_new(st, "skipped_over_rate", json_integer((json_int_t)e->guard.skipped));
   json_object_set_new(st, "rate_in_place", json_boolean(e->be->rate_in_place));
+  json_object_set_new(st, "speed", json_integer(e->cfg.speed));
   enc_stats_report(&e->stats, now, st);
   e->api->set_status(e->h, st);
   e->next_status_us = now + STATUS_EVERY_US;
@@ -328,12 +329,13 @@ static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t
   e->api = api;
   e->be = &encoder_backend;
   int keyint = 0, lan = profile_of(st), fastest = e->be->speed_max ? e->be->speed_max : 10;
+  int lan_speed = e->be->speed_lan ? e->be->speed_lan : fastest;
   if (lan < 0 ||
       s_int(st, "bitrate", lan ? 20000 : 500, 10, 100000, &e->cfg.bitrate_kbps, api, h) ||
       s_int(st, "fps", lan ? 60 : 30, 1, 240, &e->cfg.fps, api, h) ||
       s_int(st, "keyframe_interval", 300, 1, 86400, &keyint, api, h) ||
       s_int(st, "speed",
-            lan                    ? fastest
+            lan                    ? lan_speed
             : e->be->speed_default ? e->be->speed_default
                                    : 10,
             0, fastest, &e->cfg.speed, api, h) ||

@@ -37,6 +37,9 @@ typedef struct enc_backend {
                                  * uplink's congestion control retunes such an
                                  * encoder often, one that re-opens seldom) */
   int speed_default, speed_max; /* the `speed` setting; both 0: 10 and 10 (rav1e's range) */
+  /* The LAN profile's speed: the fastest that still codes every block of
+   * every frame (0: speed_max). */
+  int speed_lan;
   /* 0 with *self set, or -1 with a message in err. */
   int (*open)(const enc_config_t *cfg, void **self, char *err, size_t errlen);
   void (*close)(void **self);
