@@ -237,6 +237,7 @@ static void s_hello(op_device_t *d, const unsigned char *route, size_t route_len
   s_keepalive(d, msg);
   json_decref(d->status); /* a new connection: what it knew of the device starts over */
   d->status = NULL;
+  op_timing_reset(&d->timing); /* its uplink starts without a lease */
   json_t *session = ctl_new(CTL_SESSION);
   json_object_set_new(session, "ssrc", json_integer(ssrc));
   json_object_set_new(session, "pt", json_integer(d->pt));

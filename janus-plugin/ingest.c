@@ -592,7 +592,8 @@ static void s_packet(char *buf, int len, const s_src_t *src) {
   /* The congestion controller reads queues from these times: the kernel's,
    * so that this thread waiting for a core (a busy server) is not taken
    * for a full link. */
-  s_ccfb(d, rh.seq, src->arrival_us > 0 && src->arrival_us <= now ? src->arrival_us : now);
+  int64_t arrival = src->arrival_us > 0 && src->arrival_us <= now ? src->arrival_us : now;
+  s_ccfb(d, rh.seq, arrival);
   if (resent < 0) {
     s_send_report(d, now);
     janus_mutex_unlock(&d->mutex); /* a duplicate, or too late to be of use */
@@ -602,10 +603,7 @@ static void s_packet(char *buf, int len, const s_src_t *src) {
   }
   rtp_timing_t timing; /* a first transmission's: a resend's arrival is the NACK's */
   if (rh.extension && resent == 0 && !rtp_timing_find(rh.ext, rh.ext_len, rh.ext_profile, &timing))
-    op_timing_push(
-        &d->timing, rh.timestamp, &timing,
-        g_get_real_time() -
-            (now - (src->arrival_us > 0 && src->arrival_us <= now ? src->arrival_us : now)));
+    op_timing_push(&d->timing, rh.timestamp, &timing, g_get_real_time() - (now - arrival));
   uint64_t given_up = d->nack.given_up;
   s_send_nacks(d, now);
   /* A packet given up breaks its frame and every frame that refers to it

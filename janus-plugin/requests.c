@@ -261,31 +261,41 @@ static json_t *s_usage(const char *id) {
 }
 
 /* Operator requests: the secret first, then the device. */
-/* The device's timing per frame (timing.h), asking it for more while someone
- * reads: for a viewer (s) in the timestamps it sees, for an operator in the
- * device's. */
+/* The device's timing per frame (timing.h): for a viewer (s) in the
+ * timestamps it sees, for an operator (s NULL) in the device's. Only those
+ * who watch, and operators, keep the device adding it (8 bytes a frame on its
+ * paid link); anyone else reads what there is. NULL: a private device that s
+ * does not watch. */
 static json_t *s_timing(op_session_t *s, op_device_t *d, const char *kind) {
+  op_timing_t t; /* a copy (3 KB): the JSON is built without holding the ingest */
   uint32_t shift = 0;
-  if (s) {
+  gboolean watching = FALSE;
+  if (s)
     janus_mutex_lock(&s->mutex);
-    gboolean watching = s->device == d;
-    janus_mutex_unlock(&s->mutex);
-    janus_mutex_lock(&d->mutex); /* the ingest changes them under the device's */
+  janus_mutex_lock(&d->mutex); /* the ingest changes the context under the device's */
+  if (s && s->device == d) {
+    watching = TRUE;
     /* What s_forward does to a timestamp: less the catch-up's shift, then
      * Janus's switching context (janus_rtp_header_update): less its base,
      * plus the base it continues from. */
-    shift = watching ? s->ts_shift + s->context.base_ts - s->context.base_ts_prev : 0;
+    shift = s->ts_shift + s->context.base_ts - s->context.base_ts_prev;
+  }
+  int ask =
+      (!s || watching) && d->online && op_timing_renew(&d->timing, janus_get_monotonic_time());
+  t = d->timing;
+  janus_mutex_unlock(&d->mutex);
+  if (s)
+    janus_mutex_unlock(&s->mutex);
+  if (s && d->is_private && !watching) /* a private one: its viewers only */
+    return NULL;
+  if (ask &&
+      op_control_command(d, "timing", json_pack("{s:i}", "seconds", OP_TIMING_LEASE_S)) < 0) {
+    janus_mutex_lock(&d->mutex); /* not asked after all: the next read asks again */
+    d->timing.asked_us = 0;
     janus_mutex_unlock(&d->mutex);
   }
-  janus_mutex_lock(&d->mutex);
-  int ask = d->online && op_timing_renew(&d->timing, janus_get_monotonic_time());
-  json_t *r =
-      json_pack("{s:s, s:s, s:I, s:o}", kind, "timing", "id", d->id, "received",
-                (json_int_t)d->timing.received, "frames", op_timing_json(&d->timing, shift));
-  janus_mutex_unlock(&d->mutex);
-  if (ask) /* 8 bytes a frame on its link, for OP_TIMING_LEASE_S */
-    op_control_command(d, "timing", json_pack("{s:i}", "seconds", OP_TIMING_LEASE_S));
-  return r;
+  return json_pack("{s:s, s:s, s:I, s:o}", kind, "timing", "id", d->id, "received",
+                   (json_int_t)t.received, "frames", op_timing_json(&t, shift));
 }
 
 static json_t *s_operator(op_session_t *s, json_t *message) {
@@ -437,20 +447,10 @@ json_t *op_request(op_session_t *s, json_t *message, json_t *jsep, gboolean admi
   }
   if (!strcmp(req, "timing")) {
     op_device_t *d = op_device_get(json_string_value(json_object_get(message, "id")));
-    gboolean watching = FALSE;
-    if (d) {
-      janus_mutex_lock(&s->mutex);
-      watching = s->device == d;
-      janus_mutex_unlock(&s->mutex);
-    }
-    if (!d || (d->is_private && !watching)) { /* a private one: its viewers only */
-      if (d)
-        op_device_unref(d);
-      return s_error("streaming", E_NO_SUCH_DEVICE, "No such device");
-    }
-    json_t *r = s_timing(s, d, "streaming");
-    op_device_unref(d);
-    return r;
+    json_t *r = d ? s_timing(s, d, "streaming") : NULL;
+    if (d)
+      op_device_unref(d);
+    return r ? r : s_error("streaming", E_NO_SUCH_DEVICE, "No such device");
   }
   *async = TRUE; /* watch, switch, start, pause, configure, stop: the handler thread */
   return NULL;

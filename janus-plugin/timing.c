@@ -17,6 +17,11 @@ int op_timing_renew(op_timing_t *t, int64_t now_us) {
   return 1;
 }
 
+void op_timing_reset(op_timing_t *t) {
+  t->head = t->n = 0;
+  t->asked_us = 0;
+}
+
 json_t *op_timing_json(const op_timing_t *t, uint32_t ts_shift) {
   json_t *a = json_array();
   for (unsigned i = 0; i < t->n; i++) {

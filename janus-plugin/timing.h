@@ -39,6 +39,9 @@ void op_timing_push(op_timing_t *t, uint32_t ts, const rtp_timing_t *v, int64_t 
  * never asked, or asked OP_TIMING_RENEW_US ago; the ask is then taken as
  * made. */
 int op_timing_renew(op_timing_t *t, int64_t now_us);
+/* A new connection of the device: it starts without a lease, and the frames
+ * of its old session are not its new one's. */
+void op_timing_reset(op_timing_t *t);
 /* The frames, oldest first, as [{ts, in, coded, sent, at}], ts less ts_shift
  * (a viewer's: the timestamps it sees), at in ms of the wall clock. New. */
 json_t *op_timing_json(const op_timing_t *t, uint32_t ts_shift);

@@ -17,5 +17,7 @@ typedef enum { PROFILE_CELLULAR = 0, PROFILE_LAN = 1 } profile_t;
  * names above (not a string, misspelt: the module fails its start, naming
  * "settings.profile"). */
 int profile_of(const json_t *settings);
+/* What a module says when profile_of() gives -1. */
+#define PROFILE_ERROR "settings.profile: must be \"cellular\" or \"lan\" (device.profile)"
 
 #endif

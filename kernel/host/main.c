@@ -271,7 +271,8 @@ int main(int argc, char **argv) {
     if (in_idx >= 0 && (items[in_idx].revents & ZMQ_POLLIN)) {
       outpost_frame_t f;
       int rc;
-      /* Bounded: at most a queue's worth per turn, so heartbeats keep flowing. */
+      /* Bounded: at most 8 frames per turn (each may have dropped older raw
+       * ones waiting behind it: a queue's worth), so heartbeats keep flowing. */
       for (int i = 0; i < 8 && (rc = frameio_recv(h.fio, &f)) != -EAGAIN; i++) {
         if (rc == 0 && mod->on_frame && mod->on_frame(self, &f))
           h.errors++;

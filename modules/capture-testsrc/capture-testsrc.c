@@ -275,7 +275,7 @@ static void s_destroy(void **self) {
 static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t *st, void **self) {
   int lan = profile_of(st), width = 640, height = 480, fps = lan == PROFILE_LAN ? 60 : 30;
   if (lan < 0) {
-    api->error(h, "settings.profile: must be \"cellular\" or \"lan\"");
+    api->error(h, PROFILE_ERROR);
     return -1;
   }
   if (s_int(st, "width", MIN_SIZE, MAX_SIZE, &width) ||

@@ -213,7 +213,7 @@ static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t
       .fps = (int)json_integer_value(json_object_get(st, "fps")) ?: (lan == PROFILE_LAN ? 60 : 30),
       .buffers = (int)json_integer_value(json_object_get(st, "buffers")) ?: 4};
   if (lan < 0) {
-    api->error(h, "settings.profile: must be \"cellular\" or \"lan\"");
+    api->error(h, PROFILE_ERROR);
     s_destroy((void **)&c);
     return -1;
   }

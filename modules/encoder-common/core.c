@@ -330,6 +330,8 @@ static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t
   e->be = &encoder_backend;
   int keyint = 0, lan = profile_of(st), fastest = e->be->speed_max ? e->be->speed_max : 10;
   int lan_speed = e->be->speed_lan ? e->be->speed_lan : fastest;
+  if (lan < 0)
+    api->error(h, PROFILE_ERROR);
   if (lan < 0 ||
       s_int(st, "bitrate", lan ? 20000 : 500, 10, 100000, &e->cfg.bitrate_kbps, api, h) ||
       s_int(st, "fps", lan ? 60 : 30, 1, 240, &e->cfg.fps, api, h) ||

@@ -99,11 +99,12 @@ int cc_feedback_end(cc_t *self, int64_t now_us, int64_t rtt_us);
 /* Before a keyframe that follows a flush: the target at most 0.85 x what
  * the link delivered over its newest 1/8, 1/4 or 1/2 s (the least of those
  * sent faster than they came: the packets of the old queue, arriving at
- * the link's rate), whatever the spacing since
- * the last cut. The first cut of a step comes from its first 30-40 ms of
- * queue, before the link's new rate shows (1500 -> 311-650 kbit/s on a
- * step to 250), and a keyframe made at that rate overflowed the modem and
- * was lost. 1 when the target changed. */
+ * the link's rate; none such: the half second's rate), whatever the spacing
+ * since the last cut. A rate the link spread is also where it filled: the
+ * growth after is careful near it (even when the target is already under). The first cut of a step
+ * comes from its first 30-40 ms of queue, before the link's new rate shows (1500 -> 311-650 kbit/s
+ * on a step to 250), and a keyframe made at that rate overflowed the modem and was lost. 1 when the
+ * target changed. */
 int cc_settle(cc_t *self, int64_t now_us);
 
 /* The pacer dropped its queue at now_us, next_seq the first packet of the

@@ -222,7 +222,7 @@ static int s_cc(const json_t *st, uplink_settings_t *out, char *err, size_t errl
    * keyframe's spreading to the latency. */
   int profile = profile_of(st);
   if (profile < 0) {
-    snprintf(err, errlen, "settings.profile: must be \"cellular\" or \"lan\" (device.profile)");
+    snprintf(err, errlen, "%s", PROFILE_ERROR);
     return -1;
   }
   v = json_object_get(st, "pacing");

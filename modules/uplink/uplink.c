@@ -361,6 +361,7 @@ static json_t *s_counters(uplink_t *u) {
   json_object_set_new(o, "pacer_flushes", json_integer((json_int_t)m->pacer_flushes));
   json_object_set_new(o, "timing_units", json_integer((json_int_t)m->timing_units));
   json_object_set_new(o, "timing_bytes", json_integer((json_int_t)m->timing_bytes));
+  json_object_set_new(o, "timing_no_room", json_integer((json_int_t)m->timing_no_room));
   json_object_set_new(o, "pacer_skips", json_integer((json_int_t)m->pacer_skips));
   json_object_set_new(o, "pacer_dropped", json_integer((json_int_t)m->pacer_dropped));
   json_object_set_new(o, "pacer_refused", json_integer((json_int_t)m->pacer_refused));
