@@ -418,6 +418,8 @@ static void s_forward(op_device_t *d, char *buf, int len) {
       continue;
     h->timestamp = htonl(ntohl(ts) - s->ts_shift);
     janus_rtp_header_update(h, &s->context, TRUE, 0);
+    s->sent_src_ts = ntohl(ts);
+    s->sent_ts = ntohl(h->timestamp);
     janus_plugin_rtp pkt = {.mindex = 0, .video = TRUE, .buffer = buf, .length = (uint16_t)len};
     janus_plugin_rtp_extensions_reset(&pkt.extensions);
     op_playout_delays(&d->playout, FALSE, &pkt.extensions.min_delay, &pkt.extensions.max_delay);

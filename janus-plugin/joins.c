@@ -107,6 +107,8 @@ static void s_send(op_device_t *d, op_session_t *s, const op_gop_pkt_t *p) {
   janus_rtp_header *h = (janus_rtp_header *)buf;
   h->timestamp = htonl(p->rtp_ts - shift);
   janus_rtp_header_update(h, &s->context, TRUE, 0);
+  s->sent_src_ts = p->rtp_ts;
+  s->sent_ts = ntohl(h->timestamp);
   janus_plugin_rtp pkt = {.mindex = 0, .video = TRUE, .buffer = buf, .length = p->len};
   janus_plugin_rtp_extensions_reset(&pkt.extensions);
   op_playout_delays(&d->playout, TRUE, &pkt.extensions.min_delay, &pkt.extensions.max_delay);

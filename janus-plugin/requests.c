@@ -275,10 +275,7 @@ static json_t *s_timing(op_session_t *s, op_device_t *d, const char *kind) {
   janus_mutex_lock(&d->mutex); /* the ingest changes the context under the device's */
   if (s && s->device == d) {
     watching = TRUE;
-    /* What s_forward does to a timestamp: less the catch-up's shift, then
-     * Janus's switching context (janus_rtp_header_update): less its base,
-     * plus the base it continues from. */
-    shift = s->ts_shift + s->context.base_ts - s->context.base_ts_prev;
+    shift = s->sent_src_ts - s->sent_ts; /* what its last packet was shifted by */
   }
   int ask =
       (!s || watching) && d->online && op_timing_renew(&d->timing, janus_get_monotonic_time());

@@ -25,6 +25,10 @@ struct op_session {
   op_gop_cursor_t cursor;
   gint64 next_due_us, last_replay_us, step_us, last_sent_us;
   uint32_t cur_frame, cur_src, cur_v, ts_shift;
+  /* The last packet it was sent, under the same mutex: the device's
+   * timestamp and the one it saw (whatever the catch-up and Janus's
+   * switching context made of it): the shift of the device's timing. */
+  uint32_t sent_src_ts, sent_ts;
   gboolean started, paused;
   gint64 auth_fail_until_us; /* wrong secrets or pins: refused until then */
   unsigned auth_failures;
