@@ -329,7 +329,7 @@ static window_t s_window(const cc_t *self, int64_t window_us, unsigned min_packe
   /* Arrivals come in report order, not time order: the newest is the last
    * reported; what came before it inside the window counts. */
   uint64_t bytes = 0, first = 0, sent_bytes = 0, first_sent = 0;
-  unsigned n = 0;
+  unsigned n = 0, sent_n = 0;
   for (unsigned i = skip; i < self->arr_n; i++) {
     const arrival_t *a = &self->arr[(last + RATE_RING - i) % RATE_RING];
     if (a->arrival_us > end || a->arrival_us < self->rate_from_us)
@@ -344,6 +344,7 @@ static window_t s_window(const cc_t *self, int64_t window_us, unsigned min_packe
       first = a->bytes;
     }
     if (!a->resent) {
+      sent_n++;
       sent_bytes += a->bytes;
       if (a->send_us < sent_first) {
         sent_first = a->send_us;
@@ -362,8 +363,8 @@ static window_t s_window(const cc_t *self, int64_t window_us, unsigned min_packe
   if (sent_last > sent_first)
     w.sent_kbps =
         (double)(sent_bytes - first_sent) * 8 / 1000 / ((double)(sent_last - sent_first) / 1e6);
-  else if (sent_bytes)
-    w.sent_kbps = 1e9; /* sent at once */
+  else if (sent_n >= 2)
+    w.sent_kbps = 1e9; /* sent at once; one packet (the rest resends) says nothing */
   return w;
 }
 

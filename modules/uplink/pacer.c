@@ -24,16 +24,23 @@ static double s_burst(const pacer_t *self) {
   return b < 1500 ? 1500 : b; /* at least a packet */
 }
 
+/* The credit at now_us: a burst's at first, then grown at the rate up to one. */
+static double s_credit_at(const pacer_t *self, int64_t now_us) {
+  if (!self->have_time)
+    return s_burst(self);
+  double credit = self->credit;
+  if (now_us > self->credit_us) {
+    credit += (double)(now_us - self->credit_us) * self->bytes_per_us;
+    if (credit > s_burst(self))
+      credit = s_burst(self);
+  }
+  return credit;
+}
+
 /* Credit brought up to now. */
 static void s_refill(pacer_t *self, int64_t now_us) {
-  if (!self->have_time) {
-    self->have_time = 1;
-    self->credit = s_burst(self);
-  } else if (now_us > self->credit_us) {
-    self->credit += (double)(now_us - self->credit_us) * self->bytes_per_us;
-    if (self->credit > s_burst(self))
-      self->credit = s_burst(self);
-  }
+  self->credit = s_credit_at(self, now_us);
+  self->have_time = 1;
   if (now_us > self->credit_us)
     self->credit_us = now_us;
 }
@@ -108,14 +115,7 @@ int64_t pacer_drain_us(const pacer_t *self) {
 }
 
 int64_t pacer_wait_us(const pacer_t *self, int64_t now_us) {
-  double credit = self->credit;
-  if (!self->have_time)
-    credit = s_burst(self);
-  else if (now_us > self->credit_us) {
-    credit += (double)(now_us - self->credit_us) * self->bytes_per_us;
-    if (credit > s_burst(self))
-      credit = s_burst(self);
-  }
+  double credit = s_credit_at(self, now_us);
   /* A packet goes once the credit is not negative: after the queue's bytes
    * less what the credit covers. */
   double owed = (double)self->bytes - credit;

@@ -25,7 +25,7 @@
  * target's size then leaves at once instead of over 2/3 of a frame interval
  * (14 ms of a 30 fps frame's latency at 500 kbit/s, measured by the plugin's
  * timing); a keyframe, several frames' worth, is still spread. */
-#define PACER_BURST_ROOM_US 33333
+#define PACER_BURST_ROOM_US 33333 /* a 30 fps frame interval; at 60 fps two frames */
 
 typedef struct pacer pacer_t;
 

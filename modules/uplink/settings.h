@@ -30,7 +30,7 @@ typedef struct uplink_settings {
   int64_t budget_reserve_kb;      /* 10^3 bytes; -1: the idle cost of the rest of the period */
   int64_t budget_override_max_mb; /* an operator's extra in a period, at most */
   /* Congestion control (cc.h) */
-  int congestion_control; /* 1: the bitrate follows the link (default 0, for now) */
+  int congestion_control; /* 1: the bitrate follows the link (default 1) */
   int min_kbps, max_kbps; /* its bounds; max 0: the operator's bitrate */
   int pacing;             /* 1: a unit's packets leave through the pacer (media.h) */
 } uplink_settings_t;
