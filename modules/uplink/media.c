@@ -394,7 +394,7 @@ typedef struct {
 static size_t s_timing(media_t *m, const unit_ctx_t *u, uint8_t *p) {
   rtp_timing_t t = *u->timing;
   int64_t now = clock_mono_us(), wait = m->pacer && !m->unpaced ? pacer_wait_us(m->pacer, now) : 0;
-  t.sent_ms = t.coded_ms + (int)((now - u->now + wait) / 1000);
+  t.sent_ms = t.coded_ms + (int)((now - u->now + wait + 500) / 1000); /* rounded, not cut */
   p[0] |= 0x10; /* X: a header extension follows */
   rtp_timing_write(&t, p + RTP_HEADER_SIZE, RTP_TIMING_EXT_SIZE);
   m->st.timing_units++;

@@ -1477,9 +1477,11 @@ static int s_frame(void *self, const outpost_frame_t *f) {
     return 0;
   }
   /* The device's share of the latency, for the server to show (rtp_timing.h):
-   * the unit reached us as it came out of the encoder (a local socket). */
-  int coded_ms = (int)((clock_real_us() - f->capture_us) / 1000);
-  rtp_timing_t timing = {coded_ms - (int)(f->encode_us / 1000), coded_ms, 0};
+   * the unit reached us as it came out of the encoder (a local socket).
+   * Rounded to the ms, not cut: cuts at each step biased the stages low. */
+  int64_t coded_us = clock_real_us() - f->capture_us;
+  rtp_timing_t timing = {(int)((coded_us - (int64_t)f->encode_us + 500) / 1000),
+                         (int)((coded_us + 500) / 1000), 0};
   if (media_send_unit(u->media, f->format, f->data, f->size, key, f->capture_us, &timing) < 0) {
     u->units_dropped++;
     u->api->error(u->h, "malformed %s unit (frame %llu) dropped", codec,
