@@ -5,14 +5,13 @@
  * Settings: bitrate (kbit/s, 500), fps (30), keyframe_interval (seconds, 300:
  * keyframes are expensive on a paid uplink and come on request), speed
  * (rav1e 10, SVT-AV1 preset 12, libaom cpu-used 8: the backend's
- * speed_default), preset (x265, "ultrafast"), tiles, threads; profile
- * (the kernel's device.profile): "lan" makes the defaults 60 fps, 20000
- * kbit/s and the backend's fastest clean speed (speed_lan: a local network
- * carries the bytes; the time per frame is the latency).
- * Commands: keyframe, bitrate {"kbps":N}, fps {"fps":N}.
- * A change the library cannot apply in place, and a change of frame size,
- * drain the encoder (nothing in flight is lost), close and re-open it at a
- * frame boundary: that costs a keyframe, and status says so.
+ * speed_default; "auto" where the backend changes it in place: chosen by
+ * the time per frame within encode_budget_ms, speed_follow.h), preset (x265, "ultrafast"), tiles,
+ * threads; profile (the kernel's device.profile): "lan" makes the defaults 60 fps, 20000 kbit/s and
+ * the backend's fastest clean speed (speed_lan: a local network carries the bytes; the time per
+ * frame is the latency). Commands: keyframe, bitrate {"kbps":N}, fps {"fps":N}. A change the
+ * library cannot apply in place, and a change of frame size, drain the encoder (nothing in flight
+ * is lost), close and re-open it at a frame boundary: that costs a keyframe, and status says so.
  *
  * A coded unit lost on the way out (the next module not connected yet, or
  * too slow) breaks every later picture until a keyframe: the core then skips
@@ -25,6 +24,7 @@
 #include "clock.h"
 #include "encoder.h"
 #include "rate_guard.h"
+#include "speed_follow.h"
 #include "stats.h"
 
 #include "av1_obu.h"
@@ -71,6 +71,9 @@ typedef struct {
   uintptr_t recovery_tag; /* the frame forced as the recovery keyframe, while in flight */
   uint64_t lost_out, skipped_undecodable, keys_recovery;
   rate_guard_t guard; /* raw frames not encoded while the output is over the target */
+  int speed_auto;     /* speed "auto": follow, by the time per frame */
+  int budget_ms;      /* its budget per frame; 0: half the frame interval */
+  speed_follow_t follow;
 } enc_t;
 
 static int s_int(const json_t *st, const char *key, int def, int lo, int hi, int *out,
@@ -106,6 +109,12 @@ static void s_publish(enc_t *e, int64_t now) {
   json_object_set_new(st, "skipped_over_rate", json_integer((json_int_t)e->guard.skipped));
   json_object_set_new(st, "rate_in_place", json_boolean(e->be->rate_in_place));
   json_object_set_new(st, "speed", json_integer(e->cfg.speed));
+  if (e->speed_auto)
+    json_object_set_new(st, "speed_auto",
+                        json_pack("{s:i, s:i, s:f, s:I, s:I}", "lo", e->follow.lo, "hi",
+                                  e->follow.hi, "budget_ms", e->follow.budget_us / 1000.0, "faster",
+                                  (json_int_t)e->follow.faster, "slower",
+                                  (json_int_t)e->follow.slower));
   enc_stats_report(&e->stats, now, st);
   e->api->set_status(e->h, st);
   e->next_status_us = now + STATUS_EVERY_US;
@@ -268,9 +277,22 @@ static int s_frame(void *self, const outpost_frame_t *f) {
     e->api->error(e->h, "%s: receiving from the encoder failed", e->be->name);
   int64_t now = clock_mono_us();
   enc_stats_work(&e->stats, (uint32_t)(now - t0));
+  if (e->speed_auto) {
+    int sp = speed_follow_frame(&e->follow, (uint32_t)(now - t0), now);
+    if (sp != e->cfg.speed && e->be->set_speed(e->enc, sp) == 0)
+      e->cfg.speed = sp; /* also what a re-open uses */
+    else
+      e->follow.cur = e->cfg.speed;
+  }
   if (now >= e->next_status_us)
     s_publish(e, now);
   return 0;
+}
+
+/* The auto speed's budget: as set, or half the frame interval. */
+static void s_budget(enc_t *e) {
+  e->follow.budget_us =
+      e->budget_ms ? (uint32_t)e->budget_ms * 1000 : (uint32_t)(500000 / e->cfg.fps);
 }
 
 static int s_command(void *self, const char *cmd, const json_t *args, json_t **reply) {
@@ -296,6 +318,7 @@ static int s_command(void *self, const char *cmd, const json_t *args, json_t **r
     if (fps < 1 || fps > 240)
       goto bad;
     e->cfg.fps = fps;
+    s_budget(e);
     e->cfg.keyint_frames = (int)(e->keyint_s * fps);
   } else if (!strcmp(cmd, "ping")) {
     *reply = json_pack("{s:s}", "pong", e->be->name);
@@ -323,24 +346,50 @@ static void s_destroy(void **self) {
   *self = NULL;
 }
 
+/* settings.speed: a number in the backend's range, or "auto" (speed_follow.h:
+ * chosen by the time per frame, within encode_budget_ms, default half the
+ * frame interval) where the backend changes its speed in place. Either way
+ * it starts at the profile's default. 0, or -1 said. */
+static int s_speed(enc_t *e, const json_t *st, int lan) {
+  const enc_backend_t *be = e->be;
+  int fastest = be->speed_max ? be->speed_max : 10;
+  int lan_speed = be->speed_lan ? be->speed_lan : fastest;
+  int def = lan ? lan_speed : be->speed_default ? be->speed_default : 10;
+  int can_auto = be->set_speed && be->speed_auto_lo;
+  const json_t *v = json_object_get(st, "speed");
+  if (!json_is_string(v)) {
+    if (json_object_get(st, "encode_budget_ms")) {
+      e->api->error(e->h, "settings.encode_budget_ms: only with speed \"auto\"");
+      return -1;
+    }
+    return s_int(st, "speed", def, 0, fastest, &e->cfg.speed, e->api, e->h);
+  }
+  if (strcmp(json_string_value(v), "auto") || !can_auto) {
+    e->api->error(e->h, "settings.speed: must be a number from 0 to %d%s", fastest,
+                  can_auto ? ", or \"auto\""
+                           : " (this encoder cannot change it in place: no \"auto\")");
+    return -1;
+  }
+  if (s_int(st, "encode_budget_ms", 0, 1, 1000, &e->budget_ms, e->api, e->h))
+    return -1;
+  e->speed_auto = 1;
+  e->cfg.speed = def;
+  speed_follow_init(&e->follow, be->speed_auto_lo, lan_speed, def, 0, clock_mono_us());
+  return 0;
+}
+
 static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t *st, void **self) {
   enc_t *e = calloc(1, sizeof *e);
   e->h = h;
   e->api = api;
   e->be = &encoder_backend;
-  int keyint = 0, lan = profile_of(st), fastest = e->be->speed_max ? e->be->speed_max : 10;
-  int lan_speed = e->be->speed_lan ? e->be->speed_lan : fastest;
+  int keyint = 0, lan = profile_of(st);
   if (lan < 0)
     api->error(h, PROFILE_ERROR);
   if (lan < 0 ||
       s_int(st, "bitrate", lan ? 20000 : 500, 10, 100000, &e->cfg.bitrate_kbps, api, h) ||
       s_int(st, "fps", lan ? 60 : 30, 1, 240, &e->cfg.fps, api, h) ||
-      s_int(st, "keyframe_interval", 300, 1, 86400, &keyint, api, h) ||
-      s_int(st, "speed",
-            lan                    ? lan_speed
-            : e->be->speed_default ? e->be->speed_default
-                                   : 10,
-            0, fastest, &e->cfg.speed, api, h) ||
+      s_int(st, "keyframe_interval", 300, 1, 86400, &keyint, api, h) || s_speed(e, st, lan) ||
       s_int(st, "tiles", 0, 0, 64, &e->cfg.tiles, api, h) ||
       s_int(st, "threads", 0, 0, 64, &e->cfg.threads, api, h)) {
     free(e);
@@ -348,6 +397,7 @@ static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t
   }
   e->keyint_s = keyint;
   e->cfg.keyint_frames = keyint * e->cfg.fps;
+  s_budget(e);
   const char *preset = json_string_value(json_object_get(st, "preset"));
   snprintf(e->cfg.preset, sizeof e->cfg.preset, "%s", preset ? preset : "ultrafast");
   /* Open once now with a nominal size, so that an impossible setting fails

@@ -40,12 +40,17 @@ typedef struct enc_backend {
   /* The LAN profile's speed: the fastest that still codes every block of
    * every frame (0: speed_max). */
   int speed_lan;
+  /* speed "auto" (speed_follow.h) between this and speed_lan; 0: no auto */
+  int speed_auto_lo;
   /* 0 with *self set, or -1 with a message in err. */
   int (*open)(const enc_config_t *cfg, void **self, char *err, size_t errlen);
   void (*close)(void **self);
   /* New bitrate/fps: 0 applied in place, 1 not possible in place (the core
    * drains, closes and re-opens, which costs a keyframe). */
   int (*reconfigure)(void *self, const enc_config_t *cfg);
+  /* A new speed from the next frame on, in place: 0, or -1 (refused). NULL
+   * when the library cannot (speed "auto" is then refused). */
+  int (*set_speed)(void *self, int speed);
   /* One I420 frame (w*h*3/2 bytes), or NULL to flush. 0, -EAGAIN (drain
    * with receive first, then call again), -1 error. */
   int (*encode)(void *self, const uint8_t *i420, uintptr_t tag, int force_key);

@@ -588,6 +588,33 @@ def lan_profile(enc):
           f"unit ({kept(units):.0%} of the frames captured); capture-testsrc at {fps} fps")
 
 
+def speed_auto(enc):
+    """speed "auto" (issue 15: the encoder's real-time settings chosen by the
+    measured time per frame, modules/encoder-common/speed_follow.h): with a
+    budget no frame can meet (1 ms) the encoder goes a step faster at each
+    judgement, to its fastest clean speed; with one every frame meets by far
+    (1000 ms), a step slower, to its slowest auto speed; every unit decodes
+    across the changes. Machine-independent: no 640x480 frame takes under 1
+    ms, none 500 ms (half the budget)."""
+    seen = []
+    for budget, want in ((1, 9), (1000, 6)):
+        dump = os.path.join(WORK, f"{enc}-auto{budget}.units")
+        out = run([module("capture", "capture-testsrc", width=W, height=H, fps=FPS),
+                   module("encoder", enc, bitrate=500, speed="auto", encode_budget_ms=budget),
+                   module("sink", "test-sink", pattern=False, dump=dump, dump_frames=1000)], 6)
+        units = read_units(dump)
+        flowing(units, out["t0"], out["t_end"], f"{enc} at speed auto")
+        st = next(m for m in out["status"]["modules"] if m["name"] == "encoder")["module"]
+        auto = st["speed_auto"]
+        assert (auto["lo"], auto["hi"], auto["budget_ms"]) == (6, 9, budget), auto
+        assert st["speed"] == want, f"speed {st['speed']} with a budget of {budget} ms: {auto}"
+        decoded(units, f"{enc}-auto{budget}")
+        seen.append(f"budget {budget} ms -> speed {st['speed']} ({auto['faster']} faster, "
+                    f"{auto['slower']} slower; encode p99 {st.get('encode_ms_p99')} ms), "
+                    f"{len(units)} units decode")
+    print(f"     {enc} speed \"auto\" from 8: " + "; ".join(seen))
+
+
 def case(fn, *args):
     def wrapped():
         fn(*args)
@@ -603,6 +630,7 @@ try:
                   case(rate_change_and_kill, enc), case(resize, enc)]
     if "encoder-aom" in only:
         cases.append(case(lan_profile, "encoder-aom"))
+        cases.append(case(speed_auto, "encoder-aom"))
     cases.append(test_fallback_to_av1)
     # x265 (fast, strict decoder) and SVT-AV1 (one frame in flight) stand for
     # every encoder on the same core.
