@@ -102,7 +102,7 @@ def server_arrivals(mjr, w=W, h=H):
 
 def encoder_delay(kernel):
     enc = kernel.mod("encoder")["module"]
-    return enc.get("latency_ms_mean"), enc.get("latency_ms_p99")
+    return enc.get("latency_ms_mean"), enc.get("latency_ms_p99"), enc.get("speed")
 
 
 def run(encoder, browser, latency="auto", jbt=None, profile=None, settings=None):
@@ -198,7 +198,10 @@ RUNS = [("encoder-aom", "smooth", None), ("encoder-aom", "smooth", 0),
         ("encoder-aom", "low", None), ("encoder-rav1e", "low", None), ("encoder-x265", "auto", None),
         ("encoder-aom", "low", None, "lan"),
         ("encoder-aom", "low", None, None, {"width": 1280, "height": 720, "bitrate": 1500}),
-        ("encoder-svtav1", "low", None, None, {"width": 1280, "height": 720, "bitrate": 1500})]
+        ("encoder-svtav1", "low", None, None, {"width": 1280, "height": 720, "bitrate": 1500}),
+        ("encoder-aom", "low", None, None, {"speed": "auto"}),
+        ("encoder-aom", "low", None, None,
+         {"width": 1280, "height": 720, "bitrate": 1500, "speed": "auto"})]
 
 
 def main():
@@ -215,7 +218,7 @@ def main():
     for encoder, latency, jbt, *rest in runs:
         profile, settings = (list(rest) + [None, None])[:2]
         browser = encoder != "encoder-x265"  # Chromium has no H.265 decoder here
-        (emean, ep99), at, agree, decoded, shown, now, device = run(encoder, browser, latency,
+        (emean, ep99, speed), at, agree, decoded, shown, now, device = run(encoder, browser, latency,
                                                                     jbt, profile, settings)
         lat = [a - c for c, a in at.items()]
         name = f"{encoder}, latency {latency} ({now})" + (
@@ -223,7 +226,7 @@ def main():
             f", profile {profile}" if profile else "") + (
             "".join(f", {k} {v}" for k, v in settings.items()) if settings else "")
         print(f"{name}:\n  encoder's own delay (capture -> coded unit, its status): mean "
-              f"{emean:.1f} ms, p99 {ep99:.1f} ms")
+              f"{emean:.1f} ms, p99 {ep99:.1f} ms; speed {speed} at the end")
         print(f"  capture -> at Janus (last packet): {summary(lat)}; "
               f"{agree}/{decoded} decoded stamps agree with the RTP timestamps (+-1 ms)")
         if not shown:
