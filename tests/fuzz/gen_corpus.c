@@ -1,6 +1,6 @@
 /* Writes the checked-in seed corpus (tests/fuzz/corpus/<target>/): a few small,
  * meaningful inputs per target, made wherever possible by the project's own
- * writers (rtp_header_write, the AV1 and H.265 packetizers, rtcp_write_sr, ccfb_write,
+ * writers (rtp_header_write, the AV1, H.264 and H.265 packetizers, rtcp_write_sr, ccfb_write,
  * ctl_new/ctl_dump, stamp_draw), laid out as each fuzz_<target>.c reads its
  * input. Deterministic: re-running it rewrites the same bytes.
  *
@@ -19,6 +19,7 @@
 #include "rtcp.h"
 #include "rtp.h"
 #include "rtp_av1.h"
+#include "rtp_h264.h"
 #include "rtp_h265.h"
 #include "rtp_timing.h"
 #include "stamp.h"
@@ -65,7 +66,7 @@ static void s_u32(buf_t *b, uint32_t v) {
   s_u16(b, v & 0xffff);
 }
 
-/* Payload bytes without zeros, so that H.265 units hold no start code. */
+/* Payload bytes without zeros, so that H.264 and H.265 units hold no start code. */
 static void s_fill(buf_t *b, size_t n, unsigned seed) {
   for (size_t i = 0; i < n; i++)
     s_u8(b, 1 + (seed * 31 + i * 7) % 251);
@@ -244,6 +245,120 @@ static void s_av1(void) {
   uint8_t leb8[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
   s_save("av1_obu", "leb128_max", leb8, sizeof leb8);
   rtp_av1_pack_destroy(&pack);
+}
+
+/* ---- H.264 ----------------------------------------------------------------------- */
+
+enum { H264_SLICE = 1, H264_IDR = 5, H264_SEI = 6, H264_SPS = 7, H264_PPS = 8, H264_AUD = 9 };
+
+/* A start code (4 bytes or 3) and a NAL unit: its 1-byte header (F=0, nri,
+ * type), then plen payload bytes. */
+static void s_nal264(buf_t *b, unsigned nri, int type, size_t plen, int four, unsigned seed) {
+  if (four)
+    s_u8(b, 0);
+  s_u8(b, 0);
+  s_u8(b, 0);
+  s_u8(b, 1);
+  s_u8(b, nri << 5 | (unsigned)type);
+  s_fill(b, plen, seed);
+}
+
+/* An IDR access unit, led by an access unit delimiter or by its SPS: the two
+ * NAL units a depacketizer may recover on after a loss. */
+static void s_h264_key(buf_t *b, size_t idr, int aud) {
+  b->n = 0;
+  if (aud)
+    s_nal264(b, 0, H264_AUD, 1, 1, 0);
+  s_nal264(b, 3, H264_SPS, 20, 1, 1);
+  s_nal264(b, 3, H264_PPS, 4, 0, 2);
+  s_nal264(b, 3, H264_IDR, idr, 1, 3);
+}
+
+static void s_h264_delta(buf_t *b, size_t slice) {
+  b->n = 0;
+  s_nal264(b, 0, H264_SEI, 12, 1, 5);
+  s_nal264(b, 2, H264_SLICE, slice, 0, 6);
+  s_u8(b, 0); /* trailing_zero_8bits */
+}
+
+static void s_h264_pack(rtp_h264_pack_t *pack, buf_t *au) {
+  fuzz_pkts_clear(&s_pkts);
+  if (rtp_h264_pack(pack, au->b, au->n, fuzz_pkts_emit, &s_pkts) <= 0)
+    abort();
+}
+
+static void s_h264(void) {
+  static buf_t au, in;
+  rtp_h264_pack_t *pack = rtp_h264_pack_new(300);
+
+  unsigned cfg = 5 << 1 | 3 << 4;
+  in.n = 0;
+  s_u8(&in, cfg);
+  s_u16(&in, 65533);
+  s_u32(&in, 0);
+  s_h264_key(&au, 800, 1); /* STAP-A of AUD, SPS, PPS; FU-As of the IDR slice */
+  s_h264_pack(pack, &au);
+  s_frame_unit(&in, 1, SIZE_MAX, 0);
+  for (int i = 0; i < 2; i++) {
+    s_h264_delta(&au, 100 + 300 * i); /* a STAP-A, then a single NAL unit and FU-As */
+    s_h264_pack(pack, &au);
+    s_frame_unit(&in, 0, SIZE_MAX, 0);
+  }
+  s_save("h264_depack", "stream_key_delta", in.b, in.n);
+
+  in.n = 7;
+  s_h264_delta(&au, 700);
+  s_h264_pack(pack, &au);
+  s_frame_unit(&in, 0, 2, 0); /* an FU-A lost */
+  s_h264_key(&au, 200, 1);
+  s_h264_pack(pack, &au);
+  s_frame_unit(&in, 0, SIZE_MAX, 0);
+  s_save("h264_depack", "stream_loss_then_key", in.b, in.n);
+
+  /* The last packet of a unit lost: the next unit's first packet shows the
+   * gap, and only an AUD or an SPS at its head lets it open a unit. */
+  for (int aud = 1; aud >= 0; aud--) {
+    in.n = 7;
+    s_h264_delta(&au, 700);
+    s_h264_pack(pack, &au);
+    s_frame_unit(&in, 0, s_pkts.n - 1, 0);
+    s_h264_key(&au, 200, aud);
+    s_h264_pack(pack, &au);
+    for (size_t i = 0; i < s_pkts.n; i++)
+      in.n +=
+          fuzz_pkt_write(in.b + in.n, i == 0 ? FUZZ_SEQ_LOST : FUZZ_SEQ_NEXT,
+                         (s_pkts.marker[i] ? FUZZ_PKT_MARKER : 0) | (i == 0 ? FUZZ_PKT_NEW_TS : 0),
+                         0, fuzz_pkts_at(&s_pkts, i), s_pkts.len[i]);
+    s_save("h264_depack", aud ? "stream_gap_then_aud" : "stream_gap_then_sps", in.b, in.n);
+  }
+
+  in.n = 7;
+  s_h264_delta(&au, 50);
+  s_h264_pack(pack, &au);
+  s_frame_unit(&in, 0, SIZE_MAX, 0);
+  s_frame_unit(&in, 0, SIZE_MAX, 1);
+  s_save("h264_depack", "stream_reset", in.b, in.n);
+
+  static const struct {
+    const char *name;
+    unsigned cfg, mtu;
+    int key;
+  } rt[] = {{"au_key_mtu1200", 1, 1200, 1},
+            {"au_delta_mtu40_exact", 1 | 1 << 2, 40, 0},
+            {"au_key_mtu3_short", 1 | 2 << 2, 3, 1}};
+  for (size_t i = 0; i < sizeof rt / sizeof *rt; i++) {
+    in.n = 0;
+    s_u8(&in, rt[i].cfg);
+    s_u16(&in, rt[i].mtu);
+    s_u16(&in, 100);
+    if (rt[i].key)
+      s_h264_key(&au, 150, 0);
+    else
+      s_h264_delta(&au, 150);
+    s_put(&in, au.b, au.n);
+    s_save("h264_depack", rt[i].name, in.b, in.n);
+  }
+  rtp_h264_pack_destroy(&pack);
 }
 
 /* ---- H.265 ----------------------------------------------------------------------- */
@@ -602,6 +717,7 @@ int main(int argc, char **argv) {
   s_rtp();
   s_rtp_timing();
   s_av1();
+  s_h264();
   s_h265();
   s_rtcp();
   s_nack();
