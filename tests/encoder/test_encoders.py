@@ -622,9 +622,14 @@ def speed_auto(enc):
     seen = []
     for budget, want in ((1, 9), (1000, 6)):
         dump = os.path.join(WORK, f"{enc}-auto{budget}.units")
+        # Waited for, not timed: each step takes a judgement (>= 1 s and 20
+        # frames), and a slower machine makes fewer frames a second.
         out = run([module("capture", "capture-testsrc", width=W, height=H, fps=FPS),
                    module("encoder", enc, bitrate=500, speed="auto", encode_budget_ms=budget),
-                   module("sink", "test-sink", pattern=False, dump=dump, dump_frames=1000)], 6)
+                   module("sink", "test-sink", pattern=False, dump=dump, dump_frames=1000)], 2,
+                  [(0, lambda k, want=want: k.wait(
+                      lambda s: (k.mod("encoder", s).get("module") or {}).get("speed") == want,
+                      30, f"speed {want}"))])
         units = read_units(dump)
         flowing(units, out["t0"], out["t_end"], f"{enc} at speed auto")
         st = next(m for m in out["status"]["modules"] if m["name"] == "encoder")["module"]
