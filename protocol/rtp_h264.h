@@ -20,13 +20,14 @@
 #include <stdint.h>
 
 #include "rtp.h"
+#include "rtp_nal.h"
 
 #define RTP_H264_DEFAULT_MTU 1200 /* RTP payload bytes, as for AV1 and H.265 */
 #define RTP_H264_MIN_MTU 3        /* FU indicator, FU header and one byte */
 
 /* ---- Packetizer ------------------------------------------------------------ */
 
-typedef struct rtp_h264_pack rtp_h264_pack_t;
+typedef struct rtp_nal_pack rtp_h264_pack_t; /* the shared core: rtp_nal.h */
 
 /* A packetizer whose payloads never exceed mtu bytes (0: RTP_H264_DEFAULT_MTU).
  * Its scratch buffer (mtu bytes) is allocated here, once. NULL with errno
@@ -54,7 +55,7 @@ int rtp_h264_pack(rtp_h264_pack_t *self, const uint8_t *au, size_t len, rtp_emit
 
 /* ---- Depacketizer ------------------------------------------------------------ */
 
-typedef struct rtp_h264_depack rtp_h264_depack_t;
+typedef struct rtp_nal_depack rtp_h264_depack_t;
 
 /* A depacketizer for access units of up to max_unit bytes (Annex B as
  * returned); its buffer is allocated here, once. NULL with errno EINVAL

@@ -16,13 +16,14 @@
 #include <stdint.h>
 
 #include "rtp.h"
+#include "rtp_nal.h"
 
 #define RTP_H265_DEFAULT_MTU 1200 /* RTP payload bytes, as for AV1 */
 #define RTP_H265_MIN_MTU 4        /* payload header, FU header and one byte */
 
 /* ---- Packetizer ------------------------------------------------------------ */
 
-typedef struct rtp_h265_pack rtp_h265_pack_t;
+typedef struct rtp_nal_pack rtp_h265_pack_t; /* the shared core: rtp_nal.h */
 
 /* A packetizer whose payloads never exceed mtu bytes (0: RTP_H265_DEFAULT_MTU).
  * Its scratch buffer (mtu bytes) is allocated here, once. NULL with errno
@@ -41,7 +42,8 @@ void rtp_h265_pack_destroy(rtp_h265_pack_t **self_p);
  * mtu goes in FUs. Each payload goes to emit(ctx, ...) in order; the last one
  * has marker=1. Returns the number of packets emitted (0 for an AU without
  * NAL units), -EINVAL when au is malformed (bytes other than zeros before the
- * first start code, a NAL unit shorter than its 2-byte header, F=1, TID 0,
+ * first start code, a NAL unit shorter than its 2-byte header (an empty one
+ * included: a start code followed by nothing but zeros), F=1, TID 0,
  * type 48..63, which would read as AP/FU/PACI on the wire; nothing is emitted
  * then), or -ECANCELED when emit returned non-zero. */
 int rtp_h265_pack(rtp_h265_pack_t *self, const uint8_t *au, size_t len, rtp_emit_fn emit,
@@ -49,7 +51,7 @@ int rtp_h265_pack(rtp_h265_pack_t *self, const uint8_t *au, size_t len, rtp_emit
 
 /* ---- Depacketizer ------------------------------------------------------------ */
 
-typedef struct rtp_h265_depack rtp_h265_depack_t;
+typedef struct rtp_nal_depack rtp_h265_depack_t;
 
 /* A depacketizer for access units of up to max_unit bytes (Annex B as
  * returned); its buffer is allocated here, once. NULL with errno EINVAL

@@ -19,8 +19,8 @@
  * max_unit, Annex B with 4-byte start codes; a packet rtp_h265_is_keyframe
  * calls malformed is refused by the depacketizer; rtp_order_next says what its
  * header says; every unit completed, and every access unit of the round-trip
- * mode, is accepted by the packetizer exactly when its NAL units are valid,
- * goes in payloads within the MTU with the marker on the last, comes back
+ * mode, is accepted by the packetizer exactly when its NAL units are valid
+ * (none empty), goes in payloads within the MTU with the marker on the last, comes back
  * byte for byte (each NAL unit behind 00 00 00 01), is called a keyframe
  * exactly when it holds an IRAP picture, has some packet rtp_h265_is_keyframe
  * says 1 of exactly when it holds IRAP or parameter sets, and is refused
@@ -51,11 +51,11 @@ static int s_nal_ok(const uint8_t *nal, size_t n) {
   return n >= 2 && !(nal[0] & 0x80) && (nal[1] & 7) && s_type(nal) < 48;
 }
 
+/* Empty NAL units are kept (len 0): the packetizer refuses them. */
 static void s_add(const uint8_t *p, size_t begin, size_t end, nal_t *nals, size_t *count) {
   while (end > begin && p[end - 1] == 0) /* trailing_zero_8bits: not the NAL unit's */
     end--;
-  if (end > begin)
-    nals[(*count)++] = (nal_t){begin, end - begin};
+  nals[(*count)++] = (nal_t){begin, end - begin};
 }
 
 /* The NAL units of p (nals: room for len / 3 + 1): the bytes between start
@@ -104,9 +104,12 @@ static void s_roundtrip(const uint8_t *au, size_t len, size_t mtu, size_t max_un
   long count = s_split(au, len, nals);
   int valid = count >= 0, irap = 0, key_or_ps = 0;
   size_t exp_len = 0;
-  for (long i = 0; i < count; i++) {
+  for (long i = 0; valid && i < count; i++) {
     const uint8_t *nal = au + nals[i].off;
-    valid &= s_nal_ok(nal, nals[i].len);
+    if (!s_nal_ok(nal, nals[i].len)) {
+      valid = 0;
+      break;
+    }
     int t = s_type(nal);
     irap |= t >= 16 && t <= 21;
     key_or_ps |= (t >= 16 && t <= 21) || (t >= 32 && t <= 34);

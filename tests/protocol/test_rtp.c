@@ -989,6 +989,9 @@ static void test_h265_packing(void **state) {
                    -EINVAL); /* TID 0 */
   assert_int_equal(rtp_h265_pack(pack, (const uint8_t *)"\0\0\1\x60\x01\x05", 6, s_collect, &k),
                    -EINVAL); /* type 48 */
+  assert_int_equal(
+      rtp_h265_pack(pack, (const uint8_t *)"\0\0\1\0\0\1\x02\x01\xaa", 9, s_collect, &k),
+      -EINVAL); /* an empty NAL unit between start codes */
   assert_int_equal(k.n, 0);
   assert_int_equal(rtp_h265_pack(pack, (const uint8_t *)"\0\0\0", 3, s_collect, &k), 0);
   assert_null(rtp_h265_pack_new(3));
