@@ -62,7 +62,10 @@ typedef struct op_device {
   /* session and media */
   uint32_t ssrc; /* 0: no session */
   int pt;
-  char codec[8]; /* "av1" / "h265" */
+  char codec[8]; /* "av1" / "h265" / "h264" */
+  /* H.264: the SDP profile-level-id of the stream's last SPS, 6 hex digits
+   * (what viewers are offered); "" until one came this session. */
+  char h264_plid[7];
   gboolean streaming;
   gint64 idle_since_us;   /* on demand: the last viewer left then (0: watched, or stopped) */
   uint64_t starts, stops; /* on-demand start/stop commands sent */

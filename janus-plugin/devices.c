@@ -168,7 +168,8 @@ uint32_t op_device_new_session(op_device_t *d, const char *codec) {
   janus_mutex_lock(&d->mutex);
   uint32_t ssrc = op_ingest_new_ssrc(d); /* the old one forgotten */
   d->ssrc = ssrc;
-  d->pt = !strcmp(codec, "h265") ? 97 : 96;
+  d->pt = !strcmp(codec, "h265") ? 97 : !strcmp(codec, "h264") ? 98 : 96;
+  d->h264_plid[0] = 0;
   op_device_record_session_locked(d, codec); /* before the codec changes */
   g_strlcpy(d->codec, codec, sizeof d->codec);
   d->latched = FALSE;
@@ -377,6 +378,8 @@ json_t *op_device_summary(op_device_t *d, op_summary_t detail) {
       "last_packet_age_ms", d->last_packet_us ? (int)((now - d->last_packet_us) / 1000) : -1,
       "pin_required", d->pin != NULL);
   json_object_set_new(j, "restarts", json_integer(s_restarts(d->status)));
+  if (d->h264_plid[0]) /* what viewers are offered: the stream's SPS says it */
+    json_object_set_new(j, "profile_level_id", json_string(d->h264_plid));
   /* The way the media comes: "udp", or "control" (the device's UDP is blocked:
    * its packets ride the control connection), and the packets that came so. */
   json_object_set_new(j, "media_path",

@@ -61,6 +61,7 @@
 
 #include "../protocol/rtp.h" /* ours, not Janus's rtp.h */
 #include "../protocol/rtp_av1.h"
+#include "../protocol/rtp_h264.h"
 #include "../protocol/rtp_h265.h"
 #include "../protocol/rtp_timing.h"
 
@@ -534,6 +535,21 @@ static void s_rtcp(char *buf, int len, const s_src_t *src) {
   op_device_unref(d);
 }
 
+/* 1 when the payload holds (the start of) a keyframe in the session's codec,
+ * 0 when not, -1 when malformed. H.264: an SPS also says the stream's profile
+ * and level, which viewers are offered (d's mutex held). */
+static int s_is_keyframe(op_device_t *d, const uint8_t *payload, size_t len) {
+  if (!strcmp(d->codec, "h265"))
+    return rtp_h265_is_keyframe(payload, len);
+  if (strcmp(d->codec, "h264"))
+    return rtp_av1_is_keyframe(payload, len);
+  int key = rtp_h264_is_keyframe(payload, len);
+  uint8_t plid[3];
+  if (key == 1 && !rtp_h264_profile_level_id(payload, len, plid))
+    g_snprintf(d->h264_plid, sizeof d->h264_plid, "%02x%02x%02x", plid[0], plid[1], plid[2]);
+  return key;
+}
+
 static void s_packet(char *buf, int len, const s_src_t *src) {
   if (len < 12 || ((uint8_t)buf[0] >> 6) != 2) { /* not RTP/RTCP version 2 */
     g_atomic_int_inc(&s_malformed);
@@ -624,8 +640,7 @@ static void s_packet(char *buf, int len, const s_src_t *src) {
     d->control_bytes += (uint64_t)len;
   }
   s_rate_add(d, now, (size_t)len);
-  int key = !strcmp(d->codec, "h265") ? rtp_h265_is_keyframe(payload, plen)
-                                      : rtp_av1_is_keyframe(payload, plen);
+  int key = s_is_keyframe(d, payload, plen);
   if (key == 1) {
     if (!d->keyframes || (int16_t)(uint16_t)(rh.seq - d->key_seq) > 0)
       d->key_seq = rh.seq; /* the newest (a resend of an older one may come late) */

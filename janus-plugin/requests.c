@@ -111,13 +111,18 @@ static json_t *s_error(const char *kind, int code, const char *text) {
 /* The offer for a device's stream: one sendonly video m-line in its codec. */
 static char *s_offer(op_device_t *d) {
   janus_mutex_lock(&d->mutex);
-  char codec[8];
+  char codec[8], plid[7];
   g_strlcpy(codec, d->codec, sizeof codec);
+  /* H.264: the profile and level the stream's SPS says (Janus writes it with
+   * packetization-mode=1, which is what the device sends); before the first
+   * SPS, constrained baseline 3.1, what every WebRTC browser decodes. */
+  g_strlcpy(plid, d->h264_plid[0] ? d->h264_plid : "42e01f", sizeof plid);
   int pt = d->pt;
   janus_mutex_unlock(&d->mutex);
   janus_sdp *offer = janus_sdp_generate_offer(
       d->id, "127.0.0.1", JANUS_SDP_OA_MLINE, JANUS_SDP_VIDEO, JANUS_SDP_OA_PT, pt,
       JANUS_SDP_OA_DIRECTION, JANUS_SDP_SENDONLY, JANUS_SDP_OA_CODEC, codec,
+      JANUS_SDP_OA_H264_PROFILE, strcmp(codec, "h264") ? NULL : plid,
       JANUS_SDP_OA_VIDEO_RTCPFB_DEFAULTS, TRUE, JANUS_SDP_OA_EXTENSION,
       JANUS_RTP_EXTMAP_PLAYOUT_DELAY, janus_rtp_extension_id(JANUS_RTP_EXTMAP_PLAYOUT_DELAY),
       JANUS_SDP_OA_DONE);

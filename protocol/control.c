@@ -127,8 +127,8 @@ int ctl_validate(const json_t *msg, ctl_type_t *type, const char **why) {
   }
   if ((t == CTL_HELLO || t == CTL_SESSION)) {
     const char *codec = json_string_value(json_object_get(msg, "codec"));
-    if (strcmp(codec, "av1") && strcmp(codec, "h265")) {
-      *why = "codec must be av1 or h265";
+    if (strcmp(codec, "av1") && strcmp(codec, "h265") && strcmp(codec, "h264")) {
+      *why = "codec must be av1, h265 or h264";
       return -1;
     }
   }

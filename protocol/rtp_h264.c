@@ -3,6 +3,8 @@
  * FU-A 28. */
 #include "rtp_h264.h"
 
+#include <string.h>
+
 enum {
   H264_NAL_IDR = 5,
   H264_NAL_SPS = 7,
@@ -123,4 +125,13 @@ uint64_t rtp_h264_depack_dropped(const rtp_h264_depack_t *self) {
 
 int rtp_h264_is_keyframe(const uint8_t *payload, size_t len) {
   return rtp_nal_is_keyframe(&s_h264, payload, len);
+}
+
+int rtp_h264_profile_level_id(const uint8_t *payload, size_t len, uint8_t out[3]) {
+  const uint8_t *body;
+  size_t n;
+  if (rtp_nal_find(&s_h264, payload, len, H264_NAL_SPS, &body, &n) != 1 || n < 3 || !out)
+    return -1;
+  memcpy(out, body, 3);
+  return 0;
 }

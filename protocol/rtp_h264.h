@@ -111,4 +111,11 @@ uint64_t rtp_h264_depack_dropped(const rtp_h264_depack_t *self);
  * mode 1 does not carry). */
 int rtp_h264_is_keyframe(const uint8_t *payload, size_t len);
 
+/* The SDP profile-level-id (RFC 6184 8.1: profile_idc, the byte of constraint
+ * flags, level_idc: the first 3 bytes of an SPS after its NAL header) of an
+ * SPS the payload carries (alone, inside a STAP-A, or at the start of an
+ * FU-A): 0 with out[0..2] set; -1 when it carries none, too short to hold
+ * them, or is malformed. */
+int rtp_h264_profile_level_id(const uint8_t *payload, size_t len, uint8_t out[3]);
+
 #endif

@@ -440,6 +440,40 @@ uint64_t rtp_nal_depack_dropped(const rtp_nal_depack_t *self) {
 
 /* ---- Inspection ---------------------------------------------------------------- */
 
+int rtp_nal_find(const rtp_nal_format_t *f, const uint8_t *payload, size_t len, int type,
+                 const uint8_t **body, size_t *n) {
+  if (rtp_nal_is_keyframe(f, payload, len) < 0 || !body || !n)
+    return -1; /* malformed: what follows may rely on the checks made there */
+  size_t h = f->hdr_len;
+  int t = f->type(payload);
+  if (f->is_nal_type(t)) {
+    if (t != type)
+      return 0;
+    *body = payload + h;
+    *n = len - h;
+    return 1;
+  }
+  if (t == f->aggregation) {
+    for (size_t at = h; at < len;) {
+      size_t u = (size_t)(payload[at] << 8 | payload[at + 1]); /* checked above */
+      at += 2;
+      if (f->type(payload + at) == type) {
+        *body = payload + at + h;
+        *n = u - h;
+        return 1;
+      }
+      at += u;
+    }
+    return 0;
+  }
+  /* A fragmentation unit, well formed. */
+  if (!(payload[h] & FU_S) || (payload[h] & f->fu_type_mask) != type)
+    return 0;
+  *body = payload + h + 1;
+  *n = len - h - 1;
+  return 1;
+}
+
 int rtp_nal_is_keyframe(const rtp_nal_format_t *f, const uint8_t *payload, size_t len) {
   if (!f || !payload || len < f->hdr_len || !f->header_ok(payload))
     return -1;

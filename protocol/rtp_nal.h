@@ -80,4 +80,12 @@ uint64_t rtp_nal_depack_dropped(const rtp_nal_depack_t *self);
 
 int rtp_nal_is_keyframe(const rtp_nal_format_t *fmt, const uint8_t *payload, size_t len);
 
+/* The first NAL unit of the given type whose start the payload carries:
+ * alone, inside an aggregation packet, or as an FU with S=1. 1 with *body
+ * and *n the bytes after its NAL header that are in this payload (borrowed
+ * from it; an FU's are the start of a piece), 0 when there is none, -1 when
+ * the payload is malformed (as rtp_nal_is_keyframe judges it). */
+int rtp_nal_find(const rtp_nal_format_t *fmt, const uint8_t *payload, size_t len, int type,
+                 const uint8_t **body, size_t *n);
+
 #endif

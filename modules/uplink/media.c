@@ -7,6 +7,7 @@
 #include "rtcp.h"
 #include "rtp.h"
 #include "rtp_av1.h"
+#include "rtp_h264.h"
 #include "rtp_h265.h"
 #include "srtp_policy.h"
 #include "wire.h"
@@ -52,6 +53,7 @@ struct media {
   void *ctx;
   rtp_av1_pack_t *av1;
   rtp_h265_pack_t *h265;
+  rtp_h264_pack_t *h264;
   history_t *hist;
   int fd;
   struct sockaddr_storage peer;
@@ -144,12 +146,13 @@ media_t *media_new(size_t mtu, size_t history_bytes, int64_t history_us, media_k
   media_pathsel_init(&self->sel, (int64_t)MEDIA_UDP_PROBE_S * 1000000);
   self->av1 = rtp_av1_pack_new(mtu);
   self->h265 = rtp_h265_pack_new(mtu);
+  self->h264 = rtp_h264_pack_new(mtu);
   /* Room for the SRTP trailer libsrtp may write after the packet, and slots on an
    * 8-byte boundary: libsrtp reads and writes the packet as 32-bit words. */
   size_t slot = (mtu + RTP_HEADER_SIZE + RTP_TIMING_EXT_SIZE + SRTP_MAX_TRAILER_LEN + 7) / 8 * 8;
   self->hist = history_new(history_bytes, slot);
   uint32_t rnd[2] = {0, 0};
-  if (!self->av1 || !self->h265 || !self->hist ||
+  if (!self->av1 || !self->h265 || !self->h264 || !self->hist ||
       getrandom(rnd, sizeof rnd, GRND_NONBLOCK) != sizeof rnd) {
     media_destroy(&self);
     return NULL;
@@ -167,6 +170,7 @@ void media_destroy(media_t **self_p) {
     close(self->fd);
   rtp_av1_pack_destroy(&self->av1);
   rtp_h265_pack_destroy(&self->h265);
+  rtp_h264_pack_destroy(&self->h264);
   history_destroy(&self->hist);
   cc_destroy(&self->cc);
   pacer_destroy(&self->pacer);
@@ -473,6 +477,8 @@ int media_send_unit(media_t *self, uint32_t format, const uint8_t *data, size_t 
     rc = rtp_av1_pack(self->av1, data, len, key, s_emit, &u);
   else if (format == OUTPOST_FMT_H265)
     rc = rtp_h265_pack(self->h265, data, len, s_emit, &u);
+  else if (format == OUTPOST_FMT_H264)
+    rc = rtp_h264_pack(self->h264, data, len, s_emit, &u);
   else
     rc = -EINVAL;
   if (rc < 0)

@@ -168,7 +168,8 @@ void media_shut(media_t *self);
 void media_set_cname(media_t *self, const char *cname);
 
 /* Sends one coded unit: OUTPOST_FMT_AV1 (a temporal unit; key: it starts a
- * coded video sequence) or OUTPOST_FMT_H265 (an Annex B access unit), with
+ * coded video sequence), OUTPOST_FMT_H265 or OUTPOST_FMT_H264 (an Annex B
+ * access unit), with
  * the RTP timestamp of capture_us (wall clock), and timing (NULL: none) on
  * its last packet while media_set_timing asks. The number of packets sent,
  * or -1 when the unit is malformed (nothing sent, counted) or the format

@@ -208,7 +208,8 @@ typedef struct {
   /* Hello */
   int64_t next_hello_us, hello_backoff_us;
   /* What we know of the chain */
-  const char *codec; /* "av1"/"h265": of the last unit, else the encoder's status; NULL */
+  const char
+      *codec; /* "av1"/"h265"/"h264" (static): of the last unit, else the encoder's status; NULL */
   int width, height, fps, bitrate_kbps;
   /* Keyframes */
   uint64_t key_req;         /* the request in flight (api->command id), 0 none */
@@ -490,6 +491,15 @@ static void s_report(uplink_t *u, int64_t now) {
     report_reset(u->report); /* not sent: all of it is news again next time */
 }
 
+/* The codec names the server knows, as static strings; NULL for any other. */
+static const char *s_codec_name(const char *codec) {
+  static const char *const known[] = {"av1", "h265", "h264"};
+  for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+    if (!strcmp(codec, known[i]))
+      return known[i];
+  return NULL;
+}
+
 /* What the kernel's table tells: the device id, the codec, size and rates. */
 static void s_on_kernel_status(uplink_t *u, const json_t *reply) {
   json_decref(u->kstatus);
@@ -502,8 +512,8 @@ static void s_on_kernel_status(uplink_t *u, const json_t *reply) {
   }
   json_t *enc = json_object_get(s_row(u, u->set.encoder), "module");
   const char *codec = json_string_value(json_object_get(enc, "codec"));
-  if (!u->codec && codec && (!strcmp(codec, "av1") || !strcmp(codec, "h265")))
-    u->codec = !strcmp(codec, "av1") ? "av1" : "h265";
+  if (!u->codec && codec)
+    u->codec = s_codec_name(codec); /* ours, static: the status is replaced */
   if (json_is_number(json_object_get(enc, "target_kbps")))
     u->bitrate_kbps = (int)json_number_value(json_object_get(enc, "target_kbps"));
   u->enc_reopens = json_is_false(json_object_get(enc, "rate_in_place"));
@@ -1434,10 +1444,12 @@ static int s_frame(void *self, const outpost_frame_t *f) {
   u->units_in++;
   const char *codec = f->format == OUTPOST_FMT_AV1    ? "av1"
                       : f->format == OUTPOST_FMT_H265 ? "h265"
+                      : f->format == OUTPOST_FMT_H264 ? "h264"
                                                       : NULL;
   if (!codec) {
     u->units_dropped++;
-    u->api->error(u->h, "unit of format %u dropped: the uplink sends AV1 or H.265", f->format);
+    u->api->error(u->h, "unit of format %u dropped: the uplink sends AV1, H.265 or H.264",
+                  f->format);
     return -1;
   }
   if (f->width >= 16 && f->height >= 16) {

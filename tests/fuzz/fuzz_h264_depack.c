@@ -1,7 +1,8 @@
 /* protocol/rtp_h264.h: the H.264 depacketizer (RFC 6184, packetization mode
  * 1) the plugin and the tests read with, its packet-order step
  * (rtp_order_next), keyframe detection, and the packetizer behind the round
- * trips. The first input byte picks the mode, as in fuzz_h265_depack.c:
+ * trips, and the profile-level-id read from an SPS. The first input byte picks the mode, as in
+ * fuzz_h265_depack.c:
  *
  *   bit 0 = 0  a packet stream (fuzz.h framing) into one depacketizer:
  *              bits 1..3 its max_unit (8 << 2k: 8 .. 32768, or 65536),
@@ -245,6 +246,10 @@ static void s_stream(fuzz_in_t *in, uint8_t cfg) {
 
     int kf = rtp_h264_is_keyframe(pkt.payload, pkt.len);
     FUZZ_CHECK(kf >= -1 && kf <= 1);
+    /* An SPS found is a keyframe's packet; a malformed packet holds none. */
+    uint8_t plid[3];
+    int pl = rtp_h264_profile_level_id(pkt.payload, pkt.len, plid);
+    FUZZ_CHECK(pl == -1 || (pl == 0 && kf == 1));
     uint64_t d0 = rtp_h264_depack_dropped(d);
     int r = rtp_h264_depack_push(d, pkt.payload, pkt.len, pkt.seq, pkt.ts, pkt.marker);
     uint64_t d1 = rtp_h264_depack_dropped(d);

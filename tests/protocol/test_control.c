@@ -34,6 +34,8 @@ static void test_valid_messages(void **state) {
   assert_true(s_ok("{\"v\":1,\"type\":\"hello\",\"device\":\"cam1\",\"codec\":\"h265\","
                    "\"width\":640,\"height\":480,\"fps\":30,\"extra\":\"ignored\"}",
                    CTL_HELLO));
+  assert_true(
+      s_ok("{\"v\":1,\"type\":\"hello\",\"device\":\"cam1\",\"codec\":\"h264\"}", CTL_HELLO));
   assert_true(s_ok("{\"v\":1,\"type\":\"session\",\"ssrc\":4294967295,\"pt\":96,\"codec\":\"av1\","
                    "\"port\":7710,\"streaming\":true}",
                    CTL_SESSION));
