@@ -1,12 +1,13 @@
 /* The encoder module around a backend: I420 frames in, one coded unit (AV1
- * temporal unit without its temporal delimiter, or H.265 access unit) out per
+ * temporal unit without its temporal delimiter, or H.265 / H.264 access unit) out per
  * frame, carrying the raw frame's number and capture time.
  *
  * Settings: bitrate (kbit/s, 500), fps (30), keyframe_interval (seconds, 300:
  * keyframes are expensive on a paid uplink and come on request), speed
  * (rav1e 10, SVT-AV1 preset 12, libaom cpu-used 8: the backend's
  * speed_default; "auto" where the backend changes it in place: chosen by
- * the time per frame within encode_budget_ms, speed_follow.h), preset (x265, "ultrafast"), tiles,
+ * the time per frame within encode_budget_ms, speed_follow.h), preset (x265 "ultrafast", x264
+ * "superfast": the backend's preset_default), tiles,
  * threads; profile (the kernel's device.profile): "lan" makes the defaults 60 fps, 20000 kbit/s and
  * the backend's fastest clean speed (speed_lan: a local network carries the bytes; the time per
  * frame is the latency). Commands: keyframe, bitrate {"kbps":N}, fps {"fps":N}. A change the
@@ -399,7 +400,10 @@ static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t
   e->cfg.keyint_frames = keyint * e->cfg.fps;
   s_budget(e);
   const char *preset = json_string_value(json_object_get(st, "preset"));
-  snprintf(e->cfg.preset, sizeof e->cfg.preset, "%s", preset ? preset : "ultrafast");
+  snprintf(e->cfg.preset, sizeof e->cfg.preset, "%s",
+           preset                  ? preset
+           : e->be->preset_default ? e->be->preset_default
+                                   : "ultrafast");
   /* Open once now with a nominal size, so that an impossible setting fails
    * init (and the kernel's fallback can take over) rather than the first frame. */
   enc_config_t probe = e->cfg;

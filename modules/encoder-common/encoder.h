@@ -1,8 +1,9 @@
 /* What an encoder module is made of: the shared core (core.c: settings,
  * commands, metadata carried through the encoder, AV1 temporal-delimiter
  * removal, statistics, re-creation when a change cannot be applied in place)
- * and one backend per library. Each encoder .so links the core and defines
- * `encoder_backend`; the core defines the module descriptor. */
+ * and one backend per library (AV1: rav1e, SVT-AV1, libaom; H.265: x265;
+ * H.264: x264; H.26x units are Annex B access units, passed on as they are). Each encoder .so links
+ * the core and defines `encoder_backend`; the core defines the module descriptor. */
 #ifndef OUTPOST_ENCODER_H
 #define OUTPOST_ENCODER_H
 
@@ -15,7 +16,7 @@ typedef struct enc_config {
   int bitrate_kbps;
   int keyint_frames; /* the longest run without a keyframe */
   int speed;         /* rav1e: 0..10; SVT-AV1: preset 0..13; libaom: cpu-used 0..10 */
-  char preset[24];   /* x265: ultrafast .. placebo */
+  char preset[24];   /* x265, x264: ultrafast .. placebo */
   int tiles;         /* 0: the backend decides (rav1e: 2 from 720p up) */
   int threads;       /* 0: the library decides */
 } enc_config_t;
@@ -29,8 +30,8 @@ typedef struct enc_unit {
 
 typedef struct enc_backend {
   const char *name;             /* the module name, e.g. "encoder-rav1e" */
-  const char *codec;            /* "av1" or "h265" */
-  uint32_t format;              /* OUTPOST_FMT_AV1 / OUTPOST_FMT_H265 */
+  const char *codec;            /* "av1", "h265" or "h264" */
+  uint32_t format;              /* OUTPOST_FMT_AV1 / OUTPOST_FMT_H265 / OUTPOST_FMT_H264 */
   int delay_frames;             /* frames in flight with our live settings */
   const char *reconfigure_note; /* what a bitrate/fps change costs, for status */
   int rate_in_place;            /* 1: a bitrate change costs no keyframe (status: the
@@ -42,6 +43,8 @@ typedef struct enc_backend {
   int speed_lan;
   /* speed "auto" (speed_follow.h) between this and speed_lan; 0: no auto */
   int speed_auto_lo;
+  /* the `preset` setting's default (x264: "superfast"); NULL: "ultrafast" (x265) */
+  const char *preset_default;
   /* 0 with *self set, or -1 with a message in err. */
   int (*open)(const enc_config_t *cfg, void **self, char *err, size_t errlen);
   void (*close)(void **self);

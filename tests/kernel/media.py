@@ -1,11 +1,12 @@
 """Media helpers for tests: clips, coded streams, decoding and PSNR with ffmpeg
-(an independent decoder: libdav1d for AV1, ffmpeg's hevc for H.265)."""
+(an independent decoder: libdav1d for AV1, ffmpeg's hevc for H.265, its h264
+for H.264)."""
 import os
 import re
 import struct
 import subprocess
 
-FMT_I420, FMT_AV1, FMT_H265 = 1, 100, 101
+FMT_I420, FMT_AV1, FMT_H265, FMT_H264 = 1, 100, 101, 102
 TD = b"\x12\x00"  # an AV1 temporal delimiter OBU: RTP drops it, files want it back
 
 
@@ -62,7 +63,7 @@ def read_units(dump):
 
 
 def write_stream(path, units):
-    """AV1 units -> IVF (temporal delimiters put back); H.265 -> Annex B."""
+    """AV1 units -> IVF (temporal delimiters put back); H.265, H.264 -> Annex B."""
     fmt = units[0][0]["format"]
     w, h = units[0][0]["width"], units[0][0]["height"]
     with open(path, "wb") as f:
@@ -80,7 +81,8 @@ def decode(stream, fmt, out_yuv):
     """Decodes to raw I420 (fmt None: a container ffmpeg recognises, e.g. the MP4
     of janus-pp-rec); returns (ffmpeg's exit code, its complaints)."""
     dec = ["-c:v", "libdav1d"] if fmt == FMT_AV1 else []
-    demux = [] if fmt is None else ["-f", "ivf"] if fmt == FMT_AV1 else ["-f", "hevc"]
+    demux = [] if fmt is None else ["-f", {FMT_AV1: "ivf", FMT_H265: "hevc",
+                                           FMT_H264: "h264"}[fmt]]
     r = subprocess.run(["ffmpeg", "-v", "error", "-y"] + demux + dec + ["-i", stream, "-f",
                        "rawvideo", "-pix_fmt", "yuv420p", "-fps_mode", "passthrough", out_yuv],
                        capture_output=True, text=True)

@@ -8,7 +8,7 @@
  * encoder's frames in flight; peak_kbps: the most bytes in any window of one
  * second of frames, by frame number.) With OUT, the units are also written
  * there for a decoder: IVF with the temporal delimiters put back (AV1), or
- * Annex B as it is (H.265).
+ * Annex B as it is (H.265, H.264).
  *   bench_encode MODULE.so CLIP.y4m [bitrate_kbps=500 [OUT]] */
 #include "../../modules/capture-y4m/y4m.h"
 
@@ -203,7 +203,7 @@ int main(int argc, char **argv) {
       perror(argv[4]);
       return 1;
     }
-    if (strstr(mod->name, "x265") == NULL) /* the AV1 modules */
+    if (!strstr(mod->name, "x265") && !strstr(mod->name, "x264")) /* the AV1 modules */
       s_write_ivf_header(host.out, y4m_width(clip), y4m_height(clip), fps);
   }
   outpost_frame_t f = {.format = OUTPOST_FMT_I420,
@@ -220,6 +220,9 @@ int main(int argc, char **argv) {
   double w0 = s_wall_s(), c0 = s_cpu_s();
   for (size_t i = 0; i < n; i++) {
     f.number = i + 1;
+    /* capture times at the clip's rate (from one frame in: 0 is "none" to the core's rate
+     * guard, which drains by them; all at 0, it skipped nearly every frame) */
+    f.capture_us = (int64_t)((i + 1) * 1000000ull * (uint64_t)fps_den / (uint64_t)fps_num);
     host.feeding = f.number;
     f.data = y4m_frame(clip, i);
     if (mod->on_frame(self, &f))

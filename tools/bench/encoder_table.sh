@@ -6,10 +6,10 @@
 # encoders interleaved so that a busy moment hits them alike), the encoder's
 # frame delay (frames fed after a frame before its unit came out), PSNR-Y and
 # SSIM (Y) of the decoded stream against the clip (ffmpeg: libdav1d for AV1,
-# its hevc decoder for H.265), the achieved rate and the peak over any 1 s.
+# its hevc decoder for H.265, h264 for H.264), the achieved rate and the peak over any 1 s.
 #   tools/bench/encoder_table.sh [build dir=build-bench]
 # Environment: REPEATS (3), CLIP_SECONDS (10), FPS (30), SIZES ("640x480 1280x720"),
-# RATES ("250 500"), ENCODERS ("rav1e x265 svtav1 aom").
+# RATES ("250 500"), ENCODERS ("rav1e x265 x264 svtav1 aom").
 # The clip is the tests' "hard" one (tests/kernel/media.py): a moving test
 # pattern seen as a camera sees it, lens softness and fresh sensor noise in
 # every frame.
@@ -21,7 +21,7 @@ SECS=${CLIP_SECONDS:-10}
 FPS=${FPS:-30}
 SIZES=${SIZES:-640x480 1280x720}
 RATES=${RATES:-250 500}
-ENCODERS=${ENCODERS:-rav1e x265 svtav1 aom}
+ENCODERS=${ENCODERS:-rav1e x265 x264 svtav1 aom}
 BENCH=$BUILD/bin/bench_encode
 for f in "$BENCH" $(for e in $ENCODERS; do echo "$BUILD/modules/encoder-$e.so"; done); do
   [[ -e $f ]] || {
@@ -39,7 +39,11 @@ field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
 # to the shorter (an encoder with frames in flight delivers fewer units).
 judge() {
   local stream=$1 clip=$2 dec=()
-  [[ $stream == *.ivf ]] && dec=(-c:v libdav1d) || dec=(-f hevc)
+  case $stream in
+  *.ivf) dec=(-c:v libdav1d) ;;
+  *.h264) dec=(-f h264) ;;
+  *) dec=(-f hevc) ;;
+  esac
   ffmpeg -hide_banner -nostdin "${dec[@]}" -i "$stream" -i "$clip" -lavfi \
     "[0]settb=1/$FPS,setpts=N,split[a0][a1];[1]settb=1/$FPS,setpts=N,split[b0][b1];
      [a0][b0]psnr=shortest=1;[a1][b1]ssim=shortest=1" -f null - 2>&1 |
@@ -58,7 +62,7 @@ for size in $SIZES; do
     for ((r = 0; r < REPEATS; r++)); do
       for enc in $ENCODERS; do
         ext=ivf
-        [[ $enc == x265 ]] && ext=h265
+        [[ $enc == x26? ]] && ext=h${enc#x}
         out=()
         ((r == 0)) && out=("$TMP/$enc.$ext") # the quality run; writing costs ~0.1 % of the time
         l=$("$BENCH" "$BUILD/modules/encoder-$enc.so" "$clip" "$kbps" "${out[@]}" 2>"$TMP/err") ||
@@ -71,7 +75,7 @@ for size in $SIZES; do
     done
     for enc in $ENCODERS; do
       ext=ivf
-      [[ $enc == x265 ]] && ext=h265
+      [[ $enc == x26? ]] && ext=h${enc#x}
       read -r psnr ssim < <(judge "$TMP/$enc.$ext" "$clip")
       l=${line[$enc]}
       # shellcheck disable=SC2086 # the lists of figures are words on purpose

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Encoders: speed vs ffmpeg (issue 4). Each encoder module, through bench_encode
-# (a minimal fake host), against ffmpeg's own librav1e / libx265 wrapper at the
+# (a minimal fake host), against ffmpeg's own librav1e / libx265 / libx264 wrapper at the
 # same settings on the same y4m clip, in this one run; each figure is the median
 # of REPEATS runs, ours and ffmpeg's interleaved so that a busy moment on the
 # machine hits both sides alike.
 #   tools/bench/encoders.sh [build dir=build-bench]
 # Environment: REPEATS (3), KBPS (500), CLIP_SECONDS (10), SIZE (640x480), FPS (30).
 #
-# Settings, identical on both sides (modules/encoder-rav1e/rav1e.c, encoder-x265/x265.c
-# with the core's defaults: keyframe_interval 300 s, speed 10, preset ultrafast,
-# tiles and threads 0 = library default):
+# Settings, identical on both sides (modules/encoder-rav1e/rav1e.c, encoder-x265/x265.c,
+# encoder-x264/x264.c with the core's defaults: keyframe_interval 300 s, speed 10, preset
+# ultrafast (x265) / superfast (x264), tiles and threads 0 = library default):
 # - rav1e: low_latency, rdo_lookahead_frames 1, bitrate mode with the quantizer
 #   ceiling at 255, reservoir_frame_delay 30, key/min key interval 300 s, tiles as
 #   the module picks them (1 below 1280 wide), threads left to rav1e (ffmpeg passes
@@ -18,9 +18,13 @@
 #   no scene cut, closed GOP, repeated headers, log level error. frame-threads=1
 #   is explicit because ffmpeg overwrites zerolatency's frameNumThreads=1 with its
 #   thread_count (0 = auto = 2 here, a frame of delay) while the module keeps it.
+# - x264: superfast + zerolatency (sliced threads, count auto on both sides: 2 slices
+#   a frame here in either stream), baseline profile, ABR with VBV max = buffer =
+#   bitrate, keyint 300 s, no scene cut, repeated headers, AUDs.
 # What still differs is signalling only: ffmpeg writes the SAR, chroma location
-# and (AV1) colour description from the y4m header, and ffmpeg's AV1 packets
-# keep their 2-byte temporal delimiters.
+# and (AV1) colour description from the y4m header, ffmpeg's AV1 packets
+# keep their 2-byte temporal delimiters, and its x264 stream keeps the ~700-byte
+# version SEI that the module drops (once per stream).
 #
 # ffmpeg's figures: -benchmark's rtime and utime+stime of the whole transcode
 # (encoder open and flush included), minus the same for a decode-only run
@@ -36,7 +40,8 @@ SECS=${CLIP_SECONDS:-10}
 SIZE=${SIZE:-640x480}
 FPS=${FPS:-30}
 BENCH=$BUILD/bin/bench_encode
-for f in "$BENCH" "$BUILD/modules/encoder-rav1e.so" "$BUILD/modules/encoder-x265.so"; do
+for f in "$BENCH" "$BUILD/modules/encoder-rav1e.so" "$BUILD/modules/encoder-x265.so" \
+  "$BUILD/modules/encoder-x264.so"; do
   [[ -e $f ]] || {
     echo "encoders.sh: $f missing: build $BUILD first (tools/bench/run does)" >&2
     exit 1
@@ -71,10 +76,13 @@ RAV1E_PARAMS+=":reservoir_frame_delay=30:key_frame_interval=$KEYINT"
 RAV1E_PARAMS+=":min_key_frame_interval=$KEYINT:tiles=$TILES"
 X265_PARAMS="bitrate=$KBPS:vbv-maxrate=$KBPS:vbv-bufsize=$KBPS:keyint=$KEYINT:scenecut=0"
 X265_PARAMS+=":open-gop=0:repeat-headers=1:frame-threads=1:log-level=error"
+X264_PARAMS="bitrate=$KBPS:vbv-maxrate=$KBPS:vbv-bufsize=$KBPS:keyint=$KEYINT:scenecut=0"
+X264_PARAMS+=":repeat-headers=1:aud=1"
 ff_args() { # encoder -> ffmpeg's encoder options
   case $1 in
   rav1e) echo "-threads 0 -c:v librav1e -b:v ${KBPS}k -rav1e-params $RAV1E_PARAMS" ;;
   x265) echo "-threads 0 -c:v libx265 -preset ultrafast -tune zerolatency -x265-params $X265_PARAMS" ;;
+  x264) echo "-threads 0 -c:v libx264 -preset superfast -tune zerolatency -profile:v baseline -x264-params $X264_PARAMS" ;;
   esac
 }
 
@@ -95,7 +103,7 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (2 cores shared with
 ROWS=()
 for c in hard camera; do
   clip=$TMP/$c.y4m
-  for enc in rav1e x265; do
+  for enc in rav1e x265 x264; do
     o_fps=() o_cpu=() o_kbps=() f_fps=() f_cpu=() f_kbps=()
     for ((r = 0; r < REPEATS; r++)); do
       line=$("$BENCH" "$BUILD/modules/encoder-$enc.so" "$clip" "$KBPS" 2>"$TMP/err") ||
