@@ -121,10 +121,13 @@ export function inbound(page, id) {
     const pc = t && t.handle && t.handle.webrtcStuff && t.handle.webrtcStuff.pc;
     if (!pc) return null;
     let r = null;
-    (await pc.getStats()).forEach((s) => {
+    const stats = await pc.getStats();
+    stats.forEach((s) => {
       if (s.type === 'inbound-rtp' && s.kind === 'video') r = s;
     });
+    const codec = r && r.codecId && stats.get(r.codecId);
     return r && {
+      mimeType: codec ? codec.mimeType : null, sdpFmtpLine: codec ? codec.sdpFmtpLine : null,
       framesDecoded: r.framesDecoded || 0, keyFramesDecoded: r.keyFramesDecoded || 0,
       frameWidth: r.frameWidth, frameHeight: r.frameHeight, bytesReceived: r.bytesReceived,
       packetsReceived: r.packetsReceived, packetsLost: r.packetsLost, at: Date.now(),

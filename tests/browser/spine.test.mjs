@@ -16,8 +16,9 @@
 //    without reloading the page.
 // 4. the device kernel stops: the page says offline within 5 s; started again,
 //    video returns without a reload.
-// 5. two devices (two kernels, SVT-AV1 and libaom) in the grid: both decode; the one
-//    without a stamp (a y4m file) says "no stamp".
+// 5. two devices (two kernels, H.264 from x264 and SVT-AV1) in the grid: both decode in
+//    their own codec; the H.264 one's stamps read in the page increase (glass to glass
+//    printed); the one without a stamp (a y4m file) says "no stamp".
 // 6. a device with a pin, on demand: the page asks for it; a wrong one is refused
 //    and nothing starts; the right one plays.
 import assert from 'node:assert/strict';
@@ -343,9 +344,9 @@ test('Janus unreachable: the page says so', async () => {
   }
 });
 
-// The other AV1 encoders are ordinary AV1 to the plugin and the browser: the grid
-// shows one of each (SVT-AV1 and libaom, the device default). cam2 plays a y4m
-// file, which has no stamp: a real camera, as far as the page can tell.
+// The grid shows H.264 (x264: what a device without AV1 sends, the one codec every
+// browser decodes) beside SVT-AV1, an ordinary AV1 to the plugin and the browser.
+// cam2 plays a y4m file, which has no stamp: a real camera, as far as the page can tell.
 describe('two devices in the grid', { timeout: 120000 }, () => {
   let spine, browser;
   before(async () => {
@@ -354,7 +355,7 @@ describe('two devices in the grid', { timeout: 120000 }, () => {
     const ff = spawnSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=640x480:rate=30',
       '-t', '3', '-pix_fmt', 'yuv420p', clip]);
     assert.equal(ff.status, 0, String(ff.stderr));
-    spine = await startSpine(['cam1', 'cam2'], ['--encoder', 'encoder-svtav1,encoder-aom', '--y4m', `cam2=${clip}`]);
+    spine = await startSpine(['cam1', 'cam2'], ['--encoder', 'encoder-x264,encoder-svtav1', '--y4m', `cam2=${clip}`]);
     browser = await launchBrowser();
   });
   after(async () => {
@@ -373,6 +374,10 @@ describe('two devices in the grid', { timeout: 120000 }, () => {
     const decoded = b.map((s, i) => s.framesDecoded - a[i].framesDecoded);
     const sent = sentB.map((s, i) => s - sentA[i]);
     console.log(`  decoded of sent in 4 s: cam1 ${decoded[0]} of ${sent[0]}, cam2 ${decoded[1]} of ${sent[1]}`);
+    console.log(`  codecs: cam1 ${b[0].mimeType} (${b[0].sdpFmtpLine}), cam2 ${b[1].mimeType}`);
+    assert.equal(b[0].mimeType, 'video/H264');
+    assert.match(b[0].sdpFmtpLine, /packetization-mode=1/);
+    assert.equal(b[1].mimeType, 'video/AV1');
     for (const i of [0, 1]) {
       assert.ok(sent[i] >= 10, `cam${i + 1} sent only ${sent[i]} frames`);
       assert.ok(decoded[i] >= 0.9 * sent[i] - PIPELINE_LAG,
@@ -386,6 +391,8 @@ describe('two devices in the grid', { timeout: 120000 }, () => {
     const frames = t1.samples.map((x) => x.frame);
     assert.ok(frames.length >= 5 && frames.every((f, i) => !i || f > frames[i - 1]),
       `cam1: stamps read and increasing: ${frames}`);
+    console.log(`  cam1 (H.264) glass to glass: median ${median(t1.samples.map((x) => x.latencyMs)).toFixed(1)} ms ` +
+      `over ${t1.samples.length} frames`);
     assert.equal(t2.samples.length, 0);
     assert.ok(t2.framesSeen >= 10 && t2.noStamp === t2.framesSeen,
       `cam2 frames shown without a stamp: ${t2.noStamp} of ${t2.framesSeen}`);

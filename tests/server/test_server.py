@@ -36,7 +36,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "kernel"))
 sys.path.insert(0, os.path.join(HERE, "..", "janus"))
-from harness import BUILD, Kernel, module, run_cases  # noqa: E402
+from harness import BUILD, Kernel, module, picked, run_cases  # noqa: E402
 from janus import Janus, JanusError, free_port, janus_pp_rec, wait_for  # noqa: E402
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tools"))
 from spine import keygen, plugin_config, stop_recording  # noqa: E402
@@ -197,6 +197,11 @@ def _recording(encoder, min_psnr):
     try:
         srv.wait(flowing, 10, "media")
         time.sleep(1)
+        if encoder == "encoder-x264":
+            # What viewers are offered: the profile and level of the stream's own SPS
+            # (x264's baseline: profile_idc 66 with constraint_set0/1, "42c0xx").
+            plid = srv.device().get("profile_level_id")
+            assert plid and plid.startswith("42c0"), srv.device()
         mp4, sent = _record(srv, 5)
         yuv, frames = _decode(mp4)
         # the units the device sent while recording (counted by the plugin, from the
@@ -259,6 +264,10 @@ def test_recording_av1():
 
 def test_recording_h265():
     _recording("encoder-x265", 32.0)
+
+
+def test_recording_h264():
+    _recording("encoder-x264", 32.0)
 
 
 def test_operator_configure():
@@ -683,8 +692,7 @@ if __name__ == "__main__":
         cases = [test_event_handlers, test_ingest_loss_recovered, test_rtt_aware_recovery,
                  test_device_online, test_viewer_api, test_operator_configure, test_device_timing,
                  test_strangers_and_garbage, test_janus_restart, test_recording_av1,
-                 test_recording_h265, test_a_stalled_server_is_no_queue]
-        pick = os.environ.get("OUTPOST_CASES")
-        run_cases([c for c in cases if not pick or pick in c.__name__])
+                 test_recording_h265, test_recording_h264, test_a_stalled_server_is_no_queue]
+        run_cases(picked(cases))
     finally:
         shutil.rmtree(WORK, ignore_errors=True)
