@@ -6,7 +6,7 @@ set -uo pipefail
 VM=$1
 RES=$2
 rm -rf "$RES" && mkdir -p "$RES"
-truncate -s 64M "$VM/out.img"
+truncate -s 128M "$VM/out.img" # sparse: what the guest writes
 timeout "${OUTPOST_VM_TIMEOUT:-240}" qemu-system-x86_64 -accel tcg -cpu max -m 1024 -smp 2 \
   -nodefaults -no-user-config -display none -no-reboot \
   -kernel "$VM/vmlinuz" -initrd "$VM/initramfs.cpio.gz" \

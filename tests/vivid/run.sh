@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The real-driver test: capture-v4l2, built as in production, against Linux's
-# vivid driver in a qemu VM. Prints "N passed, N failed".
+# The real-driver tests: capture-v4l2 against Linux's vivid driver and
+# encoder-v4l2m2m against its vicodec (a stateful encoder), built as in
+# production, in one qemu VM. Prints "N passed, N failed".
 #   usage: run.sh SOURCE_DIR PROD_BUILD_DIR WORK_DIR
 set -euo pipefail
 SRC=$1
@@ -10,7 +11,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 # A release build without sanitizers, as a device runs it.
 cmake -S "$SRC" -B "$PROD" -DCMAKE_BUILD_TYPE=Release -DOUTPOST_SANITIZE=OFF >/dev/null
 cmake --build "$PROD" -j"$(nproc)" --target outpost-kernel outpost-host outpostctl capture-v4l2 \
-  test-sink >/dev/null
+  capture-testsrc encoder-v4l2m2m test-sink test-tap >/dev/null
 t0=$(date +%s.%N)
 "$HERE/build-vm.sh" "$PROD" "$WORK/vm"
 t1=$(date +%s.%N)
