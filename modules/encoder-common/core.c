@@ -8,11 +8,13 @@
  * speed_default; "auto" where the backend changes it in place: chosen by
  * the time per frame within encode_budget_ms, speed_follow.h), preset (x265 "ultrafast", x264
  * "superfast": the backend's preset_default), tiles,
- * threads; profile (the kernel's device.profile): "lan" makes the defaults 60 fps, 20000 kbit/s and
- * the backend's fastest clean speed (speed_lan: a local network carries the bytes; the time per
- * frame is the latency). Commands: keyframe, bitrate {"kbps":N}, fps {"fps":N}. A change the
- * library cannot apply in place, and a change of frame size, drain the encoder (nothing in flight
- * is lost), close and re-open it at a frame boundary: that costs a keyframe, and status says so.
+ * threads; intra_refresh (false; true where the backend has it: a sweep of intra blocks over
+ * keyframe_interval instead of periodic keyframes); profile (the kernel's device.profile): "lan"
+ * makes the defaults 60 fps, 20000 kbit/s and the backend's fastest clean speed (speed_lan: a local
+ * network carries the bytes; the time per frame is the latency). Commands: keyframe, bitrate
+ * {"kbps":N}, fps {"fps":N}. A change the library cannot apply in place, and a change of frame
+ * size, drain the encoder (nothing in flight is lost), close and re-open it at a frame boundary:
+ * that costs a keyframe, and status says so.
  *
  * A coded unit lost on the way out (the next module not connected yet, or
  * too slow) breaks every later picture until a keyframe: the core then skips
@@ -93,6 +95,24 @@ static int s_int(const json_t *st, const char *key, int def, int lo, int hi, int
   return 0;
 }
 
+/* settings.intra_refresh: true or false (absent: false); true only where the
+ * backend has it. 0, or -1 said. */
+static int s_intra_refresh(enc_t *e, const json_t *st) {
+  const json_t *v = json_object_get(st, "intra_refresh");
+  if (!v)
+    return 0;
+  if (!json_is_boolean(v)) {
+    e->api->error(e->h, "settings.intra_refresh: must be true or false");
+    return -1;
+  }
+  if (json_is_true(v) && !e->be->intra_refresh) {
+    e->api->error(e->h, "settings.intra_refresh: %s has none (encoder-x264 has)", e->be->name);
+    return -1;
+  }
+  e->cfg.intra_refresh = json_is_true(v);
+  return 0;
+}
+
 static void s_publish(enc_t *e, int64_t now) {
   json_t *st = json_pack(
       "{s:s, s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:s, s:I, s:I, s:f, "
@@ -110,6 +130,7 @@ static void s_publish(enc_t *e, int64_t now) {
   json_object_set_new(st, "skipped_over_rate", json_integer((json_int_t)e->guard.skipped));
   json_object_set_new(st, "rate_in_place", json_boolean(e->be->rate_in_place));
   json_object_set_new(st, "speed", json_integer(e->cfg.speed));
+  json_object_set_new(st, "intra_refresh", json_boolean(e->cfg.intra_refresh));
   if (e->speed_auto)
     json_object_set_new(st, "speed_auto",
                         json_pack("{s:i, s:i, s:f, s:I, s:I}", "lo", e->follow.lo, "hi",
@@ -392,7 +413,7 @@ static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t
       s_int(st, "fps", lan ? 60 : 30, 1, 240, &e->cfg.fps, api, h) ||
       s_int(st, "keyframe_interval", 300, 1, 86400, &keyint, api, h) || s_speed(e, st, lan) ||
       s_int(st, "tiles", 0, 0, 64, &e->cfg.tiles, api, h) ||
-      s_int(st, "threads", 0, 0, 64, &e->cfg.threads, api, h)) {
+      s_int(st, "threads", 0, 0, 64, &e->cfg.threads, api, h) || s_intra_refresh(e, st)) {
     free(e);
     return -1;
   }

@@ -19,6 +19,12 @@ typedef struct enc_config {
   char preset[24];   /* x265, x264: ultrafast .. placebo */
   int tiles;         /* 0: the backend decides (rav1e: 2 from 720p up) */
   int threads;       /* 0: the library decides */
+  /* 1: the picture is refreshed by a column of intra blocks sweeping across
+   * it over keyint_frames, instead of a keyframe every keyint_frames: no
+   * periodic keyframe's burst on the link (a keyframe is several average
+   * frames), a stream any loss heals from within the period. Requested
+   * keyframes (a viewer joining, a recording) are still IDRs. */
+  int intra_refresh;
 } enc_config_t;
 
 typedef struct enc_unit {
@@ -43,6 +49,7 @@ typedef struct enc_backend {
   int speed_lan;
   /* speed "auto" (speed_follow.h) between this and speed_lan; 0: no auto */
   int speed_auto_lo;
+  int intra_refresh; /* 1: the backend can (enc_config_t); else the setting is refused */
   /* the `preset` setting's default (x264: "superfast"); NULL: "ultrafast" (x265) */
   const char *preset_default;
   /* 0 with *self set, or -1 with a message in err. */

@@ -5,9 +5,9 @@
  * with the VBV capped at the target over 1 s, SPS/PPS repeated on every IDR,
  * access unit delimiters, scene-cut keyframes off. Constrained Baseline
  * (profile_idc 66, constraint_set0/1: profile-level-id 42c0xx), what every
- * WebRTC browser decodes; it costs CABAC and 8x8 transforms. The profile is
- * fixed: backends cannot add settings (the core parses a fixed set into
- * enc_config_t), so neither a `profile` nor an intra-refresh switch is offered.
+ * WebRTC browser decodes; it costs CABAC and 8x8 transforms; the profile is
+ * fixed. `intra_refresh = true` (the core's setting) sweeps a column of intra
+ * blocks over keyframe_interval instead of periodic IDRs.
  * A bitrate change is applied in place, an fps change re-opens: see
  * s_reconfigure. */
 #include "encoder.h"
@@ -56,6 +56,9 @@ static void s_settings(x264_param_t *p, const enc_config_t *cfg) {
   p->b_aud = 1;
   p->i_log_level = X264_LOG_ERROR;
   p->i_threads = cfg->threads ? cfg->threads : X264_THREADS_AUTO;
+  /* A column of intra macroblocks sweeps the picture once per i_keyint_max
+   * frames, with a recovery point SEI, instead of periodic IDRs. */
+  p->b_intra_refresh = cfg->intra_refresh;
 }
 
 static int s_open(const enc_config_t *cfg, void **self, char *err, size_t errlen) {
@@ -118,7 +121,8 @@ static int s_reconfigure(void *self, const enc_config_t *cfg) {
 /* x264's version SEI (user data unregistered, payload type 5: its ~690-byte
  * options string) comes with the first frame of every encoder, i.e. every
  * start and re-open: bytes the uplink pays for and no decoder needs. It is
- * the only SEI with these settings (no HRD, no intra refresh). */
+ * the only SEI of type 5 with these settings (no HRD); intra refresh adds a
+ * recovery point SEI (type 6) to the frames that end a sweep, which is kept. */
 static int s_version_sei(const x264_nal_t *nal) {
   if (nal->i_type != NAL_SEI)
     return 0;
@@ -217,6 +221,7 @@ const enc_backend_t encoder_backend = {
     .delay_frames = 0,
     .reconfigure_note = "bitrate in place (no keyframe); fps re-opens the encoder (costs an IDR)",
     .rate_in_place = 1,
+    .intra_refresh = 1,
     /* superfast over ultrafast: +0.25-0.75 dB PSNR-Y and SSIM 0.957 -> 0.965 on
      * the camera-like clip (ultrafast switches the deblocking filter off) for
      * ~1.3x its CPU (1.9-2.3 against 1.5-1.8 ms a frame at 640x480); veryfast

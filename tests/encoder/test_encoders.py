@@ -356,6 +356,57 @@ def live(enc):
           f"{lat[len(lat) // 2] / 1000:.1f} ms); stamps {good}/{len(units)} equal the metadata")
 
 
+def intra_refresh(enc):
+    """intra_refresh = true with keyframe_interval 1 s: no periodic keyframe, the
+    picture refreshed by a sweep of intra blocks instead, so no unit stands out as
+    a keyframe does; a requested keyframe is still an IDR (a viewer joins on it).
+    Judged from 2 s on (before, a sink that connects late gets recovery keyframes);
+    the requested IDR is the same run's measure of what a keyframe weighs."""
+    w, h, fps, rate = pace(enc)
+    dump = os.path.join(WORK, f"{enc}-intra.units")
+    out = run([module("capture", "capture-y4m", file=clip("hard", w, h), fps=fps),
+               module("encoder", enc, bitrate=rate(500), fps=fps, keyframe_interval=1,
+                      intra_refresh=True),
+               module("sink", "test-sink", pattern=False, dump=dump, dump_frames=1000)], 7,
+              [(5, lambda k: k.send("encoder", "keyframe").returncode)])
+    assert out[5] == 0, "the keyframe command failed"
+    units = read_units(dump)
+    flowing(units, out["t0"], out["t_end"], f"{enc} intra refresh")
+    enc_st = next(m for m in out["status"]["modules"] if m["name"] == "encoder")["module"]
+    assert enc_st["intra_refresh"] is True, enc_st
+    decoded(units, f"{enc}-intra", w, h)
+    t = [(m["capture_us"] / 1e6 - out["t0"], m["key"], len(d)) for m, d in units]
+    before = [(at, key, n) for at, key, n in t if 2 <= at < 4.9]
+    after = [(at, key, n) for at, key, n in t if at >= 5]
+    assert len(before) >= 2 * fps * 0.5, f"only {len(before)} units from 2 s to 4.9 s"
+    assert not any(key for _, key, _ in before), \
+        f"keyframes between 2 and 4.9 s (interval 1 s, intra refresh on): {before}"
+    asked = [n for _, key, n in after if key]
+    assert len(asked) == 1, f"{len(asked)} keyframes after the request: want its IDR only"
+    sizes = sorted(n for _, _, n in before)
+    median = sizes[len(sizes) // 2]
+    print(f"     {enc} intra refresh, {w}x{h} at {fps} fps, keyframe_interval 1 s: no keyframe in "
+          f"{len(before)} units over 2.9 s, the largest {sizes[-1] / median:.1f}x the median "
+          f"({sizes[-1]} / {median} B); the requested IDR {asked[0] / median:.1f}x ({asked[0]} B); "
+          f"all {len(units)} units decode")
+    assert sizes[-1] <= 0.5 * asked[0], \
+        f"a unit of {sizes[-1]} B against a keyframe of {asked[0]} B: no refresh spread"
+    # Where the backend has none, or the value is not a boolean: refused by name.
+    for plugin, value, says in (("encoder-x265", True, "encoder-x265 has none"),
+                                (enc, "yes", "must be true or false")):
+        k = Kernel([module("capture", "capture-testsrc", width=w, height=h, fps=fps),
+                    module("encoder", plugin, restart="temporary", intra_refresh=value),
+                    module("sink", "test-sink", pattern=False)], name="intra-bad").start(
+                        wait_running=False)
+        try:
+            st, _ = k.wait(lambda s: "intra_refresh" in (k.mod("encoder", s)["last_error"] or ""),
+                           30, f"{plugin} refusing intra_refresh = {value!r}")
+            assert says in k.mod("encoder", st)["last_error"], k.mod("encoder", st)
+        finally:
+            k.stop()
+            k.cleanup()
+
+
 def rate_change_and_kill(enc):
     """bitrate 500 -> 250 (scaled to the pace): the next 5 s worth of units (5 x fps,
     however long they take to come) within 20 % of the new target, one decodable
@@ -710,6 +761,8 @@ try:
     for enc in only:
         cases += [case(quality, enc, "hard"), case(quality, enc, "testsrc"), case(live, enc),
                   case(rate_change_and_kill, enc), case(resize, enc)]
+    if "encoder-x264" in only:
+        cases.append(case(intra_refresh, "encoder-x264"))
     if "encoder-aom" in only:
         cases.append(case(lan_profile, "encoder-aom"))
         cases.append(case(speed_auto, "encoder-aom"))
