@@ -35,6 +35,7 @@
 
 #include <errno.h>
 #include <outpost/module.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +78,60 @@ typedef struct {
   int speed_auto;     /* speed "auto": follow, by the time per frame */
   int budget_ms;      /* its budget per frame; 0: half the frame interval */
   speed_follow_t follow;
+  json_t *settings; /* owned: a copy of the module's settings, for the backend (cfg.settings) */
 } enc_t;
+
+/* The host of this process, for enc_log / enc_error: one module per process. */
+static outpost_host_t *s_host;
+static const outpost_host_api_t *s_api;
+
+static void s_say(int error, const char *fmt, va_list ap) {
+  char line[512];
+  vsnprintf(line, sizeof line, fmt, ap);
+  if (s_api && error)
+    s_api->error(s_host, "%s", line);
+  else if (s_api)
+    s_api->log(s_host, "%s", line);
+}
+
+void enc_log(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  s_say(0, fmt, ap);
+  va_end(ap);
+}
+
+void enc_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  s_say(1, fmt, ap);
+  va_end(ap);
+}
+
+/* The coded format of the units: the open instance's, where the backend's
+ * device decides it. */
+static uint32_t s_format(const enc_t *e) {
+  return e->be->format_of && e->enc ? e->be->format_of(e->enc) : e->be->format;
+}
+
+/* Its name in status (what the uplink says in its hello); a backend whose
+ * device decides says its own placeholder until it is open. */
+static const char *s_codec(const enc_t *e) {
+  if (e->be->format_of && !e->enc)
+    return e->be->codec;
+  switch (s_format(e)) {
+  case OUTPOST_FMT_AV1:
+    return "av1";
+  case OUTPOST_FMT_H265:
+    return "h265";
+  case OUTPOST_FMT_H264:
+    return "h264";
+  case OUTPOST_FMT_FWHT:
+    return "fwht";
+  default:
+    return e->be->codec;
+  }
+}
 
 static int s_int(const json_t *st, const char *key, int def, int lo, int hi, int *out,
                  const outpost_host_api_t *api, outpost_host_t *h) {
@@ -117,7 +171,7 @@ static void s_publish(enc_t *e, int64_t now) {
   json_t *st = json_pack(
       "{s:s, s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:s, s:I, s:I, s:f, "
       "s:s, s:I, s:I}",
-      "codec", e->be->codec, "width", e->cfg.width, "height", e->cfg.height, "target_kbps",
+      "codec", s_codec(e), "width", e->cfg.width, "height", e->cfg.height, "target_kbps",
       e->cfg.bitrate_kbps, "target_fps", e->cfg.fps, "frames_in", (json_int_t)e->frames_in,
       "units_out", (json_int_t)e->units_out, "in_flight",
       (json_int_t)(e->frames_in - e->units_out - e->dropped_in), "bytes_out",
@@ -138,6 +192,8 @@ static void s_publish(enc_t *e, int64_t now) {
                                   (json_int_t)e->follow.faster, "slower",
                                   (json_int_t)e->follow.slower));
   enc_stats_report(&e->stats, now, st);
+  if (e->be->status)
+    e->be->status(e->enc, st);
   e->api->set_status(e->h, st);
   e->next_status_us = now + STATUS_EVERY_US;
 }
@@ -155,9 +211,10 @@ static void s_emit(enc_t *e, const enc_unit_t *u) {
     e->skipped_undecodable++; /* refers to a picture the receiver never got */
     return;
   }
-  uint8_t *out = e->api->frame_begin(e->h, e->be->format, u->len);
+  uint32_t format = s_format(e);
+  uint8_t *out = e->api->frame_begin(e->h, format, u->len);
   size_t len = u->len;
-  if (out && e->be->format == OUTPOST_FMT_AV1) {
+  if (out && format == OUTPOST_FMT_AV1) {
     long n = av1_strip_temporal_delimiters(u->data, u->len, out);
     if (n < 0) {
       e->api->error(e->h, "encoder produced a malformed temporal unit; dropped");
@@ -191,7 +248,7 @@ static void s_emit(enc_t *e, const enc_unit_t *u) {
   }
   outpost_frame_t f = {.number = m->number,
                        .capture_us = m->capture_us,
-                       .format = e->be->format,
+                       .format = format,
                        .flags = u->key ? OUTPOST_FRAME_KEY : 0,
                        .width = m->width,
                        .height = m->height,
@@ -213,12 +270,21 @@ static int s_drain(enc_t *e) {
   return rc == -EAGAIN || rc == -ENODATA ? 0 : -1;
 }
 
+/* A backend whose device says when a unit is ready (an fd): the host calls
+ * on_wake when it is readable, so a unit leaves when it is made, not with the
+ * next frame. */
+static void s_watch(enc_t *e, int on) {
+  if (e->be->fd)
+    e->api->watch_fd(e->h, on && e->enc ? e->be->fd(e->enc) : -1);
+}
+
 /* Flush what is in flight, then close: nothing already given to the encoder is lost. */
 static void s_close(enc_t *e) {
   if (!e->enc)
     return;
   if (e->be->encode(e->enc, NULL, 0, 0) == 0)
     s_drain(e);
+  s_watch(e, 0);
   e->be->close(&e->enc);
 }
 
@@ -233,6 +299,7 @@ static int s_open(enc_t *e, const char *why) {
     e->api->error(e->h, "%s: cannot open the encoder: %s", e->be->name, err);
     return -1;
   }
+  s_watch(e, 1);
   e->units_since_open = 0;
   e->last_reopen_ms = (double)(clock_mono_us() - t0) / 1000.0;
   snprintf(e->last_reopen_why, sizeof e->last_reopen_why, "%s", why);
@@ -317,8 +384,7 @@ static void s_budget(enc_t *e) {
       e->budget_ms ? (uint32_t)e->budget_ms * 1000 : (uint32_t)(500000 / e->cfg.fps);
 }
 
-static int s_command(void *self, const char *cmd, const json_t *args, json_t **reply) {
-  enc_t *e = self;
+static int s_command_core(enc_t *e, const char *cmd, const json_t *args, json_t **reply) {
   json_t *v = NULL;
   if (!strcmp(cmd, "keyframe")) {
     e->force_key = 1;
@@ -358,12 +424,31 @@ bad:
   return -1;
 }
 
+/* The watched fd is readable: the units that are ready leave. */
+static void s_wake(void *self) {
+  enc_t *e = self;
+  if (e->enc && s_drain(e))
+    e->api->error(e->h, "%s: receiving a unit failed", e->be->name);
+}
+
+/* The core's answer, with what the backend's device cannot do about it. */
+static int s_command(void *self, const char *cmd, const json_t *args, json_t **reply) {
+  enc_t *e = self;
+  int rc = s_command_core(e, cmd, args, reply);
+  const char *note = !rc && e->be->note && e->enc ? e->be->note(e->enc, cmd) : NULL;
+  if (note && json_is_object(*reply))
+    json_object_set_new(*reply, "note", json_string(note));
+  return rc;
+}
+
 /* At shutdown the frames inside the encoder are dropped, not flushed: the
  * kernel stops the next module first, so there is nobody to send them to. */
 static void s_destroy(void **self) {
   enc_t *e = *self;
   if (e && e->enc)
     e->be->close(&e->enc);
+  if (e)
+    json_decref(e->settings);
   free(e);
   *self = NULL;
 }
@@ -402,6 +487,10 @@ static int s_speed(enc_t *e, const json_t *st, int lan) {
 
 static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t *st, void **self) {
   enc_t *e = calloc(1, sizeof *e);
+  if (!e)
+    return -1;
+  s_host = h;
+  s_api = api;
   e->h = h;
   e->api = api;
   e->be = &encoder_backend;
@@ -417,6 +506,8 @@ static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t
     free(e);
     return -1;
   }
+  e->settings = json_deep_copy(st);
+  e->cfg.settings = e->settings;
   e->keyint_s = keyint;
   e->cfg.keyint_frames = keyint * e->cfg.fps;
   s_budget(e);
@@ -434,6 +525,7 @@ static int s_init(outpost_host_t *h, const outpost_host_api_t *api, const json_t
   char err[256] = "";
   if (e->be->open(&probe, &test, err, sizeof err)) {
     api->error(h, "%s: %s", e->be->name, err);
+    json_decref(e->settings);
     free(e);
     return -1;
   }
@@ -449,5 +541,6 @@ const outpost_module_t outpost_module = {
     .init = s_init,
     .on_frame = s_frame,
     .on_command = s_command,
+    .on_wake = s_wake,
     .destroy = s_destroy,
 };

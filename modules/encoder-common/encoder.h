@@ -7,6 +7,7 @@
 #ifndef OUTPOST_ENCODER_H
 #define OUTPOST_ENCODER_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,10 @@ typedef struct enc_config {
    * frames), a stream any loss heals from within the period. Requested
    * keyframes (a viewer joining, a recording) are still IDRs. */
   int intra_refresh;
+  /* The module's settings (the core's copy, valid while the module lives): a
+   * backend's own keys, read and checked in open (a bad one fails init, with
+   * the message open gives). */
+  const json_t *settings;
 } enc_config_t;
 
 typedef struct enc_unit {
@@ -66,8 +71,27 @@ typedef struct enc_backend {
   int (*encode)(void *self, const uint8_t *i420, uintptr_t tag, int force_key);
   /* 0 with a unit, -EAGAIN nothing yet, -ENODATA flushed out, -1 error. */
   int (*receive)(void *self, enc_unit_t *unit);
+  /* Optional hooks, NULL where a backend has nothing to say:
+   * the coded format of self's units when the device decides it at open
+   * (encoder-v4l2m2m: H.265, H.264 or FWHT); NULL: `format` */
+  uint32_t (*format_of)(void *self);
+  /* the backend's own part of the module's status, added to st (self: the
+   * open instance, or NULL between opens) */
+  void (*status)(void *self, json_t *st);
+  /* a note for the reply to a command ("keyframe", "bitrate") the device
+   * cannot carry out as asked (a control it lacks); NULL: none */
+  const char *(*note)(void *self, const char *command);
+  /* an fd that becomes readable when a unit is ready (the core has the host
+   * watch it and receives on wake), -1 none */
+  int (*fd)(void *self);
 } enc_backend_t;
 
 extern const enc_backend_t encoder_backend; /* defined by each encoder module */
+
+/* A line in the module's log, or an error (logged, counted, shown as its
+ * last error), from a backend: through the host of this process (one module
+ * per process; the core keeps it from init on, before that they go nowhere). */
+void enc_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void enc_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

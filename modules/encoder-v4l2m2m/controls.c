@@ -68,7 +68,7 @@ static int s_apply(m2m_t *m, uint32_t id, int64_t v, int32_t *now) {
     return 0;
   int rc = s_set(m->fd, id, s_clamp(&q, v));
   if (rc && rc != -EBUSY)
-    m2m_error("%s: control %s = %lld refused: %s", m2m_report.path, q.name, (long long)v,
+    enc_error("%s: control %s = %lld refused: %s", m2m_report.path, q.name, (long long)v,
               strerror(-rc));
   *now = s_get(m->fd, id, -1);
   return rc ? rc : 1;
@@ -96,7 +96,7 @@ static int s_menu(m2m_t *m, uint32_t id, const int *want, int n, unsigned bit) {
       int rc = s_set(m->fd, id, want[i]);
       if (!rc)
         return want[i];
-      m2m_error("%s: control %s = %d refused: %s", m2m_report.path, q.name, want[i], strerror(-rc));
+      enc_error("%s: control %s = %d refused: %s", m2m_report.path, q.name, want[i], strerror(-rc));
     }
   m2m_report.refused |= bit;
   return -1;

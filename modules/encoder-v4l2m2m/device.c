@@ -421,7 +421,7 @@ static void s_say_unsupported(void) {
   said |= fresh;
   char names[160];
   m2m_ctl_names(fresh, names, sizeof names);
-  m2m_log("%s (%s) has no control for: %s; running without it%s%s", m2m_report.path,
+  enc_log("%s (%s) has no control for: %s; running without it%s%s", m2m_report.path,
           m2m_report.driver, names,
           fresh & M2M_CTL_BITRATE ? " (bitrate: the driver's own rate; the rate guard still "
                                     "holds the target by skipping frames)"
@@ -473,7 +473,7 @@ int m2m_dev_open(const enc_config_t *cfg, m2m_t *m, char *err, size_t errlen) {
    * when the driver sends it, and a driver that cannot is no failure. */
   struct v4l2_event_subscription sub = {.type = V4L2_EVENT_EOS};
   if (m2m_xioctl(m->fd, VIDIOC_SUBSCRIBE_EVENT, &sub))
-    m2m_log("%s: no EOS events (%s); drains end on the LAST buffer alone", m2m_report.path,
+    enc_log("%s: no EOS events (%s); drains end on the LAST buffer alone", m2m_report.path,
             strerror(errno));
   uint32_t types[2] = {m->out_type, m->cap_type};
   for (int i = 0; i < 2; i++) {
@@ -488,7 +488,7 @@ int m2m_dev_open(const enc_config_t *cfg, m2m_t *m, char *err, size_t errlen) {
   m2m_report.n_cap = m->n_cap;
   m2m_report.opens++;
   char cc[8], rc[8];
-  m2m_log("%s (%s, %s): %s from %s %dx%d (buffers %dx%d, %u bytes a line), %u+%u buffers, "
+  enc_log("%s (%s, %s): %s from %s %dx%d (buffers %dx%d, %u bytes a line), %u+%u buffers, "
           "GOP %d%s%s",
           m2m_report.path, m2m_report.driver, m->mplane ? "multi-planar" : "single-planar",
           m2m_fourcc(m->coded, cc), m2m_fourcc(m->raw, rc), m->width, m->height,
@@ -507,7 +507,7 @@ void m2m_dev_close(m2m_t *m) {
     uint32_t types[2] = {m->cap_type, m->out_type};
     for (int i = 0; i < 2; i++)
       if (m2m_xioctl(m->fd, VIDIOC_STREAMOFF, &types[i]))
-        m2m_error("%s: VIDIOC_STREAMOFF: %s", m2m_report.path, strerror(errno));
+        enc_error("%s: VIDIOC_STREAMOFF: %s", m2m_report.path, strerror(errno));
     m->streaming = 0;
   }
   for (unsigned i = 0; i < M2M_MAX_BUFS; i++)
@@ -524,7 +524,7 @@ void m2m_dev_close(m2m_t *m) {
   for (int i = 0; i < 2; i++) {
     struct v4l2_requestbuffers rb = {.count = 0, .type = types[i], .memory = V4L2_MEMORY_MMAP};
     if ((m->n_out || m->n_cap) && m2m_xioctl(m->fd, VIDIOC_REQBUFS, &rb))
-      m2m_error("%s: VIDIOC_REQBUFS(0): %s", m2m_report.path, strerror(errno));
+      enc_error("%s: VIDIOC_REQBUFS(0): %s", m2m_report.path, strerror(errno));
   }
   close(m->fd);
   m->fd = -1;

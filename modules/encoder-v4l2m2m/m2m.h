@@ -8,7 +8,8 @@
  *   stream.c    one frame in (a copy into an MMAP OUTPUT buffer), coded
  *               units out, the drain (V4L2_ENC_CMD_STOP -> LAST), close;
  *   bitstream.c keyframe and header-only units for drivers that do not flag them;
- *   module.c    the shared encoder core around it (settings of its own, status).
+ *   module.c    its own settings, the coded format, status, notes on commands:
+ *               the shared core's hooks (../encoder-common/encoder.h).
  *
  * The host runs one module per process, so what status shows of the device
  * is one process-wide record (m2m_report_t), whatever instance is open. */
@@ -45,7 +46,7 @@ enum {
   M2M_CTL_COUNT = 9,
 };
 
-/* What settings say (module.c reads them; the core's enc_config_t has no room). */
+/* What settings say (module.c reads them from the core's copy at each open). */
 typedef struct m2m_settings {
   char device[64]; /* "": found by capabilities */
   int codec;       /* M2M_CODEC_*: "auto" is H.265, then H.264 (FWHT only when asked) */
@@ -104,7 +105,6 @@ typedef struct m2m {
   int streaming, draining, drained, no_drain_cmd;
   int lent;            /* CAPTURE buffer handed out by the last receive, -1 none */
   int key_next;        /* a CAPTURE error: force a keyframe on the next frame */
-  int64_t wait_until;  /* receive waits up to here for the frame just queued */
   int64_t drain_until; /* ... and up to here for the LAST buffer of a drain */
   int64_t drain_start;
   uintptr_t pending[2 * M2M_MAX_BUFS]; /* tags queued, oldest first */
@@ -136,11 +136,13 @@ int m2m_queue_cap(m2m_t *m, unsigned i);
 const char *m2m_fourcc(uint32_t fourcc, char out[8]);
 /* Names of the M2M_CTL_* bits set, comma-separated, into out. */
 void m2m_ctl_names(unsigned bits, char *out, size_t len);
-/* The module's own part of status (added to st). */
-void m2m_status(json_t *st);
-/* module.c: a line in the module's log / an error counted in status. */
-void m2m_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void m2m_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* module.c: the settings into m2m_settings (0, or -1 with why in err); the
+ * backend's hooks (encoder.h): the coded format of an open instance, its part
+ * of status, a note on a command it cannot carry out. */
+int m2m_settings_read(const json_t *st, char *err, size_t errlen);
+uint32_t m2m_format_of(void *self);
+void m2m_status(void *self, json_t *st);
+const char *m2m_note(void *self, const char *command);
 
 /* bitstream.c: 1 when the unit starts a coded video sequence anew (IDR/IRAP,
  * FWHT I-frame); *vcl set to 0 for a unit of parameter sets only. */

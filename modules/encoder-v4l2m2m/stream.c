@@ -8,12 +8,11 @@
  * which returns buffers, and tries once more; then the frame is dropped).
  *
  * receive(): CAPTURE buffers are dequeued non-blocking. The core asks right
- * after each frame, and a hardware encoder needs a few ms for it, so receive
- * waits on the fd (poll) for the frame just queued, at most half a frame
- * interval: the unit leaves in the same turn of the host's loop, and the loop
- * is held no longer than a software encoder's encode would hold it, by a
- * sleep rather than by CPU. A unit not back by then leaves with the next
- * frame (counted as `late`): the core has no wake-up on the fd.
+ * after each frame, and again whenever the device's fd is readable (the
+ * backend's fd hook: the host watches it), so a unit leaves as soon as the
+ * hardware has made it and the host's loop never waits for one. A unit that
+ * comes after a later frame was queued is counted as `late` (the device runs
+ * more than a frame behind).
  *
  * encode(NULL), the core's flush before a re-open (a new size, or a change
  * the driver refused while streaming), sends V4L2_ENC_CMD_STOP; receive then
@@ -149,7 +148,7 @@ static void s_drain_done(m2m_t *m, const char *how) {
            "STOP -> %s after %llu units in %.1f ms%s", how, (unsigned long long)m->drain_units,
            m2m_report.last_drain_ms,
            m2m_report.eos_events > m->drain_eos ? ", EOS event" : ", no EOS event");
-  m2m_log("drained: %s", m2m_report.last_drain);
+  enc_log("drained: %s", m2m_report.last_drain);
 }
 
 /* The core's tag for a unit: its timestamp, where the driver copied it, else
@@ -177,7 +176,7 @@ static void s_hold(m2m_t *m, const uint8_t *p, size_t n) {
   if (!m->hdr)
     m->hdr = malloc(M2M_HDR_MAX);
   if (!m->hdr || m->hdr_len + n > M2M_HDR_MAX) {
-    m2m_error("%s: a %zu-byte header-only unit dropped", m2m_report.path, n);
+    enc_error("%s: a %zu-byte header-only unit dropped", m2m_report.path, n);
     return;
   }
   memcpy(m->hdr + m->hdr_len, p, n);
@@ -202,11 +201,11 @@ static int s_dequeue(m2m_t *m, enc_unit_t *u) {
       s_drain_done(m, "EPIPE");
       return -ENODATA;
     }
-    m2m_error("%s: VIDIOC_DQBUF(CAPTURE): %s", m2m_report.path, strerror(errno));
+    enc_error("%s: VIDIOC_DQBUF(CAPTURE): %s", m2m_report.path, strerror(errno));
     return -1;
   }
   if (b.index >= m->n_cap) {
-    m2m_error("%s: the driver returned CAPTURE buffer %u of %u", m2m_report.path, b.index,
+    enc_error("%s: the driver returned CAPTURE buffer %u of %u", m2m_report.path, b.index,
               m->n_cap);
     return -1;
   }
@@ -220,7 +219,7 @@ static int s_dequeue(m2m_t *m, enc_unit_t *u) {
     m2m_report.error_bufs++;
     m->key_next = 1; /* what follows may refer to what was lost */
     if (bad)
-      m2m_error("%s: CAPTURE buffer %u says %u bytes at %u in %u", m2m_report.path, i, used, off,
+      enc_error("%s: CAPTURE buffer %u says %u bytes at %u in %u", m2m_report.path, i, used, off,
                 m->cap[i].len[0]);
     used = off = 0;
   }
@@ -264,7 +263,7 @@ static int s_dequeue(m2m_t *m, enc_unit_t *u) {
   if (m->draining)
     m->drain_units++;
   else if (tag != m->last_tag)
-    m2m_report.late++; /* its frame's turn of the loop had passed */
+    m2m_report.late++; /* a later frame went in before it came out */
   if (last) {
     m->drained = 1;
     s_drain_done(m, "LAST");
@@ -279,7 +278,7 @@ static int s_receive(void *self, enc_unit_t *u) {
     int i = m->lent;
     m->lent = -1;
     if (!m->drained && m2m_queue_cap(m, (unsigned)i)) {
-      m2m_error("%s: VIDIOC_QBUF(CAPTURE): %s", m2m_report.path, strerror(errno));
+      enc_error("%s: VIDIOC_QBUF(CAPTURE): %s", m2m_report.path, strerror(errno));
       return -1;
     }
   }
@@ -295,14 +294,14 @@ static int s_receive(void *self, enc_unit_t *u) {
       s_drain_done(m, "the last frame (the driver has no encoder commands)");
       return -ENODATA;
     }
-    int64_t until = m->draining ? m->drain_until : m->n_pending ? m->wait_until : 0;
+    int64_t until = m->draining ? m->drain_until : 0;
     int64_t now = clock_mono_us();
     if (now >= until)
       return -EAGAIN;
     struct pollfd p = {.fd = m->fd, .events = POLLIN | POLLPRI};
     int r = poll(&p, 1, (int)((until - now + 999) / 1000));
     if (r < 0 && errno != EINTR) {
-      m2m_error("%s: poll: %s", m2m_report.path, strerror(errno));
+      enc_error("%s: poll: %s", m2m_report.path, strerror(errno));
       return -1;
     }
     if (r > 0 && (p.revents & POLLPRI))
@@ -336,7 +335,7 @@ static int s_encode(void *self, const uint8_t *i420, uintptr_t tag, int force_ke
       else if (errno == EBUSY)
         m2m_report.busy++; /* it comes with the GOP instead */
       else
-        m2m_error("%s: FORCE_KEY_FRAME: %s", m2m_report.path, strerror(errno));
+        enc_error("%s: FORCE_KEY_FRAME: %s", m2m_report.path, strerror(errno));
     } else if (force_key) {
       m2m_report.keys_unforced++;
     }
@@ -360,7 +359,7 @@ static int s_encode(void *self, const uint8_t *i420, uintptr_t tag, int force_ke
     b.length = m->out[i].len[0];
   }
   if (m2m_xioctl(m->fd, VIDIOC_QBUF, &b)) {
-    m2m_error("%s: VIDIOC_QBUF(OUTPUT): %s", m2m_report.path, strerror(errno));
+    enc_error("%s: VIDIOC_QBUF(OUTPUT): %s", m2m_report.path, strerror(errno));
     return -1;
   }
   m->out[i].queued = 1;
@@ -370,7 +369,6 @@ static int s_encode(void *self, const uint8_t *i420, uintptr_t tag, int force_ke
   }
   m->pending[m->n_pending++] = tag;
   m->last_tag = tag;
-  m->wait_until = clock_mono_us() + s_frame_us(m) / 2;
   return 0;
 }
 
@@ -380,7 +378,7 @@ static int s_open(const enc_config_t *cfg, void **self, char *err, size_t errlen
     snprintf(err, errlen, "out of memory");
     return -1;
   }
-  if (m2m_dev_open(cfg, m, err, errlen)) {
+  if (m2m_settings_read(cfg->settings, err, errlen) || m2m_dev_open(cfg, m, err, errlen)) {
     free(m);
     return -1;
   }
@@ -402,7 +400,7 @@ static void s_close(void **self) {
     if (!m->drained) {
       m2m_report.drain_timeouts++;
       m->draining = 0;
-      m2m_error("%s: no LAST buffer within %.0f ms of STOP; queues stopped", m2m_report.path,
+      enc_error("%s: no LAST buffer within %.0f ms of STOP; queues stopped", m2m_report.path,
                 (double)(m->drain_until - m->drain_start) / 1000.0);
     }
   }
@@ -413,15 +411,19 @@ static void s_close(void **self) {
   *self = NULL;
 }
 
+static int s_fd(void *self) {
+  return ((const m2m_t *)self)->fd;
+}
+
 static int s_reconfigure(void *self, const enc_config_t *cfg) {
   return m2m_ctl_reconfigure(self, cfg);
 }
 
-/* codec and format are placeholders: the device decides (module.c puts the
- * negotiated ones on every unit and in status). */
+/* codec and format are what an instance not yet open says: the device
+ * decides (format_of). */
 const enc_backend_t encoder_backend = {
     .name = "encoder-v4l2m2m",
-    .codec = "v4l2m2m",
+    .codec = "v4l2m2m", /* not a codec the uplink sends: it waits for the units' */
     .format = OUTPOST_FMT_H264,
     .delay_frames = 1,
     .reconfigure_note = "bitrate, frame rate and GOP through the driver's controls, in place; "
@@ -433,4 +435,8 @@ const enc_backend_t encoder_backend = {
     .reconfigure = s_reconfigure,
     .encode = s_encode,
     .receive = s_receive,
+    .format_of = m2m_format_of,
+    .status = m2m_status,
+    .note = m2m_note,
+    .fd = s_fd,
 };
