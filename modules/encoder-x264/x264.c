@@ -9,7 +9,16 @@
  * fixed. `intra_refresh = true` (the core's setting) sweeps a column of intra
  * blocks over keyframe_interval instead of periodic IDRs.
  * A bitrate change is applied in place, an fps change re-opens: see
- * s_reconfigure. */
+ * s_reconfigure.
+ *
+ * Measured costs of the rate control (ABR with the VBV's maximum at the
+ * target, which x264 treats as CBR): a forced IDR on the hard clip (640x480,
+ * 500 kbit/s) is ~29 KB, 0.46 s of the target, against ~5 KB for the first
+ * frame (the I-frame quantizer follows the P-frames'; ipratio 1.0 made it
+ * 12 KB: not changed here); and IDRs in a row (the core's recovery while the
+ * next module is not connected) stay in its complexity sum, which decays by
+ * ~0.8 % a frame with a 1 s VBV: ~20 % under the target for ~6 s after 6 of
+ * them (x265: ~2 s). */
 #include "encoder.h"
 
 #include <errno.h>
@@ -98,14 +107,17 @@ static void s_close(void **self) {
 }
 
 /* A bitrate change goes in place: x264_encoder_reconfig() copies rc.i_bitrate
- * and the VBV's rate and size (when the VBV was on from the start, as here)
- * and re-initialises the rate control from the next frame, without a keyframe.
- * Measured (640x480 hard clip, 500 -> 250 kbit/s): the first second after it
- * 413 kbit/s while the VBV drains, then 237-257; the core's rate guard holds
- * back the excess. The frame rate is not among what it copies: it returns 0
- * and x264_encoder_parameters() still says the old fps (the rate control
- * would keep budgeting per frame at the old one), so an fps change re-opens
- * the encoder, which costs an IDR. */
+ * and the VBV's rate and size (when the VBV was on from the start, as here),
+ * and the rate control takes them from the next frame, without a keyframe.
+ * x264 changes an ABR target only in its CBR case (VBV maximum = target, as
+ * opened here; x264_ratecontrol_init_reconfigurable). Measured (640x480 hard
+ * clip): 500 -> 250 kbit/s, the first second after it 413 kbit/s while the
+ * VBV drains, then 237-257 (the core's rate guard holds back the excess:
+ * 14-20 frames in tests/encoder); 250 -> 500, followed over ~4 s (284, 354,
+ * 416, 429, 440 kbit/s a second). The frame rate is not among what it copies:
+ * it returns 0 and x264_encoder_parameters() still says the old fps (the rate
+ * control would keep budgeting per frame at the old one), so an fps change
+ * re-opens the encoder, which costs an IDR. */
 static int s_reconfigure(void *self, const enc_config_t *cfg) {
   h264_t *x = self;
   if (cfg->fps != x->fps)
@@ -222,10 +234,12 @@ const enc_backend_t encoder_backend = {
     .reconfigure_note = "bitrate in place (no keyframe); fps re-opens the encoder (costs an IDR)",
     .rate_in_place = 1,
     .intra_refresh = 1,
-    /* superfast over ultrafast: +0.25-0.75 dB PSNR-Y and SSIM 0.957 -> 0.965 on
-     * the camera-like clip (ultrafast switches the deblocking filter off) for
-     * ~1.3x its CPU (1.9-2.3 against 1.5-1.8 ms a frame at 640x480); veryfast
-     * costs 1.5x superfast for <= 0.2 dB, and less at 720p (it undershoots). */
+    /* superfast, measured at 640x480 and 500 kbit/s against ultrafast (which
+     * switches the deblocking filter off): PSNR-Y +0.7 dB on a camera-like
+     * clip, +4.7 dB on the test pattern (SSIM-Y 0.928 -> 0.985), +0.25 dB on
+     * the hard clip, for ~1.3x the CPU (1.8-2.3 against 1.4-1.8 ms a frame);
+     * veryfast adds 0.2-1.5 dB for another 1.5x (2.7-3.6 ms) and is 0.2 dB
+     * behind at 720p, where it undershoots the rate. */
     .preset_default = "superfast",
     .open = s_open,
     .close = s_close,

@@ -8,7 +8,8 @@
  * encoder's frames in flight; peak_kbps: the most bytes in any window of one
  * second of frames, by frame number.) With OUT, the units are also written
  * there for a decoder: IVF with the temporal delimiters put back (AV1), or
- * Annex B as it is (H.265, H.264).
+ * Annex B as it is (H.265, H.264), and OUT.skipped lists the frames without
+ * a unit (0-based indices: frames the core's rate guard did not encode).
  *   bench_encode MODULE.so CLIP.y4m [bitrate_kbps=500 [OUT]] */
 #include "../../modules/capture-y4m/y4m.h"
 
@@ -28,7 +29,8 @@ struct outpost_host {
   json_t *status;   /* owned; the last set_status */
   uint64_t feeding; /* the number of the frame inside on_frame */
   uint64_t delay;   /* the most frames in flight seen at a unit's commit */
-  size_t *sizes;    /* owned; bytes per frame number - 1 */
+  size_t *sizes;    /* owned; bytes per frame number - 1 (0: no unit for that frame) */
+  uint64_t last;    /* the highest frame number a unit came for */
   size_t frames;
   FILE *out; /* owned; NULL: units are not written */
 };
@@ -92,6 +94,8 @@ static int s_frame_commit(outpost_host_t *h, const outpost_frame_t *meta) {
     h->delay = h->feeding - meta->number;
   if (meta->number >= 1 && meta->number <= h->frames)
     h->sizes[meta->number - 1] = meta->size;
+  if (meta->number > h->last)
+    h->last = meta->number;
   if (h->out)
     s_write_unit(h, meta);
   if (meta->flags & OUTPOST_FRAME_KEY)
@@ -236,8 +240,10 @@ int main(int argc, char **argv) {
   /* Per coded unit out, not per frame in: a frame the module never delivered
    * (lost in a flush that did not happen) must not make it look faster. */
   double per = host.units ? (double)host.units : 1;
-  /* The rate over the frames that came out, so that a short flush does not read as a lower rate. */
-  double clip_s = per * fps_den / fps_num;
+  /* The rate over the frames up to the last that came out, so that a short flush does not read
+   * as a lower rate; the frames the core's rate guard did not encode count as given (as in
+   * tests/encoder), or the rate would read high by what it held back. */
+  double clip_s = (double)(host.last ? host.last : host.units) * fps_den / fps_num;
   printf("%s frames=%zu units=%llu fps=%.1f cpu_ms_per_frame=%.2f kbps=%.0f delay=%llu "
          "peak_kbps=%.0f\n",
          mod->name, n, (unsigned long long)host.units, per / wall, cpu * 1000.0 / per,
@@ -247,9 +253,20 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench_encode: %s: %zu frames in, %llu units out, %llu refused\n", mod->name, n,
             (unsigned long long)host.units, (unsigned long long)host.refused);
   json_decref(host.status);
-  free(host.sizes);
-  if (host.out)
+  if (host.out) {
     fclose(host.out);
+    /* OUT.skipped: the 0-based indices of the frames before the last unit that have no unit
+     * (the rate guard's), for a judge that pairs decoded pictures with the clip by index. */
+    char path[4096];
+    snprintf(path, sizeof path, "%s.skipped", argv[4]);
+    FILE *sk = fopen(path, "w");
+    for (uint64_t i = 0; sk && i < host.last; i++)
+      if (!host.sizes[i])
+        fprintf(sk, "%llu\n", (unsigned long long)i);
+    if (sk)
+      fclose(sk);
+  }
+  free(host.sizes);
   free(host.pending);
   y4m_destroy(&clip);
   /* No dlclose: an encoder library's thread pool may outlive its context. */

@@ -36,16 +36,20 @@ trap 'rm -rf "$TMP"' EXIT
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
 # decoded stream vs clip -> "psnr_y ssim_y"; frames paired by index (setpts=N), up
-# to the shorter (an encoder with frames in flight delivers fewer units).
+# to the shorter (an encoder with frames in flight delivers fewer units), the clip's
+# frames without a unit (STREAM.skipped, by bench_encode: the rate guard's) left out.
 judge() {
-  local stream=$1 clip=$2 dec=()
+  local stream=$1 clip=$2 dec=() sel=""
+  if [[ -s $stream.skipped ]]; then
+    sel="select='not($(sed 's/.*/eq(n,&)/' "$stream.skipped" | paste -sd+))',"
+  fi
   case $stream in
   *.ivf) dec=(-c:v libdav1d) ;;
   *.h264) dec=(-f h264) ;;
   *) dec=(-f hevc) ;;
   esac
   ffmpeg -hide_banner -nostdin "${dec[@]}" -i "$stream" -i "$clip" -lavfi \
-    "[0]settb=1/$FPS,setpts=N,split[a0][a1];[1]settb=1/$FPS,setpts=N,split[b0][b1];
+    "[0]settb=1/$FPS,setpts=N,split[a0][a1];[1]${sel}settb=1/$FPS,setpts=N,split[b0][b1];
      [a0][b0]psnr=shortest=1;[a1][b1]ssim=shortest=1" -f null - 2>&1 |
     awk '/PSNR y:/ { sub(/.*PSNR y:/, ""); p = $1 } /SSIM Y:/ { sub(/.*SSIM Y:/, ""); s = $1 }
          END { printf "%s %s\n", p, s }'
