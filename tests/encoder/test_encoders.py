@@ -90,7 +90,8 @@ ENCODERS = {
                       "pace": {"quality": (640, 480, 5), "live": (320, 240, 10)}},
     "encoder-x265": {"fmt": FMT_H265, "delay": 0, "min_psnr": 32.0},
     # x264 superfast + zerolatency, Constrained Baseline: no frame in flight.
-    # Its quality and rate are judged from 5 s on: the sink often connects after
+    # On the hard clip (where the rate's lower bound is judged) its quality and
+    # rate are judged from 5 s on: the sink often connects after
     # the encoder's first units (lost downstream), and the core forces a keyframe
     # a frame until one gets through (3-6 IDRs). x264's CBR-style ABR keeps their
     # cost in its complexity sum, which decays by ~0.8 % a frame with a 1 s VBV
@@ -98,7 +99,8 @@ ENCODERS = {
     # clip: 296-460 kbit/s a second over the first 5 s, 399-406 per unit, against
     # 490-497 without the losses; x265 is back within 2 s). A device whose uplink
     # is not there yet starts the same way: cheaper, never over.
-    "encoder-x264": {"fmt": FMT_H264, "delay": 0, "min_psnr": 32.0, "settle_s": 5},
+    # PSNR-Y measured 36.49-36.56 dB on the hard clip, 42.7-44.7 on the pattern.
+    "encoder-x264": {"fmt": FMT_H264, "delay": 0, "min_psnr": 33.0, "settle_s": 5},
     # SVT-AV1 1.4.1 low delay holds one frame; a keyframe on request re-creates it.
     "encoder-svtav1": {"fmt": FMT_AV1, "delay": 1, "min_psnr": 33.0},
     # libaom 3.6 real-time (cpu-used 8, non-RD mode decisions) leaves a stamp
@@ -276,7 +278,7 @@ def quality(enc, kind):
     target = rate(500)
     src = clip(kind, w, h)
     dump = os.path.join(WORK, f"{enc}-{kind}.units")
-    settle = spec.get("settle_s", 0)
+    settle = spec.get("settle_s", 0) if kind == "hard" else 0  # the pattern: upper bound only
     out = run([module("capture", "capture-y4m", file=src, fps=fps),
                module("encoder", enc, bitrate=target, fps=fps),
                module("sink", "test-sink", pattern=False, dump=dump, dump_frames=1000)],
