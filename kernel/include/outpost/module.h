@@ -21,7 +21,8 @@ enum outpost_format { /* raw formats go through shared memory, coded ones by mes
                       OUTPOST_FMT_AV1 = 100,
                       OUTPOST_FMT_H265 = 101,
                       OUTPOST_FMT_H264 = 102,
-                      OUTPOST_FMT_FWHT = 110, /* vicodec's test format; nothing downstream sends it */
+                      /* vicodec's test format: nothing downstream sends it */
+                      OUTPOST_FMT_FWHT = 110,
 };
 #define OUTPOST_FORMAT_IS_RAW(f) ((f) < 100)
 #define OUTPOST_FRAME_KEY 0x1u /* flags: a keyframe (coded formats) */
