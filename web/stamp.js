@@ -14,7 +14,8 @@
 // thresholded at the middle of the marker's measured white and black, so it
 // works whether the page shows limited-range video expanded to full range
 // (Chromium) or not. A damaged stamp reads as null, never as a wrong number.
-// The capture time is comparable with performance.timeOrigin + performance.now().
+// The capture time is on the wall clock: compare it with Date.now() (a
+// performance-timeline time t as t + Date.now() - performance.now()).
 
 export const STAMP_COLUMNS = 40;
 export const STAMP_ROWS = 3;

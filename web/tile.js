@@ -17,6 +17,16 @@ const STATS_EVERY_MS = 1000;
 const STALL_MS = 2500; // no frame for this long while the device streams: say so
 const RETRY_MS = 2000;
 
+// A performance-timeline time (performance.now(), requestVideoFrameCallback's
+// metadata) on the wall clock, the clock of the device's stamps (CLOCK_REALTIME
+// ms). Anchored on Date.now() at every use, not on performance.timeOrigin: the
+// page's monotonic clock and the wall clock part when the system clock is
+// stepped (a CI run once read "to the browser" as -12.3 ms). Date.now() counts
+// whole ms, rounded down: +0.5 puts the anchor's error within +-0.5 ms.
+function wallMs(t) {
+  return t + (Date.now() - performance.now()) + 0.5;
+}
+
 function median(values) {
   if (!values.length) return null;
   const s = [...values].sort((a, b) => a - b);
@@ -205,7 +215,7 @@ export class Tile {
         success: (answer) => {
           // When the viewer asked to start, and (onFrame) when its first frame
           // showed: the join as the viewer sees it (tools/bench/join.py).
-          this.startSentAt = performance.timeOrigin + performance.now();
+          this.startSentAt = wallMs(performance.now());
           this.firstFrameAt = null;
           this.handle.send({ message: { request: 'start' }, jsep: answer });
         },
@@ -257,7 +267,7 @@ export class Tile {
 
   onFrame(meta) {
     const w = meta.width, h = meta.height;
-    if (!this.firstFrameAt) this.firstFrameAt = performance.timeOrigin + meta.expectedDisplayTime;
+    if (!this.firstFrameAt) this.firstFrameAt = wallMs(meta.expectedDisplayTime);
     this.lastFrameAt = performance.now();
     this.framesSeen++;
     if (this.state !== 'playing' && this.deviceState !== 'offline' && this.deviceState !== 'stopped')
@@ -274,7 +284,7 @@ export class Tile {
     if (!s) return void this.noStamp++;
     const prev = this.samples[this.samples.length - 1];
     if (prev && prev.frame === s.frame) return; // shown again: its latency is the first showing's
-    const at = (t) => (t === undefined ? null : performance.timeOrigin + t);
+    const at = (t) => (t === undefined ? null : wallMs(t));
     const displayMs = at(meta.expectedDisplayTime);
     // Where the browser's share went (requestVideoFrameCallback's metadata): the
     // frame's last packet received, handed to the compositor (decoded), the
@@ -331,7 +341,7 @@ export class Tile {
       codec: inbound.codecId,
     };
     if (this.showBreakdown) this.askTiming();
-    const fresh = this.samples.filter((s) => now + performance.timeOrigin - s.displayMs < 2000);
+    const fresh = this.samples.filter((s) => wallMs(now) - s.displayMs < 2000);
     const lat = median(fresh.map((s) => s.latencyMs));
     this.readout = lat === null ? { latencyMs: null, samples: [] }
       : { latencyMs: Math.round(lat), samples: fresh.map((s) => ({ ...s })),

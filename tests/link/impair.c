@@ -206,9 +206,12 @@ static int s_parse(impair_t *self, int argc, char **argv) {
     return -1;
   }
   self->queue = (unsigned)queue, self->max_held = (size_t)max_held;
-  /* The gap must beat the jitter spread, or the "reordered" packet may not be
-   * overtaken; 10 ms at least so that it shows at ordinary packet rates. */
-  self->gap_ms = gap >= 0 ? gap : fmax(2 * self->jitter_ms, 10);
+  /* The gap must beat the jitter spread with room for a packet's spacing, or
+   * the "reordered" packet may not be overtaken: at 2 * jitter exactly, one
+   * held back from the least delay left at the same instant as its successor
+   * 2 ms behind it drawn at the most (a CI run: 96 of 97 reordered packets
+   * overtaken). 2 * jitter + 10 ms: overtaken by whatever is sent within 10 ms. */
+  self->gap_ms = gap >= 0 ? gap : 2 * self->jitter_ms + 10;
   return 0;
 }
 

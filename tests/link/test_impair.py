@@ -254,7 +254,7 @@ def test_reorder():
     got = flow(500, 2)
     st = imp.stop()
     late = late_arrivals(got)
-    print(f"  reorder 20 (jitter 10, gap 20): {len(got)}/500, out of order at b {late}, "
+    print(f"  reorder 20 (jitter 10, gap 30): {len(got)}/500, out of order at b {late}, "
           f"impair reordered {st['reordered']}")
     assert len(got) == 500 and 50 <= late <= 150 and late == st["reordered"], (late, st)
 
