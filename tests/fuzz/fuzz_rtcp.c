@@ -1,4 +1,4 @@
-/* modules/uplink/rtcp.h: the RTCP the device reads from the server (SR, RR,
+/* protocol/rtcp.h: the RTCP the device reads from the server (SR, RR,
  * generic NACK, PLI, FIR and whatever else a compound packet carries). The
  * input is one datagram. Checked beyond "no crash":
  *   - every callback's pointers lie inside the datagram: a NACK's FCI and its

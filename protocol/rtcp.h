@@ -1,5 +1,6 @@
-/* RTCP as the uplink speaks it: the sender report it sends (RFC 3550 SR +
- * SDES CNAME, one compound packet) and the feedback it reads from the server
+/* RTCP as the uplink and the plugin's edge forwards speak it: the sender
+ * report they send (RFC 3550 SR + SDES CNAME, one compound packet) and the
+ * feedback they read, the uplink from the server and a forward from an edge
  * (receiver reports, generic NACK of RFC 4585, PLI and FIR of RFC 4585/5104,
  * congestion control feedback of RFC 8888).
  *
@@ -8,11 +9,9 @@
  * it is acted on, so a datagram that is partly broken is dropped whole, never
  * half-used. Packet types we do not use (SDES, BYE, APP, XR, REMB, ...) are
  * skipped by their length. A lone feedback packet (reduced-size RTCP, RFC
- * 5506) is accepted as well as a compound one.
- *
- * Candidates for protocol/ once the server plugin needs the same code. */
-#ifndef OUTPOST_UPLINK_RTCP_H
-#define OUTPOST_UPLINK_RTCP_H
+ * 5506) is accepted as well as a compound one. */
+#ifndef OUTPOST_PROTOCOL_RTCP_H
+#define OUTPOST_PROTOCOL_RTCP_H
 
 #include "ccfb.h"
 
