@@ -27,6 +27,7 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <janus/mutex.h>
 #include <janus/record.h>
@@ -131,6 +132,15 @@ typedef struct op_device {
   volatile gint destroyed;
   janus_refcount ref;
 } op_device_t;
+
+/* The payload type a codec's stream has on the ingest leg and towards
+ * viewers ("av1" 96, "h265" 97, "h264" 98), or -1 for another name. */
+static inline int op_codec_pt(const char *codec) {
+  return !strcmp(codec, "av1")    ? 96
+         : !strcmp(codec, "h265") ? 97
+         : !strcmp(codec, "h264") ? 98
+                                  : -1;
+}
 
 /* bytes more on d's paid link in direction dir (OP_USAGE_UP: from the
  * device), now. d's mutex held. */

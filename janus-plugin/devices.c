@@ -168,7 +168,7 @@ uint32_t op_device_new_session(op_device_t *d, const char *codec) {
   janus_mutex_lock(&d->mutex);
   uint32_t ssrc = op_ingest_new_ssrc(d); /* the old one forgotten */
   d->ssrc = ssrc;
-  d->pt = !strcmp(codec, "h265") ? 97 : !strcmp(codec, "h264") ? 98 : 96;
+  d->pt = op_codec_pt(codec) < 0 ? 96 : op_codec_pt(codec);
   d->h264_plid[0] = 0;
   op_device_record_session_locked(d, codec); /* before the codec changes */
   g_strlcpy(d->codec, codec, sizeof d->codec);
@@ -366,18 +366,35 @@ static json_t *s_budget_public(const op_device_t *d) {
   return json_pack("{s:s, s:s}", "tier", d->budget_tier, "reason", d->budget_reason);
 }
 
+/* d's watchers that are browsers, and (*forwards) edge forwards. d's mutex held. */
+static int s_viewer_count(const op_device_t *d, int *forwards) {
+  int viewers = 0;
+  *forwards = 0;
+  for (GList *l = d->viewers; l; l = l->next) {
+    const op_session_t *s = l->data;
+    if (s->forward)
+      (*forwards)++;
+    else
+      viewers++;
+  }
+  return viewers;
+}
+
 json_t *op_device_summary(op_device_t *d, op_summary_t detail) {
   gboolean full = detail == OP_SUMMARY_FULL;
   gint64 now = janus_get_monotonic_time();
   janus_mutex_lock(&d->mutex);
-  json_t *j = json_pack(
-      "{s:s, s:s, s:s, s:b, s:b, s:s, s:i, s:f, s:I, s:I, s:i, s:b}", "id", d->id, "description",
-      d->description, "type", "live", "online", d->online, "streaming", d->streaming && d->ssrc,
-      "codec", d->codec, "viewers", (int)g_list_length(d->viewers), "bitrate_kbps",
-      op_device_kbps(d, now), "packets", (json_int_t)d->packets, "bytes", (json_int_t)d->bytes,
-      "last_packet_age_ms", d->last_packet_us ? (int)((now - d->last_packet_us) / 1000) : -1,
-      "pin_required", d->pin != NULL);
+  int forwards, viewers = s_viewer_count(d, &forwards);
+  json_t *j = json_pack("{s:s, s:s, s:s, s:b, s:b, s:s, s:i, s:f, s:I, s:I, s:i, s:b}", "id", d->id,
+                        "description", d->description, "type", "live", "online", d->online,
+                        "streaming", d->streaming && d->ssrc, "codec", d->codec, "viewers", viewers,
+                        "bitrate_kbps", op_device_kbps(d, now), "packets", (json_int_t)d->packets,
+                        "bytes", (json_int_t)d->bytes, "last_packet_age_ms",
+                        d->last_packet_us ? (int)((now - d->last_packet_us) / 1000) : -1,
+                        "pin_required", d->pin != NULL);
   json_object_set_new(j, "restarts", json_integer(s_restarts(d->status)));
+  if (detail != OP_SUMMARY_PUBLIC) /* where it goes is the operators' business */
+    json_object_set_new(j, "forwards", json_integer(forwards));
   if (d->h264_plid[0]) /* what viewers are offered: the stream's SPS says it */
     json_object_set_new(j, "profile_level_id", json_string(d->h264_plid));
   /* The way the media comes: "udp", or "control" (the device's UDP is blocked:

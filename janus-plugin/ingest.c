@@ -54,7 +54,6 @@
 #include "ingest.h"
 
 #include "config.h"
-#include "gateway.h"
 #include "media_srtp.h"
 #include "record.h"
 #include "session.h"
@@ -421,10 +420,7 @@ static void s_forward(op_device_t *d, char *buf, int len) {
     janus_rtp_header_update(h, &s->context, TRUE, 0);
     s->sent_src_ts = ntohl(ts);
     s->sent_ts = ntohl(h->timestamp);
-    janus_plugin_rtp pkt = {.mindex = 0, .video = TRUE, .buffer = buf, .length = (uint16_t)len};
-    janus_plugin_rtp_extensions_reset(&pkt.extensions);
-    op_playout_delays(&d->playout, FALSE, &pkt.extensions.min_delay, &pkt.extensions.max_delay);
-    op_gateway->relay_rtp(s->handle, &pkt);
+    op_session_relay(d, s, buf, len, FALSE);
     h->ssrc = ssrc;
     h->timestamp = ts;
     h->seq_number = seq;

@@ -34,7 +34,6 @@
  * The pacer is a thread of its own that sleeps while nobody catches up. */
 #include "joins.h"
 
-#include "gateway.h"
 #include "ingest.h"
 
 #include <arpa/inet.h>
@@ -67,7 +66,8 @@ gboolean op_join(op_device_t *d, op_session_t *s, gboolean asked) {
     janus_mutex_unlock(&d->mutex); /* a PLI while it catches up: on its way */
     return TRUE;
   }
-  if (ok && asked && now - s->last_replay_us < REPLAY_MIN_US)
+  if (ok && asked &&
+      now - s->last_replay_us < (s->replay_min_us ? s->replay_min_us : REPLAY_MIN_US))
     ok = FALSE; /* a decoder asking in a loop: the device's keyframe, rate-limited */
   if (ok) {
     s->catching_up = TRUE;
@@ -109,10 +109,7 @@ static void s_send(op_device_t *d, op_session_t *s, const op_gop_pkt_t *p) {
   janus_rtp_header_update(h, &s->context, TRUE, 0);
   s->sent_src_ts = p->rtp_ts;
   s->sent_ts = ntohl(h->timestamp);
-  janus_plugin_rtp pkt = {.mindex = 0, .video = TRUE, .buffer = buf, .length = p->len};
-  janus_plugin_rtp_extensions_reset(&pkt.extensions);
-  op_playout_delays(&d->playout, TRUE, &pkt.extensions.min_delay, &pkt.extensions.max_delay);
-  op_gateway->relay_rtp(s->handle, &pkt);
+  op_session_relay(d, s, buf, p->len, TRUE);
 }
 
 /* Delivers what is due of s's catch-up (d's mutex held): TRUE while it goes

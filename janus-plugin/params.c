@@ -48,11 +48,39 @@ static const p_param_t s_op_record[] = {P_ID(1), {"action", P_STRING, 1, 4, 5}, 
 /* Extra allowance for this period, in MB (the device's budget command). */
 static const p_param_t s_op_budget[] = {P_ID(1), {"extra_mb", P_INT, 1, 1, 1000000}, P_END};
 
-static const p_request_t s_operator[] = {
-    {"list", s_none},        {"status", s_op_status}, {"start", s_id},
-    {"stop", s_id},          {"keyframe", s_id},      {"configure", s_op_configure},
-    {"record", s_op_record}, {"refresh", s_id},       {"usage", s_op_status},
-    {"budget", s_op_budget}, {"timing", s_id},        {NULL, NULL}};
+/* An edge forward (forwards.h), rtp_forward's names where it has them. */
+static const p_param_t s_op_forward[] = {P_ID(1),
+                                         {"host", P_STRING, 1, 2, 45},
+                                         {"port", P_INT, 1, 1, 65535},
+                                         {"rtcp_port", P_INT, 0, 1, 65535},
+                                         {"pt", P_INT, 0, 0, 127},
+                                         {"ssrc", P_INT, 0, 1, 4294967295LL},
+                                         {"codec", P_STRING, 0, 3, 4},
+                                         {"srtp_suite", P_INT, 0, 32, 80},
+                                         {"srtp_crypto", P_STRING, 0, 40, 40},
+                                         {"on_demand", P_BOOL, 0, 0, 0},
+                                         P_END};
+static const p_param_t s_op_unforward[] = {{"forward_id", P_INT, 1, 1, 4294967295LL}, P_END};
+/* An edge's count of its viewers of a forward (tools/edge report). */
+static const p_param_t s_op_forward_viewers[] = {
+    {"forward_id", P_INT, 1, 1, 4294967295LL}, {"viewers", P_INT, 1, 0, 1000000}, P_END};
+
+static const p_request_t s_operator[] = {{"list", s_none},
+                                         {"status", s_op_status},
+                                         {"start", s_id},
+                                         {"stop", s_id},
+                                         {"keyframe", s_id},
+                                         {"configure", s_op_configure},
+                                         {"record", s_op_record},
+                                         {"refresh", s_id},
+                                         {"usage", s_op_status},
+                                         {"budget", s_op_budget},
+                                         {"timing", s_id},
+                                         {"forward", s_op_forward},
+                                         {"unforward", s_op_unforward},
+                                         {"list_forwards", s_op_status},
+                                         {"forward_viewers", s_op_forward_viewers},
+                                         {NULL, NULL}};
 
 static int s_ok(const json_t *v, const p_param_t *p) {
   switch (p->kind) {

@@ -9,6 +9,7 @@
  *   9  plugin.c                 Janus callbacks, sessions, the request thread
  *   8  requests.c/.h            viewer and operator requests
  *   7  control.c, op_control.h  the devices' ZeroMQ control channel
+ *      forwards.c/.h            edge forwards: the requests, the edges' RTCP
  *   6  devices.c/.h             the registry, viewers, on-demand streaming;
  *                               op_devices_command_sender (control.c),
  *                               op_devices_status_listener (plugin.c)
@@ -16,19 +17,21 @@
  *                               registry's device list handed in at start
  *   4  ingest.c/.h              UDP ingest, SSRC table, forwarding, RTCP;
  *                               op_ingest_control_sender (control.c)
- *   3  session.h                a viewer's session (the struct)
+ *   3  session.h                a viewer's session (the struct), or a forward's
  *      media_srtp.c/.h          SRTP on the ingest leg
  *      record.c/.h              recordings
  *   2  device.h                 a device (the struct every part shares)
  *   1  config.c/.h              the jcfg, op_conf
  *      gateway.c/.h             Janus's callbacks and our descriptor (set here at init)
  *      usage.c/.h               the byte counts per device: buckets, file, TCP sampling
+ *      forward.c/.h             an edge forward's sink: sockets, SRTP, sender reports
  *      nack.c/.h, ccfb_rx.c/.h, gopcache.c/.h, params.c/.h,
  *      playout.c/.h             pure: no Janus, no device
  *   0  ../protocol/             what crosses a boundary, shared with the device
  */
 #include "config.h"
 #include "devices.h"
+#include "forwards.h"
 #include "gateway.h"
 #include "ingest.h"
 #include "joins.h"
@@ -118,7 +121,7 @@ static void s_push_status(op_device_t *d, const char *status, json_t *extra) {
   janus_mutex_lock(&d->mutex);
   for (GList *l = d->viewers; l; l = l->next) {
     op_session_t *s = l->data;
-    if (!g_atomic_int_get(&s->destroyed))
+    if (!g_atomic_int_get(&s->destroyed) && s->handle) /* not a forward's */
       op_gateway->push_event(s->handle, &s_plugin, NULL, ev, NULL);
   }
   janus_mutex_unlock(&d->mutex);
@@ -140,6 +143,7 @@ static void s_teardown(void) {
   }
   s_handler = NULL;
   op_control_stop();
+  op_forwards_stop(); /* before the ingest: it may be sending to them meanwhile (locked) */
   op_ingest_stop();
   op_joins_stop();
   op_devices_usage_save(); /* nothing counts any more */
@@ -186,7 +190,7 @@ static int s_init(janus_callbacks *callback, const char *config_path) {
   s_sessions = g_hash_table_new_full(NULL, NULL, NULL, NULL);
   s_messages = g_async_queue_new_full((GDestroyNotify)s_message_free);
   g_atomic_int_set(&s_initialized, 1);
-  if (op_joins_start(op_devices_all) || op_ingest_start() ||
+  if (op_joins_start(op_devices_all) || op_ingest_start() || op_forwards_start() ||
       op_control_start((int)g_list_length(op_conf.devices))) {
     s_teardown();
     g_atomic_int_set(&s_stopping, 0);

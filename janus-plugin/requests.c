@@ -4,7 +4,8 @@
  * configure, switch, stop) with its event shapes, so janus.js habits carry
  * over; device ids are strings. A message carrying "secret" is an operator
  * request instead (status, start, stop, configure, keyframe, record, refresh,
- * usage: the byte counts, budget: more data allowance this period), and so
+ * usage: the byte counts, budget: more data allowance this period, forward /
+ * unforward / list_forwards: the stream to edge servers), and so
  * is every request through the Admin API: the operator secret is checked in
  * both places; without it, nothing changes.
  *
@@ -17,6 +18,7 @@
 
 #include "config.h"
 #include "devices.h"
+#include "forwards.h"
 #include "gateway.h"
 #include "ingest.h"
 #include "joins.h"
@@ -335,11 +337,15 @@ static json_t *s_operator(op_session_t *s, json_t *message) {
     op_ingest_counters(counters);
     op_control_counters(counters);
     op_request_counters(counters);
+    op_forwards_counters(counters);
     json_object_set_new(r, "counters", counters);
     return r;
   }
   if (!strcmp(req, "usage")) /* one device, or all of them */
     return s_usage(json_string_value(json_object_get(message, "id")));
+  if (!strcmp(req, "forward") || !strcmp(req, "unforward") || !strcmp(req, "list_forwards") ||
+      !strcmp(req, "forward_viewers"))
+    return op_forwards_request(req, message);
   op_device_t *d = op_device_get(json_string_value(json_object_get(message, "id")));
   if (!d)
     return s_error("outpost", E_NO_SUCH_DEVICE, "No such device");

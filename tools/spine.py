@@ -14,6 +14,11 @@ one JSON object per line:
   <- {"cmd": "stop" | "start", "device": "cam1"}              the device's kernel
   <- {"cmd": "status", "device": "cam1"}                      the plugin's view
   <- {"cmd": "modules", "device": "cam1"}                     the kernel's table
+  --edges N also starts N edge Janus servers (the stock Streaming plugin, a
+  mountpoint per device: tools/edge), listed in "edges" of the ready line:
+  <- {"cmd": "forward", "device": "cam1", "edge": 0}          the origin forwards to it
+  <- {"cmd": "unforward", "forward_id": 1}
+  <- {"cmd": "edge_info", "device": "cam1", "edge": 0}        its mountpoint's info
   <- {"cmd": "quit"}
   -> {"ok": true, ...} or {"ok": false, "error": "..."} for each."""
 import argparse
@@ -39,7 +44,9 @@ os.environ.setdefault("OUTPOST_BUILD", os.path.join(ROOT, "build"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "janus"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "kernel"))
 from harness import BIN, BUILD, Kernel, module  # noqa: E402
-from janus import Janus, free_port  # noqa: E402
+from janus import STREAMING_SO, Janus, free_port  # noqa: E402
+
+import edge as edge_tool  # noqa: E402 - tools/edge.py, beside this file
 
 MIME = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
         ".mjs": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
@@ -287,6 +294,39 @@ def _rtp_extensions(pcap):
     return {"packets": packets, "extensions": ext}
 
 
+class Edge:
+    """An edge Janus: the stock Streaming plugin with a mountpoint for each
+    device (tools/edge's jcfg, a fresh SRTP key each), and the origin's
+    forward request for each."""
+
+    def __init__(self, devices, codecs, name="edge"):
+        self.requests = {}
+        blocks = []
+        for d in devices:
+            port = free_port(socket.SOCK_DGRAM)
+            while True:  # the mountpoint's RTCP port is port + 1: both free
+                rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                try:
+                    rtcp.bind(("127.0.0.1", port + 1))
+                    break
+                except OSError:
+                    port = free_port(socket.SOCK_DGRAM)
+                finally:
+                    rtcp.close()
+            key = edge_tool.new_key()
+            blocks.append(edge_tool.mountpoint(d, codecs[d], port, key))
+            self.requests[d] = edge_tool.forward_request(d, codecs[d], "127.0.0.1", port, key)
+        self.janus = Janus({"janus.plugin.streaming": STREAMING_SO},
+                           {"janus.plugin.streaming": edge_tool.streaming_jcfg(blocks)}, name=name)
+
+    def info(self, device):
+        return self.janus.admin({"request": "info", "id": device},
+                                plugin="janus.plugin.streaming")["info"]
+
+
+CODEC_OF = {"encoder-x264": "h264", "encoder-x265": "h265"}  # else AV1
+
+
 def _serve(args):
     pins = dict(a.split("=", 1) for a in args.pin)
     latency = dict(a.split("=", 1) for a in args.latency)
@@ -300,6 +340,11 @@ def _serve(args):
         for i, d in enumerate(spine.devices)}
     for k in kernels.values():
         k.start()
+    codecs = {d: CODEC_OF.get(encoders[i] if len(encoders) > 1 else encoders[0], "av1")
+              for i, d in enumerate(spine.devices)}
+    edges = [Edge(spine.devices, codecs, name=f"edge{i + 1}") for i in range(args.edges)]
+    for e in edges:
+        e.janus.start()
 
     def out(obj):
         sys.stdout.write(json.dumps(obj) + "\n")
@@ -308,7 +353,8 @@ def _serve(args):
     out({"ready": True, "url": spine.url, "janus": spine.janus.url, "admin": spine.janus.admin_url,
          "admin_secret": spine.janus.admin_secret, "secret": spine.secret,
          "devices": spine.devices, "janus_log": spine.janus.log_path,
-         "kernel_logs": {d: k.log_path for d, k in kernels.items()}})
+         "kernel_logs": {d: k.log_path for d, k in kernels.items()},
+         "edges": [e.janus.url for e in edges], "edge_logs": [e.janus.log_path for e in edges]})
     try:
         for line in sys.stdin:
             try:
@@ -319,6 +365,18 @@ def _serve(args):
                     break
                 if cmd == "viewer_packets":
                     out({"ok": True, "viewers": spine.viewer_packets(req.get("seconds", 2))})
+                    continue
+                if cmd == "forward":
+                    r = spine.admin(dict(edges[req["edge"]].requests[dev], secret=spine.secret))
+                    out({"ok": True, "forward": r["forward"]})
+                    continue
+                if cmd in ("unforward", "list_forwards"):
+                    r = spine.admin({k: v for k, v in req.items() if k != "cmd"} |
+                                    {"request": cmd, "secret": spine.secret})
+                    out({"ok": True, **r})
+                    continue
+                if cmd == "edge_info":
+                    out({"ok": True, "info": edges[req["edge"]].info(dev)})
                     continue
                 k = kernels[dev]
                 if cmd == "kill":
@@ -340,11 +398,15 @@ def _serve(args):
             except Exception as e:  # noqa: BLE001 - reported to the driver, which fails
                 out({"ok": False, "error": f"{type(e).__name__}: {e}"})
     finally:
+        for e in edges:
+            e.janus.stop()
         spine.stop()
         try:
             for k in kernels.values():
                 k.check_clean_log()
         finally:
+            for e in edges:
+                e.janus.cleanup()
             spine.cleanup()
 
 
@@ -360,6 +422,8 @@ if __name__ == "__main__":
     ap.add_argument("--mode", default="always", choices=["always", "on-demand", "manual"])
     ap.add_argument("--latency", action="append", default=[], metavar="DEVICE=SETTING",
                     help="that device's latency in the jcfg: auto, low or smooth")
+    ap.add_argument("--edges", type=int, default=0,
+                    help="edge Janus servers (the Streaming plugin) to start beside it")
     ap.add_argument("--y4m", action="append", default=[], metavar="DEVICE=FILE",
                     help="that device captures a y4m file (no stamp) instead of the pattern")
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))

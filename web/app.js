@@ -5,7 +5,16 @@
 // host), watch=<id,id,...> to open tiles at load, keepbands=1 to keep the
 // stamp pixels behind each latency sample (the browser tests read them),
 // jbt=<ms> to set each tile's receiver jitterBufferTarget (the browser's hint
-// for its jitter buffer; unset: the browser's own choice).
+// for its jitter buffer; unset: the browser's own choice), edges=<URL,URL,...>
+// for edge Janus servers (the Janus above is then the origin: the device list,
+// operators' requests, and the fallback).
+//
+// Edges (tools/edge): the stock Streaming plugin, fed by the origin's forwards,
+// a mountpoint per device under the device's id. Each tile plays its device
+// from one edge, chosen by a hash of this tab's viewer id and the device id
+// (viewers spread evenly over the edges, a tab keeps its edge), and says
+// which; an edge that is down or has no mountpoint for the device leaves the
+// tile on the origin.
 // State for tests and the curious: window.outpost.
 import { Tile } from './tile.js';
 
@@ -13,6 +22,7 @@ const params = new URLSearchParams(location.search);
 const server = params.get('janus') || `${location.protocol}//${location.hostname}:8088/janus`;
 const LIST_EVERY_MS = 1000;
 const RECONNECT_MS = 3000;
+const edgeUrls = (params.get('edges') || '').split(',').filter(Boolean);
 
 const app = {
   server,
@@ -27,6 +37,11 @@ const app = {
   keepBands: params.get('keepbands') === '1',
   jitterBufferTarget: params.has('jbt') ? Number(params.get('jbt')) : null,
   secret: sessionStorage.getItem('outpost-secret') || '',
+  // edge servers: {url, name, janus, connected}; this tab's id for choosing among them
+  edges: edgeUrls.map((url, i) => ({ url, name: `edge ${i + 1}`, janus: null, connected: false,
+    settled: false })),
+  viewerId: sessionStorage.getItem('outpost-viewer') || Math.random().toString(36).slice(2),
+  pickEdge,
   grid: document.getElementById('grid'),
   banner: null,
   watch,
@@ -61,7 +76,7 @@ function connect() {
           app.connected = true;
           banner(null);
           refresh();
-          for (const id of app.wanted) if (!app.tiles.has(id)) app.tiles.set(id, new Tile(app, id));
+          openWanted();
         },
         error: (e) => lost('attaching to janus.plugin.outpost failed: ' + e),
       });
@@ -69,6 +84,51 @@ function connect() {
     error: (e) => lost(e),
     destroyed: () => {},
   });
+}
+
+// The tiles asked for in the URL, once the origin is up and every edge has
+// answered or failed once (a tile opened before would stay on the origin).
+function openWanted() {
+  if (!app.control || app.edges.some((e) => !e.settled)) return;
+  for (const id of app.wanted) if (!app.tiles.has(id)) app.tiles.set(id, new Tile(app, id));
+}
+
+// An edge's Janus session; lost, it is tried again (its tiles retry on their own).
+function connectEdge(edge) {
+  edge.janus = new Janus({
+    server: edge.url,
+    iceServers: [],
+    success: () => {
+      edge.connected = edge.settled = true;
+      openWanted();
+    },
+    error: () => {
+      edge.connected = false;
+      edge.settled = true;
+      openWanted();
+      setTimeout(() => {
+        try {
+          edge.janus.destroy({ notifyDestroyed: false, cleanupHandles: true });
+        } catch (e) { /* gone anyway */ }
+        connectEdge(edge);
+      }, RECONNECT_MS);
+    },
+    destroyed: () => {},
+  });
+}
+
+// FNV-1a of a string: a hash that is the same in every browser.
+function fnv1a(text) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
+// The edge to play device id from (avoid: edges that failed for it), or null:
+// the origin.
+function pickEdge(id, avoid = new Set()) {
+  const up = app.edges.filter((e) => e.connected && !avoid.has(e));
+  return up.length ? up[fnv1a(`${app.viewerId}/${id}`) % up.length] : null;
 }
 
 // Janus unreachable or gone: say so, drop what hangs on the session, try again.
@@ -315,12 +375,16 @@ function operatorFromRow(id, op, controls) {
 
 // ---- Start -----------------------------------------------------------------------------
 
+sessionStorage.setItem('outpost-viewer', app.viewerId);
 if (app.secret) setOperator(false, 'checking');
 Janus.init({
   debug: ['warn', 'error'],
   dependencies: Janus.useDefaultDependencies(),
   callback: () => {
     if (!Janus.isWebrtcSupported()) banner('This browser has no WebRTC: it cannot play the cameras.');
-    else connect();
+    else {
+      for (const e of app.edges) connectEdge(e);
+      connect();
+    }
   },
 });

@@ -81,6 +81,8 @@ export class Tile {
     this.app = app;
     this.id = id;
     this.handle = null;
+    this.via = null; // the edge it plays from (app.edges), or null: the origin
+    this.edgesFailed = new Set(); // edges without this device's mountpoint
     this.closed = false;
     this.state = 'connecting';
     this.deviceState = null; // the plugin's last status event: online, offline, ...
@@ -125,10 +127,15 @@ export class Tile {
     this.notice.textContent = notice || '';
   }
 
+  // A fresh handle on the edge chosen for this device (app.pickEdge), or on
+  // the origin: the Streaming plugin there, ours here, the same viewer API.
   attach() {
     if (this.closed) return;
-    this.app.janus.attach({
-      plugin: 'janus.plugin.outpost',
+    this.via = this.app.pickEdge(this.id, this.edgesFailed);
+    this.node.querySelector('.tile-via').textContent = this.via ? `via ${this.via.name}` : '';
+    this.node.dataset.via = this.via ? this.via.url : '';
+    (this.via ? this.via.janus : this.app.janus).attach({
+      plugin: this.via ? 'janus.plugin.streaming' : 'janus.plugin.outpost',
       opaqueId: 'outpost-viewer-' + Janus.randomString(8),
       success: (h) => {
         this.handle = h;
@@ -198,6 +205,11 @@ export class Tile {
         this.app.pins.delete(this.id);
         this.askPin(/too many/.test(msg.error) ? 'Too many attempts: wait a little'
           : had ? 'Wrong PIN' : 'This camera needs a PIN');
+        return;
+      }
+      if (this.via && msg.error_code === 455) { // the edge has no mountpoint for it: elsewhere
+        this.edgesFailed.add(this.via);
+        this.retry(`${this.via.name} does not carry ${this.id}`);
         return;
       }
       const offline = msg.error_code === 460; // the device has not connected yet (invalid state)
@@ -366,7 +378,9 @@ export class Tile {
   // device sending them: 8 bytes a frame on its link, only while a breakdown
   // is shown somewhere).
   askTiming() {
-    if (!this.handle || this.timingAsked) return;
+    // (not through an edge: the device's times are the origin's to give, and
+    // the edge's timestamps are not the origin's viewers')
+    if (!this.handle || this.via || this.timingAsked) return;
     this.timingAsked = true;
     this.handle.send({
       message: { request: 'timing', id: this.id },

@@ -2,6 +2,7 @@
 // the web server, device kernels) driven over a pipe, headless Chromium through
 // playwright-core with the flags WebRTC needs here (../shared/TESTING.md), and
 // readers for what the page shows.
+import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -48,6 +49,33 @@ export async function startSpine(devices, extra = []) {
       return code;
     },
   };
+}
+
+// A suite's end: the browser closed (its console printed with OUTPOST_DEBUG),
+// then the spine, which must stop cleanly (a sanitizer report in any log of
+// ours makes its exit code non-zero).
+export async function closeAll(browser, spine) {
+  if (browser) {
+    if (process.env.OUTPOST_DEBUG) console.log(browser.log.join('\n'));
+    await browser.close();
+  }
+  if (spine) assert.equal(await spine.close(), 0, 'spine: a clean stop (no sanitizer report)');
+}
+
+// kill -9 of device id's encoder, then waits (3 s at most) for 5 frames
+// captured after it on the page's tile, and checks the page was not reloaded:
+// {pid, waitedMs}.
+export async function killEncoderSeen(page, spine, id) {
+  const before = await page.evaluate(() => performance.timeOrigin);
+  const killedAt = Date.now();
+  const { pid } = await spine.cmd({ cmd: 'kill', device: id, module: 'encoder' });
+  const r = await waitFor(async () => {
+    const t = await tileState(page, id);
+    const after = t.samples.filter((s) => s.captureMs > killedAt + 100);
+    return { ok: after.length >= 5, seen: { state: t.state, n: after.length, first: after[0] } };
+  }, 3000, 'frames captured after the kill on screen');
+  assert.equal(await page.evaluate(() => performance.timeOrigin), before, 'the page was not reloaded');
+  return { pid, waitedMs: r.waitedMs };
 }
 
 // The lines of a device kernel's log that match re (for a failure's diagnosis).

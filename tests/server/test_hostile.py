@@ -16,12 +16,18 @@ ASan + UBSan, so a memory error fails the case even where Janus survives.
    started), private devices left out of lists, lockout after wrong guesses;
    the operator secret too; Janus's own token auth.
 6. Smaller: oversized datagrams dropped and counted, a device's status with
-   absurd restart counts (no overflow)."""
+   absurd restart counts (no overflow).
+7. Edge forwards: bad requests refused with the reason; the packets carry the
+   forward's SSRC and payload type; what comes back to the forward's RTCP
+   port (garbage, truncated, PLIs for another stream) is refused and counted,
+   from any other port it never arrives; a PLI is answered from the GOP
+   cache; at most OP_FORWARDS_MAX (64) forwards on a server."""
 import json
 import os
 import re
 import shutil
 import socket
+import struct
 import sys
 import tempfile
 import threading
@@ -569,11 +575,117 @@ def test_oversize_and_absurd_status():
         srv.cleanup()
 
 
+def _udp(port=0):
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", port))
+    u.settimeout(2)
+    return u
+
+
+def test_forwards():
+    """Edge forwards against careless requests and a hostile edge."""
+    srv = Server({"cam1": (CAM1[0], "always")})
+    srv.janus.start()
+    k = device_kernel(srv)
+    k.start()
+    socks = []
+    try:
+        srv.wait(flowing, 20, "cam1 streaming")
+        rtp = _udp()
+        port = rtp.getsockname()[1]
+        try:
+            rtcp = _udp(port + 1)
+        except OSError:  # taken: another pair
+            rtp.close()
+            rtp = _udp()
+            port = rtp.getsockname()[1]
+            rtcp = _udp(port + 1)
+        socks += [rtp, rtcp]
+        base = {"request": "forward", "secret": SECRET, "id": "cam1", "host": "127.0.0.1",
+                "port": port}
+        bad = [({"host": "localhost"}, "IPv4 or IPv6"), ({"codec": "vp8"}, "av1, h265 or h264"),
+               ({"srtp_suite": 32}, "go together"), ({"srtp_suite": 50, "srtp_crypto": "A" * 40},
+                                                     "32 or 80"),
+               ({"srtp_suite": 80, "srtp_crypto": "!" * 40}, "base64 of 30"),
+               ({"id": "nobody"}, "No such device")]
+        def refused(extra, code, word):
+            try:
+                srv.admin(dict(base, **extra))
+            except JanusError as e:
+                assert (not code or e.code == code) and word in e.reason, (extra, e.code, e.reason)
+                return e.code
+            raise AssertionError(f"{extra} accepted")
+        for extra, why in bad:
+            refused(extra, 0, why)
+        for extra, word in [({"port": 0}, "port"), ({"pt": 128}, "pt"), ({"host": 5}, "host"),
+                            ({"srtp_crypto": "A" * 41}, "srtp_crypto")]:
+            refused(extra, 454, word)
+        fw = srv.admin(dict(base, rtcp_port=port + 1, pt=111, ssrc=0x5eed))["forward"]
+        seqs = []
+        for _ in range(50):
+            pkt = rtp.recv(2048)
+            assert pkt[1] & 0x7f == 111 and struct.unpack("!I", pkt[8:12])[0] == 0x5eed, pkt[:12]
+            seqs.append(struct.unpack("!H", pkt[2:4])[0])
+        assert all((b - a) & 0xffff == 1 for a, b in zip(seqs, seqs[1:])), seqs
+        sr, origin = rtcp.recvfrom(2048)
+        assert sr[1] == 200 and struct.unpack("!I", sr[4:8])[0] == 0x5eed, sr
+        # What a hostile edge sends back: garbage, truncated, a PLI for another stream.
+        pli = bytes([0x81, 206, 0, 2]) + struct.pack("!II", 1, 0x5eed)
+        junk = [os.urandom(n) for n in (1, 7, 64, 1400)] + [pli[:10], pli[:-1] + b"\xff" * 5,
+                                                            pli[:8] + struct.pack("!I", 7)]
+        d0 = srv.device()
+        for j in junk * 20:
+            rtcp.sendto(j, origin)
+        stranger = _udp()
+        socks.append(stranger)
+        for _ in range(50):
+            stranger.sendto(pli, origin)
+        time.sleep(0.5)
+        f = srv.admin({"request": "list_forwards", "secret": SECRET, "id": "cam1"})["forwards"][0]
+        d1 = srv.device()
+        assert f["rtcp_received"] == len(junk) * 20, f  # the stranger's never arrive
+        assert f["rtcp_refused"] >= len(junk) * 20 - 20, f  # random bytes may parse as RTCP
+        assert f["plis"] == 0 and d1["keyframe_requests"] == d0["keyframe_requests"], (f, d1)
+        time.sleep(2)  # past the forward's first replay (forwards.h)
+        rtcp.sendto(pli, origin)
+        time.sleep(0.5)
+        f = srv.admin({"request": "list_forwards", "secret": SECRET, "id": "cam1"})["forwards"][0]
+        d2 = srv.device()
+        assert f["plis"] == 1 and d2["gop_cache"]["replays"] == d1["gop_cache"]["replays"] + 1, \
+            (f, d2["gop_cache"])
+        assert d2["keyframe_requests"] == d0["keyframe_requests"], d2
+        # The bound: 64 forwards on the server, the 65th refused.
+        ids = [fw["forward_id"]]
+        for _ in range(63):
+            ids.append(srv.admin(dict(base))["forward"]["forward_id"])
+        refused({}, 471, "Too many forwards")
+        c = srv.counters()
+        assert c["forwards"] == 64 and c["forwards_refused_full"] == 1, c
+        for i in ids:
+            srv.admin({"request": "unforward", "secret": SECRET, "forward_id": i})
+        refused({"request": "unforward", "forward_id": ids[0]}, 456, "No such forward")
+        d = srv.device()
+        assert d["forwards"] == 0 and srv.counters()["forwards"] == 0, d
+        srv.wait(flowing, 3, "cam1 still streaming")
+        print(f"     {len(bad) + 4} bad forward requests refused with the reason; forward "
+              f"SSRC/PT rewritten, sequence continuous, SR from it; {len(junk) * 20} hostile "
+              f"RTCP datagrams refused ({f['rtcp_refused']} counted), 50 from another port never "
+              f"arrived; a PLI answered from the GOP cache (replays "
+              f"{d1['gop_cache']['replays']} -> {d2['gop_cache']['replays']}), no keyframe "
+              f"request; the 65th forward refused")
+    finally:
+        for u in socks:
+            u.close()
+        k.stop()
+        k.cleanup()
+        srv.cleanup()
+
+
 if __name__ == "__main__":
     cases = [test_long_routing_ids, test_flood_holds_memory_flat, test_init_failures,
              test_jcfg_errors_name_line_and_key, test_shipped_configs_load,
              test_racing_watch_and_hangup, test_viewer_access, test_malformed_requests,
              test_janus_token_auth,
-             test_oversize_and_absurd_status]
+             test_oversize_and_absurd_status, test_forwards]
     pick = os.environ.get("OUTPOST_CASES")
     run_cases([c for c in cases if not pick or pick in c.__name__])

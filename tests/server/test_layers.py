@@ -18,14 +18,14 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "jan
 RANK = {
     "plugin": 9,
     "requests": 8,
-    "control": 7, "op_control": 7,
+    "control": 7, "op_control": 7, "forwards": 7,
     "devices": 6,
     "joins": 5,
     "ingest": 4,
     "session": 3, "media_srtp": 3, "record": 3,
     "device": 2,
     "config": 1, "gateway": 1, "nack": 1, "ccfb_rx": 1, "gopcache": 1, "params": 1, "usage": 1,
-    "playout": 1, "timing": 1,
+    "playout": 1, "timing": 1, "forward": 1,
 }
 # A .c and the header that declares what it offers, when the names differ.
 OWN_HEADER = {"control.c": "op_control.h"}
