@@ -7,10 +7,11 @@
  * uplink carries the stream once whatever the audience. A forward is a
  * session of the device like a viewer's (session.h): it starts from the GOP
  * cache, keeps sequence numbers and timestamps continuous across device
- * restarts, and keeps an on-demand device streaming. An edge's PLI or FIR
- * (one of its viewers joined, or lost a packet) is answered from the GOP
- * cache, unless a replay went to that edge within FORWARD_REPLAY_MIN_US:
- * then by one keyframe request to the device, at the usual rate limit.
+ * restarts, and keeps an on-demand device streaming. An edge's first PLI or
+ * FIR after the forward starts (its first viewer's) is answered from the GOP
+ * cache; later ones (more viewers joining, a viewer that lost packets) by one
+ * keyframe request to the device, at the usual rate limit: a replay would go
+ * to every viewer already on that edge (forwards.c says what that cost).
  *
  * One thread polls the forwards' RTCP sockets and sends their sender
  * reports (the Streaming plugin latches the address its PLIs go to from the
