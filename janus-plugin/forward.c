@@ -152,11 +152,14 @@ void op_forward_destroy(op_forward_t **p) {
   *p = NULL;
 }
 
-int op_forward_send(op_forward_t *f, const char *codec, const char *buf, int len, int64_t now_us) {
-  if (strcmp(codec, f->codec)) {
-    f->other_codec++;
-    return -1;
-  }
+int op_forward_takes(op_forward_t *f, const char *codec) {
+  if (!strcmp(codec, f->codec))
+    return 1;
+  f->other_codec++;
+  return 0;
+}
+
+int op_forward_send(op_forward_t *f, const char *buf, int len, int64_t now_us) {
   rtp_header_t h;
   const uint8_t *payload;
   size_t plen;

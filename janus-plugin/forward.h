@@ -40,10 +40,14 @@ typedef struct {
 op_forward_t *op_forward_new(const op_forward_spec_t *spec, char *why, size_t why_size);
 void op_forward_destroy(op_forward_t **p);
 
+/* Whether a packet of codec goes out (the mountpoint's codec); one that does
+ * not is counted here (other_codec). */
+int op_forward_takes(op_forward_t *f, const char *codec);
+
 /* One RTP packet of the device (buf, len: sequence number and timestamp
- * already the forward's; borrowed, not changed) of codec: out with the
- * forward's SSRC and payload type, protected. 0, or -1 (counted). */
-int op_forward_send(op_forward_t *f, const char *codec, const char *buf, int len, int64_t now_us);
+ * already the forward's; borrowed, not changed), of a codec it takes: out
+ * with the forward's SSRC and payload type, protected. 0, or -1 (counted). */
+int op_forward_send(op_forward_t *f, const char *buf, int len, int64_t now_us);
 
 /* The RTCP socket, to poll (-1: none), and one datagram from it into buf:
  * its length, 0 when nothing is waiting, -1 on an error. */

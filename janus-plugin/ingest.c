@@ -414,7 +414,7 @@ static void s_forward(op_device_t *d, char *buf, int len) {
   for (GList *l = d->viewers; l; l = l->next) {
     op_session_t *s = l->data;
     if (!s->started || s->paused || s->catching_up || g_atomic_int_get(&s->destroyed) ||
-        g_atomic_int_get(&s->hangingup))
+        g_atomic_int_get(&s->hangingup) || !op_session_takes(d, s))
       continue;
     h->timestamp = htonl(ntohl(ts) - s->ts_shift);
     janus_rtp_header_update(h, &s->context, TRUE, 0);

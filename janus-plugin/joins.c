@@ -101,6 +101,8 @@ gboolean op_join(op_device_t *d, op_session_t *s, gboolean asked) {
 
 /* One cached packet to s, its timestamp the squeezed one (d's mutex held). */
 static void s_send(op_device_t *d, op_session_t *s, const op_gop_pkt_t *p) {
+  if (!op_session_takes(d, s))
+    return;
   _Alignas(8) char buf[OP_GOP_PKT_MAX];
   memcpy(buf, p->data, p->len);
   uint32_t shift = s->cur_src - s->cur_v;

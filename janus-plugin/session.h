@@ -44,6 +44,13 @@ struct op_session {
   janus_refcount ref;
 };
 
+/* Whether s takes d's packets now: a forward only those of its edge's codec
+ * (the rest is counted, and its numbering does not advance: no gap for the
+ * edge to see as loss). d's mutex held. */
+static inline gboolean op_session_takes(const op_device_t *d, op_session_t *s) {
+  return !s->forward || op_forward_takes(s->forward, d->codec);
+}
+
 /* One RTP packet of d's (buf, len: its sequence number and timestamp already
  * s's) to s: a viewer through Janus, with the playout delay its browser is
  * told (catching_up: a frame of the GOP cache's), or a forward to its edge.
@@ -51,7 +58,7 @@ struct op_session {
 static inline void op_session_relay(op_device_t *d, op_session_t *s, char *buf, int len,
                                     gboolean catching_up) {
   if (s->forward) {
-    op_forward_send(s->forward, d->codec, buf, len, janus_get_monotonic_time());
+    op_forward_send(s->forward, buf, len, janus_get_monotonic_time());
     return;
   }
   janus_plugin_rtp pkt = {.mindex = 0, .video = TRUE, .buffer = buf, .length = (uint16_t)len};

@@ -11,9 +11,14 @@ telling the origin the edge's viewers.
    starts the device; the edge's mountpoint gets packets.
 3. The viewer leaves: the next report says 0, the forward stops watching, the
    device stops after its linger, and its uplink's media bytes stand still:
-   zero uplink bytes while nobody anywhere watches."""
+   zero uplink bytes while nobody anywhere watches.
+4. A forward across device restarts and a codec change (a plain UDP socket
+   as the edge): its SSRC stays, its sequence numbers go on by one, its
+   timestamps only increase; while the device sends H.264 the AV1 forward
+   sends nothing (counted), and it resumes when AV1 comes back."""
 import os
 import socket
+import struct
 import sys
 import threading
 import time
@@ -111,5 +116,85 @@ def test_on_demand_across_edges():
         srv.cleanup()
 
 
+class _Reader:
+    """Everything a UDP socket receives, (ssrc, seq, timestamp, pt) each, read
+    by a thread of its own (a socket left unread between phases overflows)."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.got, self.on = [], True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while self.on:
+            try:
+                p = self.sock.recv(2048)
+            except socket.timeout:
+                continue
+            self.got.append((struct.unpack("!I", p[8:12])[0], struct.unpack("!H", p[2:4])[0],
+                             struct.unpack("!I", p[4:8])[0], p[1] & 0x7f))
+
+    def close(self):
+        self.on = False
+        self.thread.join(2)
+        self.sock.close()
+
+
+def test_forward_across_restarts():
+    srv = Server()
+    rx = _Reader()
+    k = device_kernel(srv)
+    try:
+        srv.janus.start()
+        k.start()
+        srv.wait(lambda d: d["packets"] > 0, 20, "cam1 streaming")
+        fw = srv.admin({"request": "forward", "secret": SECRET, "id": "cam1", "host": "127.0.0.1",
+                        "port": rx.port, "codec": "av1"})["forward"]
+        time.sleep(1.5)
+        k.stop()  # the device restarts: a new session, a new SSRC on the ingest
+        k.start()
+        srv.wait(lambda d: d["online"] and d["last_packet_age_ms"] < 300, 20, "cam1 back")
+        time.sleep(1.5)
+        h264 = device_kernel(srv, encoder="encoder-x264")  # the same device, now H.264
+        k.stop()
+        h264.start()
+        srv.wait(lambda d: d["codec"] == "h264" and d["last_packet_age_ms"] < 300, 20,
+                 "cam1 in H.264")
+        time.sleep(1)
+        n0 = len(rx.got)
+        time.sleep(1.5)
+        during = len(rx.got) - n0
+        f = srv.admin({"request": "list_forwards", "secret": SECRET})["forwards"][0]
+        h264.stop()
+        h264.cleanup()
+        k.start()  # AV1 again
+        srv.wait(lambda d: d["codec"] == "av1" and d["last_packet_age_ms"] < 300, 20,
+                 "cam1 in AV1 again")
+        time.sleep(1.5)
+        got = list(rx.got)
+        f = srv.admin({"request": "list_forwards", "secret": SECRET})["forwards"][0]
+        ssrcs = {p[0] for p in got}
+        seqs = [p[1] for p in got]
+        stamps = [p[2] for p in got]
+        steps = {(b - a) & 0xffff for a, b in zip(seqs, seqs[1:])}
+        back = sum(1 for a, b in zip(stamps, stamps[1:]) if 0 < (a - b) & 0xffffffff < 2 ** 31)
+        assert ssrcs == {fw["ssrc"]} and {p[3] for p in got} == {96}, (ssrcs, fw)
+        assert steps == {1}, f"sequence numbers not continuous: steps {sorted(steps)[:10]}"
+        assert back == 0, f"{back} timestamps went back"
+        assert during == 0 and f["other_codec"] > 0 and f["send_errors"] == 0, (during, f)
+        print(f"     {len(got)} packets over two restarts and a codec change: one SSRC "
+              f"{fw['ssrc']:#x}, sequence +1 throughout, timestamps only forward; during "
+              f"H.264 nothing sent to the AV1 forward ({f['other_codec']} packets counted)")
+    finally:
+        rx.close()
+        k.stop()
+        k.cleanup()
+        srv.cleanup()
+
+
 if __name__ == "__main__":
-    run_cases([test_on_demand_across_edges])
+    run_cases([test_on_demand_across_edges, test_forward_across_restarts])

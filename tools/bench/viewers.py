@@ -535,12 +535,13 @@ def _summary(values):
 
 
 def run_viewers(janus_url, plugin, stream_id, count, seconds, ramp_per_s=20, pin=None,
-                log=None, on_window=None):
+                log=None, on_window=None, settle_s=0.0):
     """Runs `count` viewers of `stream_id` on `plugin` for `seconds` once all are up.
 
     janus_url: one URL (str) or several (list): viewers are split round-robin.
     on_window: called with "start" and "end" at the counting window's edges (a
-    benchmark reads the servers' CPU there).
+    benchmark reads the servers' CPU there). settle_s: seconds between the last
+    first packet and the window (a join's catch-up from a GOP cache).
     Returns a dict (JSON-serialisable): totals over the counting window (viewers_connected,
     packets, frames, lost, bytes, frames per viewer min/median), per server and per viewer.
     """
@@ -598,6 +599,7 @@ def run_viewers(janus_url, plugin, stream_id, count, seconds, ramp_per_s=20, pin
         time.sleep(0.05)
     t_up, cpu_up = time.monotonic(), _cpu()
     log(f"viewers: {len(connected)}/{count} connected in {t_up - t0:.1f} s; counting {seconds} s")
+    time.sleep(settle_s)
 
     with drain_lock:
         if on_window:
