@@ -88,7 +88,10 @@ ENCODERS = {
     # (commands, re-opens, a restart) at 320x240 and 10 fps; bits per frame as at 30 fps.
     "encoder-rav1e": {"fmt": FMT_AV1, "delay": 4, "min_psnr": 33.0,
                       "pace": {"quality": (640, 480, 5), "live": (320, 240, 10)}},
-    "encoder-x265": {"fmt": FMT_H265, "delay": 0, "min_psnr": 32.0},
+    # min_stamps: behind the slow sink (lost_unit_recovery) ~50 forced keyframes
+    # in 3 s leave it at its quantizer ceiling, and a stamp may not read (2 of 112
+    # in a CI run beside the VM test: none wrong, none repeated).
+    "encoder-x265": {"fmt": FMT_H265, "delay": 0, "min_psnr": 32.0, "min_stamps": 0.98},
     # x264 superfast + zerolatency, Constrained Baseline: no frame in flight.
     # On the hard clip (where the rate's lower bound is judged) its quality and
     # rate are judged from 5 s on: the sink often connects after

@@ -110,7 +110,10 @@ def _():
 @check("busy device: reported, then taken when free")
 def _():
     b1, b2 = status("status-busy1")["capture"], status("status-busy2")["capture"]
-    assert b1["module"]["state"] == "waiting" and "busy" in b1["module"]["last_error"], b1
+    # Reported: waiting on it, or (a slow VM: the other program done before
+    # the status was taken) already streaming, the busy error its last.
+    assert ("busy" in b1["module"]["last_error"] and b1["module"]["state"] == "waiting") or \
+        ("busy" in b1["last_error"] and b1["errors"] >= 1), b1
     assert b2["module"]["state"] == "streaming" and b2["module"]["frames"] > 0, b2
     assert b2["pid"] == b1["pid"] and b2["restarts"] == 0, "the kernel had to restart it"
 

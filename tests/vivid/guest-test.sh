@@ -65,7 +65,7 @@ status size status-size
 stop size
 
 say "busy: another program streams first"
-v4l2-ctl -d /dev/video0 --stream-mmap --stream-count=40 > /dev/null 2>&1 & HOG=$!
+v4l2-ctl -d /dev/video0 --stream-mmap --stream-count=60 > /dev/null 2>&1 & HOG=$!
 usleep 500000
 cfg busy /dev/video0 640 480 /dev/null
 start busy
