@@ -22,9 +22,9 @@
 
 /* The forward's start (its creation, or on demand the edge's first viewer)
  * replays the GOP cache to the edge, and so does the edge's first keyframe
- * request after it (its first viewer, the moment its PeerConnection is up),
- * unless it comes within this of that replay (the picture is on its way).
- * Every later request goes to the device as one keyframe request, at the
+ * request after it (its first viewer, the moment its PeerConnection is up);
+ * the requests within this of that replay are answered by it (the picture
+ * is on its way). Every later request goes to the device as one keyframe request, at the
  * usual rate limit: a replay goes to every viewer of the edge, and those
  * already watching would get a GOP again (in a first cut that replayed every
  * request at most every 2 s, 10 viewers joining one edge received 147
@@ -49,6 +49,8 @@ typedef struct {
   gboolean on_demand;
   gboolean watching;          /* attached to the device (counted as a viewer) */
   gboolean may_replay;        /* the edge's next keyframe request: from the cache (the top) */
+  gint64 replay_us;           /* monotonic: that replay; 0: none yet */
+  uint64_t waited;            /* requests within FORWARD_REPLAY_MIN_US of it: answered by it */
   int edge_viewers;           /* the last report's */
   gint64 report_us, asked_us; /* monotonic; 0: never */
   uint64_t reports, attaches;
@@ -164,22 +166,32 @@ static gboolean s_read_rtcp(s_fwd_t *f) {
   return asked;
 }
 
+typedef enum { ASK_DEVICE, ASK_REPLAY, ASK_WAIT } s_answer_t;
+
 /* The edge of forward id asked for a keyframe (on demand: one of its
- * viewers is starting): TRUE when the GOP cache is to answer (see the top). */
-static gboolean s_asked(guint32 id, gint64 now) {
-  gboolean replay = FALSE;
+ * viewers is starting): how to answer (see the top). Within
+ * FORWARD_REPLAY_MIN_US of the replay, the picture is on its way: a joining
+ * Chromium asks as well when live frames reach it before the replayed
+ * keyframe, and that request answered by the device cost 2 keyframes in a CI
+ * run of browser.edge. */
+static s_answer_t s_asked(guint32 id, gint64 now) {
+  s_answer_t a = ASK_DEVICE;
   janus_mutex_lock(&s_mutex);
   s_fwd_t *f = g_hash_table_lookup(s_table, GUINT_TO_POINTER(id));
   if (f && f->on_demand) {
     f->asked_us = now;
     s_follow(f, now);
   }
-  if (f) {
-    replay = f->may_replay;
+  if (f && f->replay_us && now - f->replay_us < FORWARD_REPLAY_MIN_US) {
+    a = ASK_WAIT;
+    f->waited++;
+  } else if (f && f->may_replay) {
+    a = ASK_REPLAY;
     f->may_replay = FALSE;
+    f->replay_us = now;
   }
   janus_mutex_unlock(&s_mutex);
-  return replay;
+  return a;
 }
 
 static void *s_loop(void *data) {
@@ -212,7 +224,8 @@ static void *s_loop(void *data) {
       if (g_atomic_int_get(&f->s->destroyed))
         continue;
       if ((fds[i].revents & POLLIN) && s_read_rtcp(f)) {
-        if (!s_asked(f->id, now) || !op_join(f->d, f->s, TRUE))
+        s_answer_t a = s_asked(f->id, now);
+        if (a == ASK_DEVICE || (a == ASK_REPLAY && !op_join(f->d, f->s, TRUE)))
           op_device_request_keyframe(f->d, "an edge asked for a keyframe");
       }
       janus_mutex_lock(&f->d->mutex);
@@ -290,6 +303,7 @@ static json_t *s_describe(const s_fwd_t *f) {
   json_object_set_new(j, "forward_id", json_integer(f->id));
   json_object_set_new(j, "id", json_string(f->d->id));
   json_object_set_new(j, "on_demand", json_boolean(f->on_demand));
+  json_object_set_new(j, "plis_after_replay", json_integer((json_int_t)f->waited));
   json_object_set_new(j, "watching", json_boolean(f->watching));
   if (f->on_demand) {
     gint64 now = janus_get_monotonic_time();
@@ -355,7 +369,10 @@ static json_t *s_forward(json_t *m) {
     s_next_id++;
   f->id = s_next_id++;
   g_hash_table_insert(s_table, GUINT_TO_POINTER(f->id), f);
-  s_follow(f, janus_get_monotonic_time()); /* not on demand: watching from now on */
+  gint64 now = janus_get_monotonic_time();
+  s_follow(f, now); /* not on demand: watching from now on */
+  if (!f->on_demand)
+    f->replay_us = now; /* the catch-up below: requests meanwhile wait for it */
   json_t *r = s_describe(f);
   guint32 id = f->id;
   janus_refcount_increase(&d->ref); /* ours, for what follows: an unforward may come first */
